@@ -137,6 +137,9 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
 def fused_linear_cross_entropy(x, weight, labels, ignore_index: int = -100, label_smoothing: float = 0.0,
                                reduction: str = "mean", chunk_tokens: int | None = None) -> torch.Tensor:
     """cross_entropy(x @ weight.T, labels) for x [..., H], weight [V, H], labels [...] (fp32 loss)."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):  # eval: loss only
+        return flce_forward(x.reshape(-1, x.shape[-1]), weight, labels, ignore_index, label_smoothing,
+                            reduction, chunk_tokens, need_dx=False, need_dw=False)[0]
     return FusedLinearCrossEntropyFunction.apply(x, weight, labels, ignore_index, label_smoothing,
                                                  reduction, chunk_tokens)
 
