@@ -1,0 +1,129 @@
+"""One run, in its own process: `python -m effbench.child SPEC.json OUT.json`.
+
+A process per run isolates out-of-memory errors, crashes, allocator state and peak-memory
+counters. The RunResult is written atomically whatever happens inside; a process killed from
+outside (the kernel's OOM killer) leaves no file, and the parent records that instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+import traceback
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def execute(spec_dict: dict) -> dict:
+    import torch
+
+    from . import config, measure, models, results, tasks
+    from .tasks import reftext
+    from .techniques import Context, build_all
+    from .workloads import finetune, infer
+
+    spec = config.RunSpec.from_dict(spec_dict)
+    res = results.new_run(spec.id, spec.to_dict())
+    t_start = time.perf_counter()
+    try:
+        config.validate(spec)
+        budget = spec.budget_obj()
+        techs = build_all(list(spec.techniques))
+        scen = config.SCENARIO_OF[spec.scenario]
+        for t in techs:
+            why = t.skip_reason(scen, spec.device)
+            if why:
+                res.update(status="skipped", reason=why)
+                return res
+        res["env"] = measure.environment(spec.device)
+        _seed(spec.seed)
+        dtype = getattr(torch, spec.dtype) if spec.dtype else models.default_dtype(spec.device)
+        timings: dict = {}
+        with measure.stopwatch(timings, "model_load_s", spec.device):
+            model, tok, info = models.load(spec.model, spec.device, dtype, spec.seed)
+        res["model"] = info.to_dict()
+        n_train = getattr(budget, "n_train", 2000)
+        n_eval = getattr(budget, "n_eval", 200)
+        data = tasks.load(spec.task, n_train=n_train, n_eval=n_eval, seed=spec.seed)
+        res["data"] = {"task": spec.task, "config": data.config, "train_sha256": tasks.data_sha256(data.train),
+                       "eval_sha256": tasks.data_sha256(data.eval), "n_train": len(data.train), "n_eval": len(data.eval)}
+        ctx = Context(
+            scenario=scen, device=spec.device, dtype=dtype, seed=spec.seed, tokenizer=tok,
+            load_reference_model=lambda: models.load(spec.model, spec.device, dtype, spec.seed, with_tokenizer=False)[0],
+            calibration_ids=lambda n, length: reftext.calibration_ids(tok, n, length, spec.text)[0].to(spec.device),
+            hparams={"lr": getattr(budget, "lr", None), "batch_size": getattr(budget, "batch_size", None)},
+            techniques=tuple(t.name for t in techs))
+        extra = {}
+        if spec.scenario == "finetune" and info.report_quality:
+            a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed)
+            extra["accuracy_unmodified"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
+                                            "higher_is_better": True, "method": "exact match of the model before any technique"}
+            res["items"]["arith.exact_match.unmodified"] = a["items"]
+        per = res["setup"]["per_technique"]
+        for t in techs:
+            t0 = time.perf_counter()
+            data = t.prepare_data(data, ctx)
+            per[t.name] = time.perf_counter() - t0
+        if len(data.train) != res["data"]["n_train"]:
+            res["data"].update(n_train_kept=len(data.train), train_kept_sha256=tasks.data_sha256(data.train))
+        for t in techs:
+            measure.sync(spec.device)
+            t0 = time.perf_counter()
+            model = t.apply(model, ctx)
+            measure.sync(spec.device)
+            per[t.name] = per.get(t.name, 0.0) + time.perf_counter() - t0
+        res["setup"]["wall_s"] = sum(per.values())
+        res["setup"]["model_load_s"] = timings["model_load_s"]
+        rss = measure.rss_bytes()
+        if spec.scenario == "finetune":
+            out = finetune.run(model, tok, data, spec, budget, ctx, techs)
+        else:
+            out = infer.run(model, tok, data, spec, budget, ctx, techs, info)
+        res["metrics"].update(extra)
+        res["metrics"].update(out["metrics"])
+        if spec.device == "cpu" and rss is not None:
+            res["metrics"]["rss_after_setup_bytes"] = {"value": rss, "unit": "B", "higher_is_better": False,
+                                                       "method": "VmRSS after techniques were applied, before the workload"}
+        res["curves"] = out["curves"]
+        res["items"].update(out["items"])
+        res["data"].update(out.get("data", {}))
+        res["technique_records"] = ctx.records
+        res["status"] = "ok"
+    except (torch.OutOfMemoryError, MemoryError) as e:
+        res.update(status="oom", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+    except Exception as e:
+        res.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=12))
+    finally:
+        res["wall_s"] = time.perf_counter() - t_start
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .results import write_json_atomic
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m effbench.child SPEC.json OUT.json", file=sys.stderr)
+        return 2
+    spec = json.loads(open(argv[0]).read())
+    res = execute(spec)
+    write_json_atomic(argv[1], res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

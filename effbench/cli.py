@@ -1,0 +1,168 @@
+"""The `effbench` command line.
+
+  effbench list                          techniques, tasks, models and suites
+  effbench run --suite cpu               run a suite (auto: `gpu` with CUDA, else `cpu`)
+  effbench run --scenario infer -t nf4   one ad-hoc run
+  effbench show RESULTS                  print a result set's summary table
+
+Bad input exits with status 2 and a message naming the value and the valid choices, before any
+model is loaded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config, models, results
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_value(text: str):
+    """CLI parameter values: JSON where it parses (numbers, true/false, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_technique(text: str) -> dict:
+    """`lora` or `lora:r=16,alpha=32` -> {name, params}."""
+    name, _, rest = text.partition(":")
+    params = {}
+    for part in filter(None, rest.split(",")):
+        k, eq, v = part.partition("=")
+        if not eq:
+            raise config.ConfigError(f"technique parameter {part!r} in {text!r} is not key=value")
+        params[k.strip()] = parse_value(v.strip())
+    return {"name": name.strip(), "params": params}
+
+
+def parse_kv(items: list[str]) -> dict:
+    out = {}
+    for it in items or []:
+        k, eq, v = it.partition("=")
+        if not eq:
+            raise config.ConfigError(f"--budget {it!r} is not key=value")
+        out[k] = parse_value(v)
+    return out
+
+
+def auto_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cmd_list(args) -> int:
+    from tabulate import tabulate
+
+    from .techniques import registry
+
+    rows = [[n, ",".join(c.scenarios), ",".join(c.requires) or "-", c.description] for n, c in sorted(registry().items())]
+    print("Techniques\n" + tabulate(rows, ["name", "scenarios", "requires", "description"], tablefmt="simple"))
+    print("\nTasks\n" + tabulate(sorted(config.TASKS.items()), ["name", "description"], tablefmt="simple"))
+    print("\nModels\n" + tabulate(list(models.MODELS.items()), ["name", "description"], tablefmt="simple"))
+    suites = []
+    for name in config.suite_names():
+        try:
+            s = config.load_suite(name)
+            suites.append([name, len(s.runs), s.description])
+        except config.ConfigError as e:
+            suites.append([name, "?", f"INVALID: {e}"])
+    print("\nSuites (benchmarks/*.toml)\n" + tabulate(suites, ["name", "runs", "description"], tablefmt="simple"))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import run_suite
+
+    device = auto_device(args.device)
+    overrides: dict = {"device": device}
+    for key in ("model", "seed", "price_per_hour", "text"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    budget = parse_kv(args.budget)
+    if args.suite:
+        name = args.suite if args.suite != "auto" else ("gpu" if device == "cuda" else "cpu")
+        if budget:
+            overrides["budget"] = {"finetune": {k: v for k, v in budget.items() if k in _fields(config.FinetuneBudget)},
+                                   "infer": {k: v for k, v in budget.items() if k in _fields(config.InferBudget)}}
+            known = _fields(config.FinetuneBudget) | _fields(config.InferBudget)
+            if set(budget) - known:
+                raise config.ConfigError(f"unknown budget key(s) {sorted(set(budget) - known)}; valid: {sorted(known)}")
+        suite = config.load_suite(name, overrides)
+    else:
+        if not args.scenario:
+            raise config.ConfigError("give --suite NAME, or --scenario finetune|infer for one ad-hoc run")
+        techs = tuple(parse_technique(t) for t in args.technique or [])
+        rid = args.id or (args.scenario + "-" + ("-".join(t["name"] for t in techs) or "baseline"))
+        spec = config.RunSpec(id=rid, scenario=args.scenario, model=args.model or models.DEFAULT_MODEL, task=args.task,
+                              techniques=techs, budget=budget, seed=args.seed or 0, device=device, text=args.text)
+        config.validate(spec)
+        suite = config.Suite(name="adhoc", description="ad-hoc run from the command line", runs=[spec],
+                             price_per_hour=args.price_per_hour, price_source="--price-per-hour" if args.price_per_hour else "")
+    out = run_suite(suite, Path(args.out), only=args.only)
+    rs = results.load(out)
+    from .report import summary_markdown
+
+    print()
+    print(summary_markdown(rs))
+    print(f"result set: {out}")
+    return 0 if all(r["status"] in ("ok", "skipped") for r in rs["runs"]) else 1
+
+
+def _fields(cls) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def cmd_show(args) -> int:
+    from .report import summary_markdown
+
+    print(summary_markdown(results.load(args.results)), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="effbench", description="Benchmark LLM efficiency techniques: speed, memory, "
+                                "quality and cost per quality point on one fixed model.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list techniques, tasks, models and suites").set_defaults(fn=cmd_list)
+    r = sub.add_parser("run", help="run a suite, or one ad-hoc run")
+    r.add_argument("--suite", help="suite name (benchmarks/NAME.toml), a .toml path, or 'auto' (gpu with CUDA, else cpu)")
+    r.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these run ids of the suite")
+    r.add_argument("--scenario", choices=sorted(config.BUDGETS), help="ad-hoc run: the workload")
+    r.add_argument("-t", "--technique", action="append", metavar="NAME[:k=v,...]", help="ad-hoc run: a technique (repeatable, in order)")
+    r.add_argument("--task", default="arith", help="ad-hoc run: training/eval task (arith, arith-noisy)")
+    r.add_argument("--id", help="ad-hoc run: its id")
+    r.add_argument("--model", help=f"model: {', '.join(models.MODELS)}")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--seed", type=int)
+    r.add_argument("--budget", nargs="+", metavar="KEY=VALUE", help="budget overrides, e.g. max_steps=50 batch_sizes=[1,4]")
+    r.add_argument("--price-per-hour", type=float, dest="price_per_hour", help="USD per device-hour for cost figures")
+    r.add_argument("--text", help="reference text file for perplexity/KLD/calibration (default: pydoc_data.topics)")
+    r.add_argument("--out", default=str(REPO / "results"), help="folder that receives <suite>/<time>_<sha>/")
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("show", help="print a result set's summary")
+    s.add_argument("results", help="results.json or its folder")
+    s.set_defaults(fn=cmd_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (config.ConfigError, results.ResultError, models.ModelError, ValueError, FileNotFoundError) as e:
+        print(f"effbench: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Run specifications and suites.
+
+A suite (benchmarks/<name>.toml) lists runs; each run names a scenario (`finetune` or `infer`),
+techniques with parameters, and may override the scenario's budget. Everything is validated here,
+before any model is loaded: unknown keys, techniques, parameters, tasks and models fail with the
+valid choices named.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from . import models
+from .techniques import TechniqueError, build_all
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+SCENARIO_OF = {"finetune": "train", "infer": "infer"}  # workload -> technique scenario
+TASKS = {"arith": "integer addition/subtraction, exact match (generate_until)",
+         "arith-noisy": "arith with 30% exact/near duplicates, 10% wrong answers, 5% junk in train",
+         "probe": "general-capability multiple choice from true-by-construction templates (acc, acc_norm)",
+         "reftext": "fixed reference text for perplexity and KL divergence (pydoc_data.topics)"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FinetuneBudget:
+    batch_size: int = 16  # examples per step; higher: faster per token, more memory
+    lr: float = 1e-4  # AdamW learning rate (constant after warm-up)
+    warmup_steps: int = 5  # linear warm-up of the learning rate
+    max_steps: int = 100  # hard cap on optimizer steps
+    train_tokens: int | None = None  # stop once this many (non-pad) tokens were trained on
+    epochs: float | None = None  # or: this many passes over the (possibly pruned) train split
+    eval_every: int = 25  # steps between evaluations on the eval split (accuracy-vs-time curve)
+    eval_limit: int | None = 100  # eval items for the periodic evaluations (the final one uses all)
+    eval_batch_size: int = 32
+    timing_warmup_steps: int = 2  # steps excluded from the tokens/s median
+    n_train: int = 2000  # train examples generated
+    n_eval: int = 200  # eval examples generated (final accuracy uses all of them)
+
+
+@dataclass(frozen=True)
+class InferBudget:
+    batch_sizes: tuple[int, ...] = (1, 8)  # batch sizes for prefill/decode timing
+    prompt_len: int = 128  # prefill tokens per sequence
+    decode_tokens: int = 32  # decode steps timed per repeat
+    repeats: int = 3  # timed repeats (after one warm-up)
+    ppl_tokens: int = 4096  # reference-text tokens for perplexity and KL divergence
+    ppl_window: int = 512  # non-overlapping window length for perplexity
+    probe_limit: int | None = None  # probe items (None: all)
+    arith_limit: int | None = 200  # arith eval items
+    eval_batch_size: int = 32
+    quality: bool = True  # run the quality suite (probe, arith, perplexity, KLD)
+    extra_tasks: tuple[str, ...] = ()  # any lm-eval task names, evaluated where their data is reachable
+
+
+BUDGETS = {"finetune": FinetuneBudget, "infer": InferBudget}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    id: str
+    scenario: str
+    model: str = models.DEFAULT_MODEL
+    task: str = "arith"
+    techniques: tuple[dict, ...] = ()
+    budget: dict = field(default_factory=dict)
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str | None = None  # default: bf16 on CUDA, fp32 on CPU
+    text: str | None = None  # reference-text file (default: pydoc_data.topics)
+    timeout_s: int = 3600
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["techniques"] = [dict(t) for t in self.techniques]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        d = dict(d)
+        d["techniques"] = tuple(d.get("techniques") or ())
+        return cls(**d)
+
+    def budget_obj(self):
+        return make_budget(self.scenario, self.budget)
+
+    def match_key(self) -> str:
+        """What identifies 'the same run' across result sets (compare matches on this)."""
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in ("id", "timeout_s")}, sort_keys=True)
+
+
+def make_budget(scenario: str, overrides: dict):
+    cls = BUDGETS[scenario]
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    bad = sorted(set(overrides) - set(names))
+    if bad:
+        raise ConfigError(f"unknown {scenario} budget key(s) {bad}; valid: {sorted(names)}")
+    vals = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return cls(**vals)
+
+
+def validate(spec: RunSpec) -> None:
+    """Every check that can fail before expensive work starts."""
+    if spec.scenario not in BUDGETS:
+        raise ConfigError(f"run {spec.id!r}: unknown scenario {spec.scenario!r}; valid: {sorted(BUDGETS)}")
+    if spec.device not in ("cpu", "cuda"):
+        raise ConfigError(f"run {spec.id!r}: unknown device {spec.device!r}; valid: ['cpu', 'cuda']")
+    if spec.task not in ("arith", "arith-noisy"):
+        raise ConfigError(f"run {spec.id!r}: unknown training/eval task {spec.task!r}; valid: ['arith', 'arith-noisy']")
+    if spec.dtype not in (None, "float32", "bfloat16", "float16"):
+        raise ConfigError(f"run {spec.id!r}: unknown dtype {spec.dtype!r}; valid: float32, bfloat16, float16")
+    try:
+        models.validate_name(spec.model)
+    except models.ModelError as e:
+        raise ConfigError(f"run {spec.id!r}: {e}") from None
+    try:
+        make_budget(spec.scenario, spec.budget)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"run {spec.id!r}: {e}") from None
+    for t in spec.techniques:
+        if not isinstance(t, dict) or "name" not in t or set(t) - {"name", "params"}:
+            raise ConfigError(f"run {spec.id!r}: a technique must be {{name=..., params={{...}}}}, got {t!r}")
+    try:
+        build_all(list(spec.techniques))
+    except TechniqueError as e:
+        raise ConfigError(f"run {spec.id!r}: {e}") from None
+    if spec.text and not Path(spec.text).is_file():
+        raise ConfigError(f"run {spec.id!r}: reference text {spec.text!r} does not exist")
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    runs: list[RunSpec]
+    price_per_hour: float | None = None
+    price_source: str = ""
+    target_fraction: float = 0.9  # time-to-target: this fraction of the reference run's final accuracy
+    target_reference: str = "finetune-full"  # run id whose final accuracy sets the target
+    path: str = ""
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in BENCH_DIR.glob("*.toml"))
+
+
+def suite_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.is_file():
+        return p
+    q = BENCH_DIR / f"{name_or_path}.toml"
+    if q.is_file():
+        return q
+    raise ConfigError(f"unknown suite {name_or_path!r}; valid: {', '.join(suite_names())} (or a path to a .toml file)")
+
+
+SUITE_KEYS = {"name", "description", "device", "model", "seed", "price_per_hour", "price_source",
+              "target_fraction", "target_reference", "timeout_s"}
+RUN_KEYS = {"id", "scenario", "model", "task", "techniques", "budget", "seed", "device", "dtype", "text", "timeout_s"}
+
+
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
+    """Load and validate a suite. `overrides` (from the CLI) replace suite-level settings:
+    device, model, seed, price_per_hour, text, and `budget` (merged into every run's budget)."""
+    path = suite_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    head = raw.get("suite", {})
+    bad = sorted(set(head) - SUITE_KEYS)
+    if bad:
+        raise ConfigError(f"{path}: unknown [suite] key(s) {bad}; valid: {sorted(SUITE_KEYS)}")
+    ov = dict(overrides or {})
+    defaults = raw.get("defaults", {})
+    runs = []
+    for i, r in enumerate(raw.get("run", [])):
+        bad = sorted(set(r) - RUN_KEYS)
+        if bad:
+            raise ConfigError(f"{path}: run #{i}: unknown key(s) {bad}; valid: {sorted(RUN_KEYS)}")
+        if "id" not in r or "scenario" not in r:
+            raise ConfigError(f"{path}: run #{i} needs an id and a scenario")
+        budget = {**defaults.get(r["scenario"], {}), **r.get("budget", {}), **ov.get("budget", {}).get(r["scenario"], {})}
+        spec = RunSpec(
+            id=r["id"], scenario=r["scenario"], model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
+            task=r.get("task", "arith"), techniques=tuple(r.get("techniques", ())), budget=budget,
+            seed=ov.get("seed", r.get("seed", head.get("seed", 0))), device=ov.get("device") or r.get("device", head.get("device", "cpu")),
+            dtype=r.get("dtype"), text=ov.get("text") or r.get("text"), timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)))
+        validate(spec)
+        runs.append(spec)
+    ids = [r.id for r in runs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"{path}: run ids repeated: {dup}")
+    if not runs:
+        raise ConfigError(f"{path}: the suite has no [[run]] entries")
+    price = ov.get("price_per_hour", head.get("price_per_hour"))
+    return Suite(name=head.get("name", path.stem), description=head.get("description", ""), runs=runs,
+                 price_per_hour=price, price_source="--price-per-hour" if "price_per_hour" in ov else head.get("price_source", ""),
+                 target_fraction=head.get("target_fraction", 0.9), target_reference=head.get("target_reference", "finetune-full"),
+                 path=str(path))

@@ -1,0 +1,105 @@
+"""Dollar cost and cost per quality point, derived from raw measurements at report time.
+
+Price per device-hour: the suite's `price_per_hour`, else `--price-per-hour`, else the default
+for the device below (approximate on-demand cloud rates for one device, late 2025; they differ by
+provider and change: pass your own). Formulas (README, "Metrics"):
+
+  cost_usd           = price_per_hour * (setup_s + workload_s) / 3600
+  usd_per_point      = cost_usd / (100 * (accuracy - accuracy_unmodified))     [finetune]
+  usd_per_mtok       = price_per_hour / 3600 / decode_tokens_per_s * 1e6       [infer, largest batch]
+  usd_per_mtok_per_point = usd_per_mtok / (100 * probe_acc)                    [infer]
+  time_to_target_s   = setup_s + training time at which accuracy first reaches the target,
+                       linearly interpolated between the two evaluations around the crossing
+"""
+from __future__ import annotations
+
+DEFAULT_PRICES = {  # USD per device-hour, one device
+    "H200": (3.80, "typical on-demand H200 141GB rate, late 2025"),
+    "H100": (2.99, "typical on-demand H100 80GB SXM rate, late 2025"),
+    "A100": (1.79, "typical on-demand A100 80GB rate, late 2025"),
+    "L40S": (1.00, "typical on-demand L40S rate, late 2025"),
+    "L4": (0.80, "typical on-demand L4 rate, late 2025"),
+    "A10": (0.75, "typical on-demand A10/A10G rate, late 2025"),
+    "RTX 4090": (0.40, "typical community-cloud RTX 4090 rate, late 2025"),
+    "cpu": (0.10, "typical 2-vCPU general-purpose cloud VM, late 2025"),
+}
+
+
+def price_for(env: dict, suite_price: float | None = None, suite_source: str = "") -> tuple[float | None, str]:
+    if suite_price is not None:
+        return float(suite_price), suite_source or "suite / command line"
+    name = env.get("device_name", "") if env.get("device") == "cuda" else ""
+    if env.get("device") == "cuda":
+        for key in sorted(DEFAULT_PRICES, key=len, reverse=True):
+            if key != "cpu" and key in name:
+                return DEFAULT_PRICES[key][0], DEFAULT_PRICES[key][1]
+        return None, f"no default price for {name!r}: pass --price-per-hour"
+    return DEFAULT_PRICES["cpu"]
+
+
+def _v(run: dict, name: str):
+    m = run.get("metrics", {}).get(name)
+    return None if not m else m.get("value")
+
+
+def workload_s(run: dict) -> float | None:
+    if run["spec"]["scenario"] == "finetune":
+        return _v(run, "train_wall_s")
+    return _v(run, "speed_wall_s")
+
+
+def time_to_target(run: dict, target: float | None) -> float | None:
+    """Training seconds (setup excluded) at which the accuracy curve first reaches `target`."""
+    curve = run.get("curves", {}).get("accuracy_vs_time") or []
+    if target is None:
+        return None
+    prev = None
+    for pt in curve:
+        if pt["accuracy"] >= target:
+            if prev is None or pt["accuracy"] == prev["accuracy"]:
+                return pt["train_wall_s"]
+            f = (target - prev["accuracy"]) / (pt["accuracy"] - prev["accuracy"])
+            return prev["train_wall_s"] + f * (pt["train_wall_s"] - prev["train_wall_s"])
+        prev = pt
+    return None
+
+
+def largest_batch_decode(run: dict) -> tuple[float | None, str | None]:
+    keys = [k for k in run.get("metrics", {}) if k.startswith("decode_tokens_per_s.b")]
+    if not keys:
+        return None, None
+    k = max(keys, key=lambda s: int(s.rsplit(".b", 1)[1]))
+    return _v(run, k), k
+
+
+def derived(run: dict, price: float | None, target: float | None) -> dict:
+    """Derived figures for one run; None where an input is missing."""
+    out: dict = {"price_per_hour": price}
+    setup = run.get("setup", {}).get("wall_s") or 0.0
+    w = workload_s(run)
+    out["cost_usd"] = price * (setup + w) / 3600 if (price is not None and w is not None) else None
+    if run["spec"]["scenario"] == "finetune":
+        acc, base = _v(run, "accuracy"), _v(run, "accuracy_unmodified")
+        out["gain_points"] = 100 * (acc - base) if acc is not None and base is not None else None
+        g = out["gain_points"]
+        out["usd_per_point"] = out["cost_usd"] / g if (out["cost_usd"] is not None and g and g > 0) else None
+        ttt = time_to_target(run, target)
+        out["time_to_target_s"] = setup + ttt if ttt is not None else None
+        out["cost_to_target_usd"] = price * out["time_to_target_s"] / 3600 if (price is not None and ttt is not None) else None
+    else:
+        dec, key = largest_batch_decode(run)
+        out["usd_per_mtok"] = price / 3600 / dec * 1e6 if (price is not None and dec) else None
+        out["usd_per_mtok_basis"] = key
+        pa = _v(run, "probe_acc")
+        out["usd_per_mtok_per_point"] = out["usd_per_mtok"] / (100 * pa) if (out["usd_per_mtok"] and pa) else None
+    return out
+
+
+def target_accuracy(rs: dict) -> float | None:
+    """The suite's target: `fraction` x the final accuracy of the reference run."""
+    tgt = rs.get("target") or {}
+    for r in rs["runs"]:
+        if r["id"] == tgt.get("reference") and r["status"] == "ok":
+            a = _v(r, "accuracy")
+            return tgt.get("fraction", 0.9) * a if a is not None else None
+    return None

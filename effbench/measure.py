@@ -1,0 +1,243 @@
+"""Measurement: timing, memory, energy, FLOPs, and the environment a result was measured in.
+
+- Time: `torch.cuda.synchronize()` around each timed call on CUDA, `time.perf_counter` on CPU;
+  warm-up calls are excluded and every sample is kept (median and spread are derived).
+- Memory: `torch.cuda.max_memory_allocated/reserved` after a reset on CUDA; on CPU the process's
+  peak resident set size (ru_maxrss, which never goes down: each run has its own process).
+- Energy: NVML's total-energy counter (mJ) on CUDA where the driver exposes it; else missing.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "lm_eval", "bitsandbytes", "torchao",
+             "triton", "liger-kernel", "gguf", "datasketch", "numpy", "tabulate", "matplotlib")
+
+# Dense bf16 tensor-core peak FLOP/s (no sparsity), from the vendors' datasheets.
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100": 989e12,
+                   "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12,
+                   "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12}
+
+
+def missing(reason: str) -> dict:
+    """A figure that could not be measured here: null with the reason, never a stand-in."""
+    return {"value": None, "reason": reason}
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_call(fn: Callable[[], object], device: str, repeats: int = 3, warmup: int = 1) -> list[float]:
+    """Wall seconds of `fn` for each of `repeats` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def stats(samples: list[float]) -> dict:
+    s = sorted(samples)
+    if not s:
+        return {"median": None, "n": 0}
+
+    def q(p: float) -> float:
+        k = (len(s) - 1) * p
+        lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+        return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+    return {"median": statistics.median(s), "p10": q(0.1), "p90": q(0.9), "min": s[0], "max": s[-1], "n": len(s)}
+
+
+class Memory:
+    """Peak memory over a region: CUDA allocator peaks, or the process's peak RSS on CPU."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.rss_reset = False
+
+    def reset(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            return
+        # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS, so the
+        # peak covers this region only, not model loading before it.
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.rss_reset = True
+        except OSError:
+            self.rss_reset = False
+
+    def read(self) -> dict:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            return {"peak_allocated_bytes": torch.cuda.max_memory_allocated(),
+                    "peak_reserved_bytes": torch.cuda.max_memory_reserved(),
+                    "method": "torch.cuda.max_memory_allocated/reserved after reset"}
+        hwm = _status_bytes("VmHWM") if self.rss_reset else None
+        if hwm is not None:
+            return {"peak_rss_bytes": hwm, "method": "VmHWM after resetting it through /proc/self/clear_refs (region peak)"}
+        return {"peak_rss_bytes": peak_rss_bytes(), "method": "getrusage ru_maxrss (process peak, includes loading)"}
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_bytes() -> int | None:
+    return _status_bytes("VmRSS")
+
+
+def peak_rss_bytes() -> int:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb * (1 if sys.platform == "darwin" else 1024)
+
+
+class Energy:
+    """GPU energy over a region from NVML's total-energy counter."""
+
+    def __init__(self, device: str):
+        self.device, self.handle, self.reason, self.start_mj = device, None, None, None
+        if device != "cuda":
+            self.reason = "energy is measured through NVML on NVIDIA GPUs only"
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            idx = torch.cuda.current_device()
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(idx)
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+        except Exception as e:  # no NVML, or the counter unsupported on this GPU/driver
+            self.handle, self.reason = None, f"NVML energy counter unavailable: {e}"
+
+    def __enter__(self):
+        if self.handle is not None:
+            import pynvml
+
+            sync(self.device)
+            self.start_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+        return self
+
+    def __exit__(self, *exc):
+        self.end_mj = None
+        if self.handle is not None:
+            import pynvml
+
+            sync(self.device)
+            self.end_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+
+    def result(self) -> dict:
+        if self.handle is None or self.start_mj is None or self.end_mj is None:
+            return missing(self.reason or "energy region not measured")
+        return {"value": (self.end_mj - self.start_mj) / 1000.0, "unit": "J", "method": "NVML total energy counter"}
+
+
+@contextmanager
+def stopwatch(out: dict, key: str, device: str = "cpu"):
+    sync(device)
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        sync(device)
+        out[key] = time.perf_counter() - t0
+
+
+def train_flops_per_token(n_params_nonembed: int, n_layers: int, d_model: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6N for the weight matmuls (2 forward + 4 backward) plus the
+    attention-score term 6 * n_layers * seq_len * d_model (QK^T and AV, forward and backward;
+    Kaplan et al. 2020 / PaLM appendix B), N excluding embeddings."""
+    return 6.0 * n_params_nonembed + 6.0 * n_layers * seq_len * d_model
+
+
+def peak_flops(device: str) -> tuple[float | None, str]:
+    if device != "cuda" or not torch.cuda.is_available():
+        return None, "MFU is reported on CUDA GPUs only"
+    name = torch.cuda.get_device_name()
+    for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True):
+        if key in name:
+            return PEAK_BF16_FLOPS[key], f"{key} dense bf16 peak"
+    return None, f"no peak FLOP/s known for {name!r}"
+
+
+def _git(args: list[str]) -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except Exception:
+        return None
+
+
+def git_state() -> dict:
+    sha = _git(["rev-parse", "HEAD"])
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"])
+    return {"sha": sha, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def library_versions() -> dict:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = None
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str) -> dict:
+    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+           "libraries": library_versions(), "git": git_state()}
+    if device == "cuda" and torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        env.update(device_name=torch.cuda.get_device_name(), cuda=torch.version.cuda,
+                   device_memory_bytes=p.total_memory, capability=f"{p.major}.{p.minor}")
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            env["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        except Exception as e:
+            env["driver"] = None
+            env["driver_reason"] = f"NVML unavailable: {e}"
+    else:
+        env["device_name"] = env["cpu"]
+    return env

@@ -1,0 +1,106 @@
+"""Run a suite: one child process per run, results gathered into a result set as they arrive.
+
+results.json is rewritten after every run, so a crash of one run (or of this process) never loses
+the runs before it. A run that the device or scenario cannot host is recorded as skipped with the
+reason and never started.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import config, measure, report, results
+from .techniques import build_all
+
+PREFIX = "[effbench] "
+
+
+def log(msg: str) -> None:
+    """Progress from a child: the parent echoes lines carrying PREFIX to the console."""
+    print(PREFIX + msg, file=sys.stderr, flush=True)
+
+
+def precheck(spec: config.RunSpec) -> str | None:
+    scen = config.SCENARIO_OF[spec.scenario]
+    for t in build_all(list(spec.techniques)):
+        why = t.skip_reason(scen, spec.device)
+        if why:
+            return why
+    if spec.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "the run asks for device 'cuda' but torch.cuda.is_available() is False"
+    return None
+
+
+def run_child(spec: config.RunSpec, folder: Path, echo=print) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_path, out_path, log_path = (folder / f"{spec.id}.{s}" for s in ("spec.json", "result.json", "log"))
+    spec_path.write_text(json.dumps(spec.to_dict(), indent=1))
+    out_path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "effbench.child", str(spec_path), str(out_path)]
+    status, detail = None, ""
+    with open(log_path, "w") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1)
+        timer = threading.Timer(spec.timeout_s, proc.kill)  # a silent hang is killed too
+        timer.start()
+        try:
+            for line in proc.stderr:  # type: ignore[union-attr]
+                logf.write(line)
+                if line.startswith(PREFIX):
+                    echo(f"    {line[len(PREFIX):].rstrip()}")
+            proc.wait()
+        finally:
+            timed_out = not timer.is_alive() and proc.returncode is not None and proc.returncode < 0
+            timer.cancel()
+    if timed_out and not out_path.exists():
+        status, detail = "timeout", f"run exceeded timeout_s={spec.timeout_s} and was killed"
+    if status is None and out_path.exists():
+        try:
+            return results.validate_run(json.loads(out_path.read_text()), str(out_path))
+        except (json.JSONDecodeError, results.ResultError) as e:
+            status, detail = "failed", f"child wrote an unreadable result: {e}"
+    if status is None:
+        rc = proc.returncode
+        status = "oom" if rc in (-9, 137) else "failed"
+        tail = log_path.read_text()[-1500:]
+        detail = f"child process exited with code {rc} without a result (killed by the OOM killer?)" \
+            if status == "oom" else f"child process exited with code {rc}; log tail: {tail}"
+    r = results.new_run(spec.id, spec.to_dict(), status=status)
+    r["error"] = detail
+    return r
+
+
+def run_suite(suite: config.Suite, out_root: Path, only: list[str] | None = None, echo=print) -> Path:
+    runs = [r for r in suite.runs if not only or r.id in only]
+    if only:
+        unknown = sorted(set(only) - {r.id for r in suite.runs})
+        if unknown:
+            raise config.ConfigError(f"unknown run id(s) {unknown}; valid: {[r.id for r in suite.runs]}")
+    device = runs[0].device if runs else "cpu"
+    env = measure.environment(device)
+    rs = results.new_set(suite, env, env["git"])
+    out = results.set_dir(out_root, suite.name, env["git"].get("sha"))
+    out.mkdir(parents=True, exist_ok=True)
+    echo(f"effbench: suite {suite.name!r}, {len(runs)} runs on {env.get('device_name')} -> {out}")
+    t_suite = time.monotonic()
+    for i, spec in enumerate(runs, 1):
+        echo(f"[{i}/{len(runs)}] {spec.id} ({spec.scenario}, {report.techniques_label({'spec': spec.to_dict()})})")
+        t0 = time.monotonic()
+        why = precheck(spec)
+        if why:
+            r = results.new_run(spec.id, spec.to_dict(), status="skipped", reason=why)
+        else:
+            r = run_child(spec, out / "runs", echo)
+        rs["runs"].append(r)
+        results.write_json_atomic(out / "results.json", rs)
+        msg = r.get("reason") or r.get("error") or ""
+        echo(f"    -> {r['status']} in {time.monotonic() - t0:.0f}s{': ' + msg[:300] if msg else ''}")
+    (out / "summary.md").write_text(report.summary_markdown(rs))
+    echo(f"effbench: {len(runs)} runs in {time.monotonic() - t_suite:.0f}s")
+    return out

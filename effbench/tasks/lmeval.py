@@ -1,0 +1,154 @@
+"""Evaluate built-in tasks (and any lm-eval task by name) on an in-memory model through lm-eval.
+
+Each built-in task is written as an lm-eval task (YAML + JSONL with absolute paths) into the
+cache, in a folder named by its data hash, and evaluated with `lm_eval.simple_evaluate`. lm-eval
+is imported lazily, here only, so that speed/memory runs work where it is not installed.
+
+Every evaluation returns per-item scores in item order, so two result sets can be compared with a
+paired test; the standard error is the sample standard deviation over items / sqrt(n).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+from ..models import cache_dir
+
+ARITH_TASK = "effbench_arith"
+PROBE_TASK = "effbench_probe"
+
+
+def _write_task(name: str, yaml_text: str, rows: list[dict]) -> tuple[Path, str]:
+    """Write the JSONL rows and the YAML into `<cache>/lmeval/<name>-<sha12>/`; returns (dir, sha)."""
+    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+    sha = hashlib.sha256(data).hexdigest()
+    d = cache_dir() / "lmeval" / f"{name}-{sha[:12]}"
+    if not (d / f"{name}.yaml").exists():
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "data.jsonl").write_bytes(data)
+        (d / f"{name}.yaml").write_text(yaml_text.replace("@DATA@", str((d / "data.jsonl").resolve())))
+    return d, sha
+
+
+def write_arith(examples) -> tuple[Path, str]:
+    rows = [{"prompt": e.prompt, "answer": e.answer.strip()} for e in examples]
+    yaml_text = f"""task: {ARITH_TASK}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: "@DATA@"
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: "{{{{answer}}}}"
+target_delimiter: ""
+num_fewshot: 0
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+    regexes_to_ignore: ["\\\\s"]
+metadata:
+  version: 1
+"""
+    return _write_task(ARITH_TASK, yaml_text, rows)
+
+
+def write_probe(items) -> tuple[Path, str]:
+    rows = [{"context": it.context, "choices": list(it.choices), "gold": it.gold, "family": it.family} for it in items]
+    yaml_text = f"""task: {PROBE_TASK}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: "@DATA@"
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{context}}}}"
+doc_to_choice: choices
+doc_to_target: gold
+target_delimiter: ""
+num_fewshot: 0
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1
+"""
+    return _write_task(PROBE_TASK, yaml_text, rows)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    for name in ("lm-eval", "lm_eval", "datasets", "evaluate", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def unwrap(model):
+    """lm-eval wants a transformers PreTrainedModel: peft's wrapper holds one whose layers
+    already carry the adapters, so evaluating it evaluates the adapted model."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def evaluate(model, tokenizer, task: str, task_dir: Path | None, device: str, batch_size: int = 32,
+             limit: int | None = None, seed: int = 0) -> dict:
+    """Run one lm-eval task. Returns {metric: {value, stderr, n}, "items": {metric: [per-item]}}."""
+    _quiet()
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    if task_dir is not None:
+        tm = TaskManager(include_path=str(task_dir), include_defaults=False)
+    else:
+        tm = TaskManager()
+    was_training = model.training
+    model.eval()
+    padding_side = tokenizer.padding_side
+    lm = HFLM(pretrained=unwrap(model), tokenizer=tokenizer, batch_size=batch_size, device=device,
+              max_length=2048)
+    try:
+        out = lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=tm, limit=limit, log_samples=True,
+                                      bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed,
+                                      torch_random_seed=seed, fewshot_random_seed=seed, verbosity="ERROR")
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
+    res: dict = {"task": task, "items": {}}
+    for key in out["results"][task]:
+        metric, _, filt = key.partition(",")
+        if metric in ("alias", "samples") or metric.endswith("_stderr") or not isinstance(out["results"][task][key], (int, float)):
+            continue
+        per_item = [float(s[metric]) for s in samples if metric in s]
+        if not per_item:
+            continue
+        res[metric] = summarize(per_item)
+        res["items"][metric] = per_item
+    return res
+
+
+def summarize(values: list[float]) -> dict:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else float("nan")
+    return {"value": mean, "stderr": math.sqrt(var / n) if n > 1 else None, "n": n}

@@ -1,0 +1,156 @@
+"""`finetune`: causal-LM fine-tuning on the task's train split, loss on the answer tokens only.
+
+AdamW (or a technique's optimizer), constant learning rate after a linear warm-up, seeded batch
+order, bf16 autocast on CUDA and fp32 on CPU. Training stops at the first of: `max_steps`, the
+`train_tokens` budget, or `epochs` passes. Every `eval_every` steps the clock pauses and the eval
+split is scored through lm-eval, giving the accuracy-vs-training-time curve; the final evaluation
+uses the whole eval split and keeps per-item correctness for paired comparisons.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+
+from .. import measure
+from ..tasks import lmeval
+from .common import collate, encode, grad_bytes, optimizer_state_bytes, weight_bytes
+
+
+def evaluate_accuracy(model, tokenizer, examples, device: str, batch_size: int, seed: int) -> dict:
+    task_dir, sha = lmeval.write_arith(examples)
+    r = lmeval.evaluate(model, tokenizer, lmeval.ARITH_TASK, task_dir, device, batch_size=batch_size, seed=seed)
+    return {"value": r["exact_match"]["value"], "stderr": r["exact_match"]["stderr"], "n": r["exact_match"]["n"],
+            "items": r["items"]["exact_match"], "data_sha256": sha}
+
+
+def _n_steps(b, n_examples: int) -> int:
+    if b.epochs is not None:
+        return max(1, min(b.max_steps, math.ceil(b.epochs * n_examples / b.batch_size)))
+    return b.max_steps
+
+
+def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
+    device, b = spec.device, budget
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    pairs = encode(tokenizer, data.train)
+    if not pairs:
+        raise ValueError("the train split is empty (did data pruning remove everything?)")
+    pad_id = tokenizer.pad_token_id
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters after applying the techniques")
+    opt = None
+    for t in techniques:
+        opt = t.make_optimizer(params, ctx) or opt
+    opt = opt or torch.optim.AdamW(params, lr=b.lr, weight_decay=0.0)
+    for g in opt.param_groups:
+        g["lr"] = b.lr
+    n_steps = _n_steps(b, len(pairs))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" and ctx.dtype != torch.float32 \
+        else torch.autocast("cpu", enabled=False)
+
+    order: list[int] = []
+    mem = measure.Memory(device)
+    energy = measure.Energy(device)
+    curve, losses, step_s, step_tokens = [], [], [], []
+    train_wall, tokens_seen, eval_s = 0.0, 0, 0.0
+    eval_subset = data.eval[: b.eval_limit] if b.eval_limit else data.eval
+
+    def checkpoint(step):
+        nonlocal eval_s
+        t0 = time.perf_counter()
+        r = evaluate_accuracy(model, tokenizer, eval_subset, device, b.eval_batch_size, spec.seed)
+        eval_s += time.perf_counter() - t0
+        curve.append({"step": step, "train_wall_s": train_wall, "train_tokens": tokens_seen,
+                      "accuracy": r["value"], "stderr": r["stderr"], "n": r["n"]})
+
+    checkpoint(0)
+    model.train()
+    mem.reset()
+    with energy:
+        for step in range(1, n_steps + 1):
+            if b.train_tokens is not None and tokens_seen >= b.train_tokens:
+                break
+            idx = []
+            while len(idx) < b.batch_size:
+                if not order:
+                    order = list(range(len(pairs)))
+                    rng.shuffle(order)
+                idx.append(order.pop())
+            batch = collate([pairs[i] for i in idx], pad_id, device)
+            for g in opt.param_groups:
+                g["lr"] = b.lr * min(1.0, step / max(1, b.warmup_steps))
+            measure.sync(device)
+            t0 = time.perf_counter()
+            with autocast:
+                out = model(**batch)
+            out.loss.backward()
+            if step == 1:
+                gbytes = grad_bytes(model)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            measure.sync(device)
+            dt = time.perf_counter() - t0
+            ntok = int(batch["attention_mask"].sum())
+            train_wall += dt
+            tokens_seen += ntok
+            step_s.append(dt)
+            step_tokens.append(ntok)
+            losses.append(float(out.loss.detach()))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f"training loss became {losses[-1]} at step {step}")
+            if step % b.eval_every == 0 and step != n_steps:
+                model.eval()
+                checkpoint(step)
+                model.train()
+    peak = mem.read()
+    model.eval()
+    t0 = time.perf_counter()
+    final = evaluate_accuracy(model, tokenizer, data.eval, device, b.eval_batch_size, spec.seed)
+    eval_s += time.perf_counter() - t0
+    curve.append({"step": len(losses), "train_wall_s": train_wall, "train_tokens": tokens_seen,
+                  "accuracy": final["value"], "stderr": final["stderr"], "n": final["n"]})
+
+    w = b.timing_warmup_steps
+    tps_samples = [n / s for n, s in zip(step_tokens[w:], step_s[w:])] or [n / s for n, s in zip(step_tokens, step_s)]
+    n_all = sum(p.numel() for p in model.parameters())
+    n_train = sum(p.numel() for p in params)
+    metrics = {
+        "train_tokens_per_s": {"value": measure.stats(tps_samples)["median"], "unit": "tokens/s", "higher_is_better": True,
+                               "samples": tps_samples, "method": f"median over steps after {w} warm-up steps"},
+        "train_wall_s": {"value": train_wall, "unit": "s", "higher_is_better": False, "samples": step_s,
+                         "method": "sum of synchronized step times (evaluation excluded)"},
+        "eval_wall_s": {"value": eval_s, "unit": "s", "higher_is_better": False},
+        "steps": {"value": len(losses), "unit": "steps"},
+        "train_tokens": {"value": tokens_seen, "unit": "tokens"},
+        "final_loss": {"value": sum(losses[-5:]) / len(losses[-5:]), "unit": "nats", "higher_is_better": False,
+                       "method": "mean training loss over the last 5 steps"},
+        "accuracy": {"value": final["value"], "stderr": final["stderr"], "n": final["n"], "unit": "fraction",
+                     "higher_is_better": True, "method": "exact match on the full eval split (lm-eval generate_until)"},
+        "trainable_params": {"value": n_train, "unit": "params"},
+        "trainable_fraction": {"value": n_train / n_all, "unit": "fraction"},
+        "weight_bytes": {"value": weight_bytes(model)["total"], "unit": "B", "higher_is_better": False,
+                         "method": "bytes of stored parameters, buffers and quantization constants"},
+        "grad_bytes": {"value": gbytes, "unit": "B", "higher_is_better": False, "method": "bytes of .grad tensors after the first backward"},
+        "optimizer_state_bytes": {"value": optimizer_state_bytes(opt), "unit": "B", "higher_is_better": False,
+                                  "method": "bytes of tensors in optimizer.state"},
+        "energy_j": energy.result(),
+    }
+    for k, v in peak.items():
+        if k != "method":
+            metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": peak["method"]}
+    seq_len = sum(step_tokens) / max(1, len(step_tokens)) / b.batch_size
+    cfg = getattr(model, "config", None)
+    peak_flops, why = measure.peak_flops(device)
+    if cfg is not None and hasattr(cfg, "num_hidden_layers"):
+        n_embed = cfg.vocab_size * cfg.hidden_size
+        fpt = measure.train_flops_per_token(n_all - n_embed, cfg.num_hidden_layers, cfg.hidden_size, int(seq_len))
+        metrics["train_flops_per_token"] = {"value": fpt, "unit": "FLOP/token", "method": "6N + 6*L*seq*d (N without embeddings)"}
+        metrics["mfu"] = ({"value": fpt * metrics["train_tokens_per_s"]["value"] / peak_flops, "unit": "fraction",
+                           "higher_is_better": True, "method": why} if peak_flops else measure.missing(why))
+    return {"metrics": metrics, "curves": {"accuracy_vs_time": curve, "loss": losses},
+            "items": {"arith.exact_match": final["items"]}, "data": {"eval_sha256": final["data_sha256"]}}

@@ -1,0 +1,173 @@
+"""`infer`: prefill and decode speed with a KV cache, memory, weight bytes, and the quality suite.
+
+Speed: for each batch size, `prompt_len` tokens of the reference text are prefilled in one
+forward pass (timed), then `decode_tokens` greedy steps reuse the KV cache, each step timed on
+its own (per-token latency). One warm-up repeat is excluded, `repeats` are kept with all samples.
+
+Quality (skipped with the reason for random-weight models): probe accuracy (acc, acc_norm),
+arith exact match, perplexity on the reference text, and mean / p99 KL divergence and top-1
+agreement of next-token distributions against the unmodified model on the same tokens.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from .. import measure
+from ..tasks import lmeval, probe, reftext
+from .common import weight_bytes
+
+
+@torch.no_grad()
+def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
+    prompt = ids[: budget.prompt_len].unsqueeze(0).repeat(batch, 1).to(device)
+    prefill_s, token_s = [], []
+    for rep in range(budget.repeats + 1):
+        measure.sync(device)
+        t0 = time.perf_counter()
+        out = model(input_ids=prompt, use_cache=True)
+        measure.sync(device)
+        t_prefill = time.perf_counter() - t0
+        past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        steps = []
+        for _ in range(budget.decode_tokens):
+            t0 = time.perf_counter()
+            out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            measure.sync(device)
+            steps.append(time.perf_counter() - t0)
+        del past, out
+        if rep > 0:  # the first repeat is the warm-up
+            prefill_s.append(t_prefill)
+            token_s.extend(steps)
+    dec_per_rep = [sum(token_s[i: i + budget.decode_tokens]) for i in range(0, len(token_s), budget.decode_tokens)]
+    lat = measure.stats(token_s)
+    sfx = f".b{batch}"
+    return {
+        "prefill_tokens_per_s" + sfx: {"value": batch * budget.prompt_len / measure.stats(prefill_s)["median"], "unit": "tokens/s",
+                                       "higher_is_better": True, "samples": [batch * budget.prompt_len / s for s in prefill_s],
+                                       "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time"},
+        "decode_tokens_per_s" + sfx: {"value": batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"], "unit": "tokens/s",
+                                      "higher_is_better": True, "samples": [batch * budget.decode_tokens / s for s in dec_per_rep],
+                                      "method": f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time"},
+        "decode_latency_p50_ms" + sfx: {"value": lat["median"] * 1e3, "unit": "ms", "higher_is_better": False,
+                                        "samples": [s * 1e3 for s in token_s]},
+        "decode_latency_p90_ms" + sfx: {"value": lat["p90"] * 1e3, "unit": "ms", "higher_is_better": False},
+    }
+
+
+@torch.no_grad()
+def _log_probs(model, window: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(model(input_ids=window.unsqueeze(0)).logits[0, :-1].float(), dim=-1)
+
+
+@torch.no_grad()
+def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device: str) -> dict:
+    """Perplexity of `model` on non-overlapping windows of `ids`, and (when `ref_model` is given)
+    KL(P_ref || P_model) per predicted token with top-1 agreement."""
+    nll_windows, kld, agree, n_tok = [], [], 0, 0
+    for start in range(0, len(ids) - 1, window):
+        w = ids[start: start + window].to(device)
+        if len(w) < 2:
+            break
+        lp = _log_probs(model, w)
+        tgt = w[1:]
+        nll = -lp.gather(1, tgt[:, None]).squeeze(1)
+        nll_windows.append(float(nll.mean()))
+        n_tok += len(tgt)
+        if ref_model is not None:
+            lr = _log_probs(ref_model, w)
+            kld.append((lr.exp() * (lr - lp)).sum(-1).clamp_min(0).cpu())
+            agree += int((lr.argmax(-1) == lp.argmax(-1)).sum())
+    out = {"perplexity": {"value": math.exp(sum(nll_windows) / len(nll_windows)), "unit": "ppl", "higher_is_better": False,
+                          "samples": nll_windows, "n": n_tok,
+                          "method": f"exp(mean NLL) over {len(nll_windows)} non-overlapping {window}-token windows"}}
+    if ref_model is None:
+        return out
+    k = torch.cat(kld)
+    out.update({
+        "kld_mean": {"value": float(k.mean()), "unit": "nats", "higher_is_better": False, "n": len(k),
+                     "method": "mean over tokens of KL(P_unmodified || P_model)"},
+        "kld_p99": {"value": float(torch.quantile(k.double(), 0.99)), "unit": "nats", "higher_is_better": False},
+        "top1_agreement": {"value": agree / len(k), "unit": "fraction", "higher_is_better": True, "n": len(k),
+                           "method": "fraction of positions whose argmax token equals the unmodified model's"},
+    })
+    return out
+
+
+def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict]:
+    metrics, items, data = {}, {}, {}
+    if not info.report_quality:
+        why = f"model {spec.model!r} has random weights: quality figures are not reported"
+        for k in ("probe_acc", "probe_acc_norm", "arith_accuracy", "perplexity", "kld_mean", "top1_agreement"):
+            metrics[k] = measure.missing(why)
+        return metrics, items, data
+    ids, meta = reftext.token_ids(tokenizer, budget.ppl_tokens, spec.text)
+    data["reftext"] = meta
+    ref = ctx.load_reference_model() if ctx.load_reference_model else None
+    metrics.update(perplexity_and_kld(model, ref, ids, budget.ppl_window, spec.device))
+    del ref
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        why = "lm-eval is not installed here"
+        for k in ("probe_acc", "probe_acc_norm", "arith_accuracy"):
+            metrics[k] = measure.missing(why)
+        return metrics, items, data
+    items_p = probe.generate(spec.seed)[: budget.probe_limit] if budget.probe_limit else probe.generate(spec.seed)
+    pdir, psha = lmeval.write_probe(items_p)
+    r = lmeval.evaluate(model, tokenizer, lmeval.PROBE_TASK, pdir, spec.device, budget.eval_batch_size, seed=spec.seed)
+    for m in ("acc", "acc_norm"):
+        metrics[f"probe_{m}"] = {**r[m], "unit": "fraction", "higher_is_better": True, "chance": 0.25,
+                                 "method": f"lm-eval multiple_choice {m}, 4 choices"}
+        items[f"probe.{m}"] = r["items"][m]
+    data["probe_sha256"] = psha
+    from ..tasks import load as load_task
+    from .finetune import evaluate_accuracy
+
+    arith = load_task(spec.task, seed=spec.seed)
+    ev = arith.eval[: budget.arith_limit] if budget.arith_limit else arith.eval
+    a = evaluate_accuracy(model, tokenizer, ev, spec.device, budget.eval_batch_size, spec.seed)
+    metrics["arith_accuracy"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
+                                 "higher_is_better": True, "method": "exact match, lm-eval generate_until"}
+    items["arith.exact_match"] = a["items"]
+    data["arith_eval_sha256"] = a["data_sha256"]
+    for task in budget.extra_tasks:
+        try:
+            r = lmeval.evaluate(model, tokenizer, task, None, spec.device, budget.eval_batch_size, seed=spec.seed)
+        except Exception as e:  # the task's data may be unreachable from this machine
+            metrics[f"{task}_acc"] = measure.missing(f"lm-eval task {task!r} failed: {type(e).__name__}: {e}")
+            continue
+        for m, v in r.items():
+            if isinstance(v, dict) and "value" in v:
+                metrics[f"{task}_{m}"] = {**v, "higher_is_better": m not in ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")}
+                items[f"{task}.{m}"] = r["items"][m]
+    return metrics, items, data
+
+
+def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
+    device = spec.device
+    ids, _ = reftext.token_ids(tokenizer, max(budget.prompt_len, 16), spec.text)
+    wb = weight_bytes(model)
+    metrics = {"weight_bytes": {"value": wb["total"], "unit": "B", "higher_is_better": False, "parts": wb,
+                                "method": "bytes of stored parameters, buffers and quantization constants"}}
+    mem = measure.Memory(device)
+    energy = measure.Energy(device)
+    model.eval()
+    mem.reset()
+    t0 = time.perf_counter()
+    with energy:
+        for bs in budget.batch_sizes:
+            metrics.update(_speed(model, ids, bs, budget, device))
+    metrics["speed_wall_s"] = {"value": time.perf_counter() - t0, "unit": "s", "higher_is_better": False}
+    metrics["energy_j"] = energy.result()
+    for k, v in mem.read().items():
+        if k != "method":
+            metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": mem.read()["method"]}
+    items, qdata = {}, {}
+    if budget.quality:
+        q, items, qdata = quality(model, tokenizer, spec, budget, ctx, info)
+        metrics.update(q)
+    return {"metrics": metrics, "curves": {}, "items": items, "data": qdata}
