@@ -12,6 +12,7 @@ import random
 import sys
 import time
 import traceback
+from collections import Counter
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -60,7 +61,8 @@ def execute(spec_dict: dict) -> dict:
         n_eval = getattr(budget, "n_eval", 200)
         data = tasks.load(spec.task, n_train=n_train, n_eval=n_eval, seed=spec.seed)
         res["data"] = {"task": spec.task, "config": data.config, "train_sha256": tasks.data_sha256(data.train),
-                       "eval_sha256": tasks.data_sha256(data.eval), "n_train": len(data.train), "n_eval": len(data.eval)}
+                       "eval_sha256": tasks.data_sha256(data.eval), "n_train": len(data.train), "n_eval": len(data.eval),
+                       "kinds": dict(Counter(e.kind for e in data.train))}
         ctx = Context(
             scenario=scen, device=spec.device, dtype=dtype, seed=spec.seed, tokenizer=tok,
             load_reference_model=lambda: models.load(spec.model, spec.device, dtype, spec.seed, with_tokenizer=False)[0],
@@ -78,8 +80,9 @@ def execute(spec_dict: dict) -> dict:
             t0 = time.perf_counter()
             data = t.prepare_data(data, ctx)
             per[t.name] = time.perf_counter() - t0
-        if len(data.train) != res["data"]["n_train"]:
-            res["data"].update(n_train_kept=len(data.train), train_kept_sha256=tasks.data_sha256(data.train))
+        if len(data.train) != res["data"]["n_train"] or res["data"]["train_sha256"] != tasks.data_sha256(data.train):
+            res["data"].update(n_train_kept=len(data.train), train_kept_sha256=tasks.data_sha256(data.train),
+                               kinds_kept=dict(Counter(e.kind for e in data.train)))
         for t in techs:
             measure.sync(spec.device)
             t0 = time.perf_counter()
