@@ -1,0 +1,162 @@
+"""Kernel micro-benchmark: time each fused kernel's forward, backward and forward+backward against
+eager PyTorch, torch.compile of the same reference and liger-kernel, over token counts around
+the default model's shapes (effbench.kernelcases holds the cases and the bytes model).
+
+Timing: triton.testing.do_bench (CUDA; warm-up excluded, L2 flushed between calls, every sample
+kept), median reported. Derived: gbps = bytes_moved / median_s / 1e9; frac_peak_bw = that over
+the device's peak DRAM bandwidth from PEAK_BW (None with a reason when the GPU is not listed).
+peak_bytes: the device memory allocated at the high point of one call above what was allocated
+just before it (inputs, and for bwd the saved graph, are not counted).
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import torch
+
+from effbench import kernelcases as kc
+
+# Peak DRAM bandwidth, bytes/s, from the vendors' data sheets; matched in order against
+# torch.cuda.get_device_name (every part must appear as a whole word, case-insensitive).
+PEAK_BW: list[tuple[tuple[str, ...], float]] = [
+    (("H200",), 4.8e12),
+    (("H100", "PCIe"), 2.0e12),
+    (("H100",), 3.35e12),  # SXM ("NVIDIA H100 80GB HBM3")
+    (("A100", "80GB"), 2.039e12),
+    (("A100", "40GB"), 1.555e12),
+    (("L4",), 3.0e11),  # whole word: not L40 / L40S
+    (("RTX 4090",), 1.008e12),
+]
+TOKENS = (1024, 2048, 4096, 8192, 16384, 32768)
+TOKENS_QUICK = (1024, 8192)
+PASSES = ("fwd", "bwd", "fwdbwd")
+
+
+def peak_bandwidth(device_name: str) -> tuple[float | None, str | None]:
+    """(bytes/s, None) for a listed GPU, else (None, reason)."""
+    for parts, bw in PEAK_BW:
+        if all(re.search(rf"(?<![A-Za-z0-9]){re.escape(p)}(?![A-Za-z0-9])", device_name, re.I) for p in parts):
+            return bw, None
+    return None, f"peak bandwidth of {device_name!r} unknown (table: effbench.kernelbench.PEAK_BW)"
+
+
+def _do_bench(fn: Callable, grad_to_none: list) -> list[float]:
+    import triton.testing
+
+    return list(triton.testing.do_bench(fn, grad_to_none=grad_to_none, return_mode="all"))
+
+
+def _pass_fn(fn: Callable, inputs: list, which: str) -> Callable:
+    """A zero-argument callable that runs one pass (the forward of bwd runs once, beforehand)."""
+    def grads_for(out):
+        outs = out if isinstance(out, tuple) else (out,)
+        return outs, [torch.ones_like(o) for o in outs]
+
+    if which == "fwd":
+        return lambda: fn(*inputs)
+    if which == "bwd":
+        outs, gs = grads_for(fn(*inputs))
+        return lambda: torch.autograd.backward(outs, gs, retain_graph=True)
+
+    def fwdbwd():
+        torch.autograd.backward(*grads_for(fn(*inputs)))
+    return fwdbwd
+
+
+def _peak_bytes(run: Callable, device: str) -> int | None:
+    if device != "cuda":
+        return None
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    run()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def _record(case, impl, which, tokens, dtype, samples, peak, peak_bw, bw_reason, error=None) -> dict:
+    median = float(torch.tensor(samples).median()) if samples else None
+    nbytes = case.bytes[which]
+    gbps = nbytes / (median * 1e-3) / 1e9 if median else None
+    flops = case.flops.get(which)
+    rec = {"kernel": case.kernel, "impl": impl, "pass": which, "tokens": tokens, "hidden": case.width,
+           "dtype": str(dtype).replace("torch.", ""), "median_ms": median, "samples_ms": samples,
+           "bytes_moved": nbytes, "gbps": gbps,
+           "frac_peak_bw": gbps * 1e9 / peak_bw if (gbps and peak_bw) else None,
+           "peak_bytes": peak, "flops": flops, "tflops": flops / (median * 1e-3) / 1e12 if (flops and median) else None}
+    if peak_bw is None:
+        rec["frac_peak_bw_reason"] = bw_reason
+    if error:
+        rec["error"] = error
+    return rec
+
+
+def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kernels=kc.KERNELS,
+         shapes: kc.Shapes = kc.Shapes()) -> list[dict]:
+    """Every (kernel, tokens, dtype, impl, pass); failures (OOM, missing API) become records with
+    median_ms None and an `error`, so one bad cell does not lose the sweep."""
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    peak_bw, bw_reason = peak_bandwidth(name)
+    records = []
+    for kernel in kernels:
+        for tokens in tokens_list:
+            for dtype in dtypes:
+                if "compile" in impls:
+                    torch._dynamo.reset()  # each shape compiles fresh; no recompile limit reached
+                case = kc.make_case(kernel, tokens, dtype, device, shapes)
+                for impl in impls:
+                    for which in PASSES:
+                        try:
+                            fn = kc.impl_fn(case, impl)
+                            if fn is None:
+                                records.append(_record(case, impl, which, tokens, dtype, [], None, peak_bw,
+                                                       bw_reason, error=f"{impl} not available (liger-kernel: needs the package and CUDA)"))
+                                continue
+                            run = _pass_fn(fn, case.inputs, which)
+                            grad_to_none = [t for t in case.inputs if t.requires_grad]
+                            samples = timer(run, grad_to_none)
+                            peak = _peak_bytes(run, device)
+                            records.append(_record(case, impl, which, tokens, dtype, samples, peak,
+                                                   peak_bw, bw_reason))
+                        except Exception as e:  # noqa: BLE001 - recorded, not hidden
+                            if device == "cuda":
+                                torch.cuda.empty_cache()
+                            records.append(_record(case, impl, which, tokens, dtype, [], None, peak_bw,
+                                                   bw_reason, error=f"{type(e).__name__}: {e}"[:300]))
+                        finally:
+                            for t in case.inputs:
+                                t.grad = None
+                del case
+    return records
+
+
+def run_kernel_bench(device: str, quick: bool = False) -> list[dict]:
+    """Records for every kernel x impl x pass x tokens x dtype (see the module docstring)."""
+    if device != "cuda" or not torch.cuda.is_available():
+        raise RuntimeError(f"kernel timings need a CUDA GPU (device {device!r}, "
+                           f"torch.cuda.is_available()={torch.cuda.is_available()}); on CPU the kernels "
+                           "run only through Triton's interpreter, which checks correctness, not speed")
+    tokens = TOKENS_QUICK if quick else TOKENS
+    dtypes = (torch.bfloat16,) if quick else (torch.bfloat16, torch.float32)
+    return _run("cuda", tokens, dtypes, _do_bench)
+
+
+def speedup_rows(records: list[dict]) -> list[dict]:
+    """One row per (kernel, pass, tokens, hidden, dtype): each impl's median and effbench's
+    speed-up against eager, compile and liger (their time / ours; > 1 means effbench is faster)."""
+    groups: dict[tuple, dict[str, float | None]] = {}
+    for r in records:
+        key = (r["kernel"], r["pass"], r["tokens"], r["hidden"], r["dtype"])
+        groups.setdefault(key, {})[r["impl"]] = r["median_ms"]
+    rows = []
+    for (kernel, which, tokens, hidden, dtype), ms in groups.items():
+        ours = ms.get("effbench")
+        row = {"kernel": kernel, "pass": which, "tokens": tokens, "hidden": hidden, "dtype": dtype}
+        for impl in kc.IMPLS:
+            row[f"{impl}_ms"] = ms.get(impl)
+        for other in ("eager", "compile", "liger"):
+            theirs = ms.get(other)
+            row[f"speedup_vs_{other}"] = theirs / ours if (ours and theirs) else None
+        rows.append(row)
+    return rows
