@@ -18,16 +18,16 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers.models.llama import modeling_llama as ml  # noqa: E402
 
-from effbench import models  # noqa: E402
 from effbench.techniques import Context, TechniqueError, build  # noqa: E402
 
 VOCAB = 49152
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    model, _, _ = models.load("tiny", device="cpu", dtype=torch.float32, seed=0)
-    return model
+def tiny_model(tiny):
+    """One seeded tiny Llama (conftest's factory); each test deep-copies it before changing it."""
+    make, _ = tiny
+    return make(0)
 
 
 def _ctx():
@@ -48,8 +48,8 @@ def _batch(seed=0, b=2, s=24):
     return ids, mask, labels
 
 
-def test_same_logits_loss_and_grads(tiny):
-    ref, fused = copy.deepcopy(tiny), _fused(tiny)
+def test_same_logits_loss_and_grads(tiny_model):
+    ref, fused = copy.deepcopy(tiny_model), _fused(tiny_model)
     ids, mask, labels = _batch()
     with torch.no_grad():  # inference: labels None -> logits as before
         torch.testing.assert_close(fused(input_ids=ids, attention_mask=mask).logits,
@@ -66,9 +66,9 @@ def test_same_logits_loss_and_grads(tiny):
                                    msg=lambda m, n=name: f"{n}: {m}")
 
 
-def test_num_items_in_batch_matches_transformers(tiny):
+def test_num_items_in_batch_matches_transformers(tiny_model):
     """Gradient accumulation passes num_items_in_batch: loss = sum / items, as ForCausalLMLoss."""
-    ref, fused = copy.deepcopy(tiny), _fused(tiny)
+    ref, fused = copy.deepcopy(tiny_model), _fused(tiny_model)
     ids, mask, labels = _batch(1)
     with torch.no_grad():
         lf = fused(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=100).loss
@@ -76,9 +76,9 @@ def test_num_items_in_batch_matches_transformers(tiny):
     torch.testing.assert_close(lf, lr, atol=1e-4, rtol=0)
 
 
-def test_training_curve_tracks_unfused(tiny):
+def test_training_curve_tracks_unfused(tiny_model):
     curves = []
-    for model in (copy.deepcopy(tiny), _fused(tiny)):
+    for model in (copy.deepcopy(tiny_model), _fused(tiny_model)):
         torch.manual_seed(0)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         losses = []
@@ -95,17 +95,17 @@ def test_training_curve_tracks_unfused(tiny):
     assert max(abs(a - b) for a, b in zip(ref, fused)) < 1e-4, (ref, fused)  # measured: ~2e-6
 
 
-def test_switches_and_instance_only(tiny):
+def test_switches_and_instance_only(tiny_model):
     class_forwards = {c: c.forward for c in (ml.LlamaRMSNorm, ml.LlamaMLP, ml.LlamaAttention, ml.LlamaForCausalLM)}
     ctx = _ctx()
-    m = build("fused", {"flce": False, "rope": False}).apply(copy.deepcopy(tiny), ctx)
+    m = build("fused", {"flce": False, "rope": False}).apply(copy.deepcopy(tiny_model), ctx)
     assert ctx.records["fused"]["modules_swapped"] == {"rmsnorm": 5, "swiglu": 2, "rope": 0, "flce": 0}
     assert "forward" in m.model.norm.__dict__ and "forward" not in m.model.layers[0].self_attn.__dict__
     ids, mask, labels = _batch()
     with torch.no_grad():  # flce off: logits still come back with the loss
         assert m(input_ids=ids, attention_mask=mask, labels=labels).logits.shape == (2, 24, VOCAB)
     assert {c: c.forward for c in class_forwards} == class_forwards  # classes untouched
-    assert "forward" not in tiny.model.norm.__dict__  # other instances untouched
+    assert "forward" not in tiny_model.model.norm.__dict__  # other instances untouched
 
 
 def test_rejects_other_architectures():
