@@ -84,7 +84,8 @@ def _record(case, impl, which, tokens, dtype, samples, peak, peak_bw, bw_reason,
            "dtype": str(dtype).replace("torch.", ""), "median_ms": median, "samples_ms": samples,
            "bytes_moved": nbytes, "gbps": gbps,
            "frac_peak_bw": gbps * 1e9 / peak_bw if (gbps and peak_bw) else None,
-           "peak_bytes": peak, "flops": flops, "tflops": flops / (median * 1e-3) / 1e12 if (flops and median) else None}
+           "peak_bytes": peak, "flops": flops,
+           "tflops": flops / (median * 1e-3) / 1e12 if (flops and median) else None}
     if peak_bw is None:
         rec["frac_peak_bw_reason"] = bw_reason
     if error:
@@ -92,12 +93,30 @@ def _record(case, impl, which, tokens, dtype, samples, peak, peak_bw, bw_reason,
     return rec
 
 
+def _cell(case, impl: str, which: str, tokens: int, dtype, device: str, timer: Callable, bw) -> dict:
+    """One (impl, pass) measurement; a failure (OOM, missing API) becomes a record with median_ms
+    None and an `error`, so one bad cell does not lose the sweep."""
+    try:
+        fn = kc.impl_fn(case, impl)
+        if fn is None:
+            return _record(case, impl, which, tokens, dtype, [], None, *bw,
+                           error=f"{impl} not available (liger-kernel: needs the package and CUDA)")
+        run = _pass_fn(fn, case.inputs, which)
+        samples = timer(run, [t for t in case.inputs if t.requires_grad])
+        return _record(case, impl, which, tokens, dtype, samples, _peak_bytes(run, device), *bw)
+    except Exception as e:  # noqa: BLE001 - recorded, not hidden
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        return _record(case, impl, which, tokens, dtype, [], None, *bw, error=f"{type(e).__name__}: {e}"[:300])
+    finally:
+        for t in case.inputs:
+            t.grad = None
+
+
 def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kernels=kc.KERNELS,
          shapes: kc.Shapes = kc.Shapes()) -> list[dict]:
-    """Every (kernel, tokens, dtype, impl, pass); failures (OOM, missing API) become records with
-    median_ms None and an `error`, so one bad cell does not lose the sweep."""
-    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    peak_bw, bw_reason = peak_bandwidth(name)
+    """Every (kernel, tokens, dtype, impl, pass), timed by `timer(run, grad_to_none) -> ms list`."""
+    bw = peak_bandwidth(torch.cuda.get_device_name() if device == "cuda" else "cpu")
     records = []
     for kernel in kernels:
         for tokens in tokens_list:
@@ -105,28 +124,8 @@ def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kern
                 if "compile" in impls:
                     torch._dynamo.reset()  # each shape compiles fresh; no recompile limit reached
                 case = kc.make_case(kernel, tokens, dtype, device, shapes)
-                for impl in impls:
-                    for which in PASSES:
-                        try:
-                            fn = kc.impl_fn(case, impl)
-                            if fn is None:
-                                records.append(_record(case, impl, which, tokens, dtype, [], None, peak_bw,
-                                                       bw_reason, error=f"{impl} not available (liger-kernel: needs the package and CUDA)"))
-                                continue
-                            run = _pass_fn(fn, case.inputs, which)
-                            grad_to_none = [t for t in case.inputs if t.requires_grad]
-                            samples = timer(run, grad_to_none)
-                            peak = _peak_bytes(run, device)
-                            records.append(_record(case, impl, which, tokens, dtype, samples, peak,
-                                                   peak_bw, bw_reason))
-                        except Exception as e:  # noqa: BLE001 - recorded, not hidden
-                            if device == "cuda":
-                                torch.cuda.empty_cache()
-                            records.append(_record(case, impl, which, tokens, dtype, [], None, peak_bw,
-                                                   bw_reason, error=f"{type(e).__name__}: {e}"[:300]))
-                        finally:
-                            for t in case.inputs:
-                                t.grad = None
+                records += [_cell(case, impl, which, tokens, dtype, device, timer, bw)
+                            for impl in impls for which in PASSES]
                 del case
     return records
 

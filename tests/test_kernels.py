@@ -17,7 +17,8 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from effbench.kernels.flce import chunk_tokens_for, fused_linear_cross_entropy, fused_linear_cross_entropy_ref  # noqa: E402
+from effbench.kernels.flce import (chunk_tokens_for, fused_linear_cross_entropy,  # noqa: E402
+                                   fused_linear_cross_entropy_ref)
 from effbench.kernels.rmsnorm import rmsnorm, rmsnorm_ref  # noqa: E402
 from effbench.kernels.rope import rope, rope_ref  # noqa: E402
 from effbench.kernels.swiglu import swiglu, swiglu_ref  # noqa: E402
