@@ -52,7 +52,10 @@ def execute(spec_dict: dict) -> dict:
                 return res
         res["env"] = measure.environment(spec.device)
         _seed(spec.seed)
-        dtype = getattr(torch, spec.dtype) if spec.dtype else models.default_dtype(spec.device)
+        # Weights: fp32 for fine-tuning (bf16 autocast on CUDA keeps fp32 master weights), bf16 for
+        # inference on CUDA, fp32 on CPU; a run's `dtype` overrides.
+        dtype = getattr(torch, spec.dtype) if spec.dtype else (
+            torch.float32 if spec.scenario == "finetune" else models.default_dtype(spec.device))
         timings: dict = {}
         with measure.stopwatch(timings, "model_load_s", spec.device):
             model, tok, info = models.load(spec.model, spec.device, dtype, spec.seed)
@@ -93,7 +96,7 @@ def execute(spec_dict: dict) -> dict:
         res["setup"]["model_load_s"] = timings["model_load_s"]
         rss = measure.rss_bytes()
         if spec.scenario == "finetune":
-            out = finetune.run(model, tok, data, spec, budget, ctx, techs)
+            out = finetune.run(model, tok, data, spec, budget, ctx, techs, quality=info.report_quality)
         else:
             out = infer.run(model, tok, data, spec, budget, ctx, techs, info)
         res["metrics"].update(extra)

