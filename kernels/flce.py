@@ -75,8 +75,21 @@ def chunk_tokens_for(n_tokens: int, hidden: int, vocab: int) -> int:
 def flce_forward(x, weight, labels, ignore_index=-100, label_smoothing=0.0, reduction="mean",
                  chunk_tokens=None, need_dx=True, need_dw=True):
     """Loss (fp32 scalar) and the gradients (dx [N, H] in x.dtype, dW [V, H] in W.dtype, or None)
-    of loss wrt x [N, H] and weight [V, H], for integer labels [N]."""
+    of loss wrt x [N, H] and weight [V, H], for integer labels [N].
+
+    Under torch.autocast the chunk matmuls run in the autocast dtype (as an autocast lm_head
+    would), and the gradients come back in the dtypes of x and weight (fp32 master weights)."""
     check_device(x, weight)
+    dev = x.device.type
+    amp = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+    with torch.autocast(dev, enabled=False):  # explicit dtypes below; out= and addmm_ need them
+        loss, dx, dw = _flce_chunks(x.to(amp or x.dtype), weight.to(amp or weight.dtype), labels, ignore_index,
+                                    label_smoothing, reduction, chunk_tokens, need_dx, need_dw, weight.dtype)
+    return loss, (dx.to(x.dtype) if dx is not None else None), dw
+
+
+def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, chunk_tokens, need_dx, need_dw,
+                 dw_dtype):
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction {reduction!r}; valid: 'mean', 'sum'")
     N, H = x.shape
@@ -108,7 +121,7 @@ def flce_forward(x, weight, labels, ignore_index=-100, label_smoothing=0.0, redu
             else:  # bf16/fp16 product, accumulated in fp32 across chunks
                 dw += torch.mm(logits.t(), xc)
     loss = loss_rows.sum() / n_valid if reduction == "mean" else loss_rows.sum()
-    return loss, dx, (dw.to(weight.dtype) if need_dw else None)
+    return loss, dx, (dw.to(dw_dtype) if need_dw else None)
 
 
 class FusedLinearCrossEntropyFunction(torch.autograd.Function):

@@ -144,6 +144,26 @@ def test_flce_edge_cases():
         fused_linear_cross_entropy(x, w, torch.tensor([1, 2, 3, 4, 5, 10]))
 
 
+def test_flce_under_autocast_matches_autocast_reference():
+    """The harness trains on CUDA with bf16 autocast over fp32 weights: the chunk matmuls must
+    follow autocast (bf16 logits, like an autocast lm_head) and the grads keep the fp32 dtypes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 48, generator=g, requires_grad=True)
+    w = (torch.randn(700, 48, generator=g) / 48 ** 0.5).requires_grad_()
+    labels = torch.randint(0, 700, (40,), generator=g)
+    labels[::3] = -100
+    xr, wr = (t.detach().clone().requires_grad_() for t in (x, w))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = fused_linear_cross_entropy(x, w, labels, chunk_tokens=16)
+        loss_ref = fused_linear_cross_entropy_ref(xr, wr, labels)
+    loss.backward()
+    loss_ref.backward()
+    torch.testing.assert_close(loss, loss_ref, atol=2e-2, rtol=0)  # both from bf16 logits
+    for a, b in ((x, xr), (w, wr)):
+        assert a.grad.dtype == torch.float32
+        torch.testing.assert_close(a.grad, b.grad, **FLCE_TOL[torch.bfloat16])
+
+
 def test_flce_chunk_rule_bounds_the_logits():
     """The chunk's logits (C x V) stay about the size of the hidden states (N x H), never N x V."""
     for n, h, v in [(32768, 576, 49152), (1024, 576, 49152), (100, 64, 49152)]:
