@@ -4,6 +4,8 @@
   effbench run --suite cpu               run a suite (auto: `gpu` with CUDA, else `cpu`)
   effbench run --scenario infer -t nf4   one ad-hoc run
   effbench show RESULTS                  print a result set's summary table
+  effbench compare BASE HEAD             verdicts per metric with CIs; exit 1 on a regression
+  effbench plot|report|aa ...            plots, a README for a result set, the A/A check (cli_compare)
 
 Bad input exits with status 2 and a message naming the value and the valid choices, before any
 model is loaded.
@@ -152,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a result set's summary")
     s.add_argument("results", help="results.json or its folder")
     s.set_defaults(fn=cmd_show)
+    from .cli_compare import add_parsers
+
+    add_parsers(sub)  # compare, plot, report, aa
     return p
 
 
