@@ -1,0 +1,132 @@
+"""torchao weight quantization through `quantize_`: `torchao_int8wo`, `torchao_int4wo`, `torchao_fp8`.
+
+What they trade: like the bitsandbytes formats, weight bytes for rounding error, but with
+torchao's tensor subclasses and kernels: int8 weight-only (per-row scales; runs wherever torch
+runs, CPU included), int4 weight-only (per-group scales and zero points, torch's tinygemm kernel:
+CUDA sm80+ and bf16), and fp8 e4m3 (per-row scales; weight-only, or `dynamic` which also casts
+activations to fp8 per token and uses fp8 tensor-core matmuls: CUDA sm89+).
+
+After `semi_structured_2_4`, `torchao_fp8` in dynamic mode packs the 2:4-masked weights into
+torchao's sparse fp8 format, whose CUTLASS kernel needs sm90 (Hopper); that is the composition
+of 2:4 sparsity and 8-bit quantization this torchao (0.18) offers (its int8 + 2:4 layout was
+removed with version 1 of the int8 configs).
+
+Only the blocks' Linear layers are quantized; torchao leaves shapes its kernels cannot take in
+their original dtype, which the recorded bits per weight then show.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ._infer_common import QUANTIZERS, block_linears, record_bits
+from .base import Context, Technique, TechniqueError, register
+
+
+def _capability_missing(device: str, need: tuple[int, int], what: str) -> str | None:
+    if device != "cuda" or not torch.cuda.is_available():
+        return f"{what} needs CUDA (device here: {device!r})"
+    cap = torch.cuda.get_device_capability()
+    return None if cap >= need else f"{what} needs compute capability >= {need[0]}.{need[1]}, GPU has {cap[0]}.{cap[1]}"
+
+
+class _TorchAO(Technique):
+    scenarios = ("infer",)
+    requires = ("torchao",)
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.conflicts_with = tuple(q for q in QUANTIZERS if q != cls.name)
+
+    def ao_config(self, ctx: Context):
+        raise NotImplementedError
+
+    def apply(self, model, ctx: Context):
+        from torchao.quantization import quantize_
+
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        layers = block_linears(model)
+        names = {n for n, _ in layers}
+        quantize_(base, self.ao_config(ctx), filter_fn=lambda m, fqn: fqn in names)
+        layers = [(n, base.get_submodule(n)) for n in names]
+        kept = sorted(n for n, m in layers if type(m.weight.data) is torch.Tensor)
+        if kept:
+            ctx.record(self.name, "layers_left_unquantized", kept)
+        record_bits(ctx, self.name, layers)
+        return model
+
+
+@register
+class TorchAOInt8WO(_TorchAO):
+    name = "torchao_int8wo"
+    description = "torchao int8 weight-only, per-row scales (CPU and CUDA)"
+
+    @dataclass(frozen=True)
+    class Config:
+        pass
+
+    def ao_config(self, ctx: Context):
+        from torchao.quantization import Int8WeightOnlyConfig
+
+        return Int8WeightOnlyConfig(set_inductor_config=False)  # no global inductor settings changed
+
+
+@register
+class TorchAOInt4WO(_TorchAO):
+    name = "torchao_int4wo"
+    description = "torchao int4 weight-only, per-group scales and zero points (tinygemm, CUDA sm80+, bf16)"
+
+    @dataclass(frozen=True)
+    class Config:
+        group_size: Literal[32, 64, 128, 256] = 128  # weights per scale/zero; lower: better, bigger
+
+    def skip_reason(self, scenario: str, device: str) -> str | None:
+        return super().skip_reason(scenario, device) or _capability_missing(device, (8, 0), self.name)
+
+    def ao_config(self, ctx: Context):
+        from torchao.quantization import Int4WeightOnlyConfig
+
+        if ctx.dtype != torch.bfloat16:
+            raise TechniqueError(f"{self.name}: the tinygemm int4 kernel needs bfloat16, the run uses {ctx.dtype}")
+        return Int4WeightOnlyConfig(group_size=self.config.group_size, int4_packing_format="tile_packed_to_4d",
+                                    set_inductor_config=False)
+
+
+@register
+class TorchAOFP8(_TorchAO):
+    name = "torchao_fp8"
+    description = "torchao float8 e4m3 weights, per-row scales; weight-only or dynamic fp8 activations (CUDA sm89+)"
+
+    @dataclass(frozen=True)
+    class Config:
+        mode: Literal["weight_only", "dynamic"] = "dynamic"  # dynamic: fp8 matmuls, activations rounded too
+
+    def _sparse(self, names) -> bool:
+        return ("semi_structured_2_4" in names and self.config.mode == "dynamic"
+                and names.index("semi_structured_2_4") < names.index(self.name))
+
+    def skip_reason(self, scenario: str, device: str) -> str | None:
+        return super().skip_reason(scenario, device) or _capability_missing(device, (8, 9), self.name)
+
+    def apply(self, model, ctx: Context):
+        if self._sparse(list(ctx.techniques)):
+            why = _capability_missing(ctx.device, (9, 0), "torchao's sparse fp8 (2:4) kernel")
+            if why:
+                raise TechniqueError(f"{self.name} after semi_structured_2_4: {why}; use mode='weight_only'")
+            ctx.record(self.name, "sparse_kernel", "torchao Float8Sparse2x4 (CUTLASS, sm90)")
+        return super().apply(model, ctx)
+
+    def ao_config(self, ctx: Context):
+        from torchao.quantization import (Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow)
+
+        if self.config.mode == "weight_only":
+            return Float8WeightOnlyConfig(set_inductor_config=False)
+        if self._sparse(list(ctx.techniques)):
+            from torchao.quantization.quantize_.workflows.float8.float8_packing_format import Float8PackingFormat
+
+            return Float8DynamicActivationFloat8WeightConfig(
+                granularity=PerRow(), packing_format=Float8PackingFormat.SPARSE_2D_DATA_2D_METADATA,
+                set_inductor_config=False)
+        return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False)
