@@ -95,6 +95,22 @@ def test_training_curve_tracks_unfused(tiny_model):
     assert max(abs(a - b) for a, b in zip(ref, fused)) < 1e-4, (ref, fused)  # measured: ~2e-6
 
 
+def test_same_loss_and_grads_under_bf16_autocast(tiny_model):
+    """The harness fine-tunes on CUDA with bf16 autocast over fp32 weights; CPU autocast stands
+    in. Both models round to bf16, so: loss within 2e-2, each grad within 5% (relative L2 norm)."""
+    ref, fused = copy.deepcopy(tiny_model), _fused(tiny_model)
+    ids, mask, labels = _batch(2, s=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_f = fused(input_ids=ids, attention_mask=mask, labels=labels)
+        out_r = ref(input_ids=ids, attention_mask=mask, labels=labels)
+    torch.testing.assert_close(out_f.loss, out_r.loss, atol=2e-2, rtol=0)
+    out_f.loss.backward()
+    out_r.loss.backward()
+    for (name, pf), (_, pr) in zip(fused.named_parameters(), ref.named_parameters()):
+        assert pf.grad.dtype == torch.float32
+        assert (pf.grad - pr.grad).norm() <= 0.05 * pr.grad.norm(), name
+
+
 def test_switches_and_instance_only(tiny_model):
     class_forwards = {c: c.forward for c in (ml.LlamaRMSNorm, ml.LlamaMLP, ml.LlamaAttention, ml.LlamaForCausalLM)}
     ctx = _ctx()
