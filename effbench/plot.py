@@ -1,0 +1,149 @@
+"""Plots of one or several result sets (matplotlib, Agg backend): PNG and SVG into the set's folder.
+
+- pareto_<scenario>: quality (task accuracy for finetune, probe accuracy for infer, ± stderr)
+  against throughput, peak memory and cost; one point per run, the Pareto frontier of each set
+  drawn. Runs are numbered on the points and named in a key under the axes, so labels stay short
+  and do not collide (no label-placement library needed).
+- finetune_curves, pruning, kernels: effbench.plot_curves.
+
+Each figure function returns the Figure (tests count its points) or None when there is nothing
+to draw; points carry gid "points:<set label>" and frontiers "frontier:<set label>".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import cost, report, results  # noqa: E402
+
+COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+OFFSETS = [(5, 5), (5, -11), (-11, 5), (-11, -11)]  # points; cycling spreads labels of close points
+QUALITY = {"finetune": ("accuracy", "task accuracy, arith exact match (%)"), "infer": ("probe_acc", "probe accuracy (%)")}
+
+
+def label(rs: dict) -> str:
+    p = rs.get("_path")
+    return Path(p).parent.name if p else f"{rs.get('suite')} {str((rs.get('git') or {}).get('sha'))[:8]}"
+
+
+def describe(sets: list[dict]) -> str:
+    """'model M, device D, suite S' over the given sets (joined with / where they differ)."""
+    def uniq(xs):
+        return " / ".join(dict.fromkeys(str(x) for x in xs if x)) or "?"
+    models = uniq((r.get("model") or {}).get("name") or r["spec"].get("model") for rs in sets for r in rs["runs"])
+    return f"model {models}, device {uniq((rs.get('env') or {}).get('device_name') for rs in sets)}, " \
+           f"suite {uniq(rs.get('suite') for rs in sets)}"
+
+
+def axes_specs(scenario: str):
+    """(x label, x function of (run, derived), higher_is_better) for the three Pareto panels."""
+    if scenario == "finetune":
+        thr = ("train throughput (tokens/s)", lambda r, d: results.metric(r, "train_tokens_per_s"))
+        cst = ("cost of the run (USD)", lambda r, d: d.get("cost_usd"))
+    else:
+        thr = ("decode throughput, largest batch (tokens/s)", lambda r, d: cost.largest_batch_decode(r)[0])
+        cst = ("cost per million decoded tokens (USD)", lambda r, d: d.get("usd_per_mtok"))
+    mem = ("peak memory (MiB)", lambda r, d: (report.peak_bytes(r) or 0) / 2**20 or None)
+    return [(*thr, True), (*mem, False), (*cst, False)]
+
+
+def frontier(points: list[tuple[float, float]], x_higher_better: bool) -> list[int]:
+    """Indices of the points no other point beats on both x and quality (higher quality is better),
+    ordered from the best x to the worst."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0] if x_higher_better else points[i][0], -points[i][1]))
+    out, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            out.append(i)
+            best = points[i][1]
+    return out
+
+
+def numbering(sets: list[dict], scenario: str) -> dict[str, int]:
+    ids = [r["id"] for rs in sets for r in rs["runs"] if r["spec"]["scenario"] == scenario and r["status"] == "ok"]
+    return {rid: i + 1 for i, rid in enumerate(dict.fromkeys(ids))}
+
+
+def add_key(fig, entries: list[str], per_col: int = 8) -> None:
+    """Run numbers -> names, in columns under the axes."""
+    cols = [entries[i: i + per_col] for i in range(0, len(entries), per_col)]
+    for c, col in enumerate(cols):
+        fig.text(0.01 + c * 0.33, 0.01, "\n".join(col), fontsize=7, family="monospace", va="bottom")
+    fig.subplots_adjust(bottom=0.12 + 0.022 * min(len(entries), per_col), top=0.84, wspace=0.3)
+
+
+def pareto_figure(sets: list[dict], scenario: str):
+    qname, qlabel = QUALITY[scenario]
+    nums = numbering(sets, scenario)
+    if not nums:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    drawn = False
+    for k, rs in enumerate(sets):
+        price, _ = report.price(rs)
+        runs = [r for r in rs["runs"] if r["spec"]["scenario"] == scenario and r["status"] == "ok"]
+        color, lab = COLORS[k % len(COLORS)], label(rs)
+        for ax, (xlabel, fx, hib) in zip(axes, axes_specs(scenario)):
+            pts = []
+            for r in runs:
+                m = r["metrics"].get(qname) or {}
+                x = fx(r, cost.derived(r, price, None))
+                if m.get("value") is not None and x is not None:
+                    pts.append((x, 100 * m["value"], 100 * (m.get("stderr") or 0), nums[r["id"]]))
+            if not pts:
+                continue
+            drawn = True
+            xs, ys, es, ns = zip(*pts)
+            ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
+            ax.scatter(xs, ys, color=color, s=28, zorder=3, label=lab if len(sets) > 1 else "runs", gid=f"points:{lab}")
+            f = frontier([(x, y) for x, y, _, _ in pts], hib)
+            ax.plot([xs[i] for i in f], [ys[i] for i in f], color=color, ls="--", lw=1.2,
+                    label=f"Pareto frontier{' ' + lab if len(sets) > 1 else ''}", gid=f"frontier:{lab}")
+            for j, (x, y, n) in enumerate(zip(xs, ys, ns)):
+                ax.annotate(str(n), (x, y), xytext=OFFSETS[(n + k) % 4], textcoords="offset points", fontsize=8, color=color,
+                            fontweight="bold" if j in f else "normal")
+            ax.set_xlabel(xlabel + (" →  better" if hib else "  ← better"))
+            ax.set_ylabel(qlabel)
+            ax.grid(alpha=0.3)
+    if not drawn:
+        plt.close(fig)
+        return None
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{scenario}: quality vs throughput, memory and cost (up and toward 'better' is better)\n{describe(sets)}")
+    runs = {r["id"]: r for rs in sets for r in rs["runs"]}
+    add_key(fig, [f"{n:>2} {rid}: {report.techniques_label(runs[rid])}"[:60] for rid, n in nums.items()])
+    return fig
+
+
+def save(fig, folder: Path, name: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = [folder / f"{name}.{ext}" for ext in ("png", "svg")]
+    for p in out:
+        fig.savefig(p, dpi=110 if p.suffix == ".png" else None)
+    plt.close(fig)
+    return out
+
+
+def figures(sets: list[dict]) -> dict:
+    """name -> Figure for everything these sets can show."""
+    from . import plot_curves
+
+    figs = {f"pareto_{s}": pareto_figure(sets, s) for s in QUALITY}
+    figs.update(finetune_curves=plot_curves.finetune_figure(sets), pruning=plot_curves.pruning_figure(sets),
+                kernels=plot_curves.kernels_figure(sets))
+    return {k: v for k, v in figs.items() if v is not None}
+
+
+def plot(paths: list, out: str | Path | None = None) -> list[Path]:
+    """Load the result sets, draw every figure, write PNG and SVG into `out` (default: the first
+    set's folder). Returns the files written."""
+    sets = [results.load(p) for p in paths]
+    folder = Path(out) if out else Path(sets[0]["_path"]).parent
+    written = []
+    for name, fig in figures(sets).items():
+        written += save(fig, folder, name)
+    return written

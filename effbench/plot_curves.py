@@ -1,0 +1,128 @@
+"""Line plots of result sets: fine-tuning curves, the data-pruning curve, kernel speed-ups.
+
+- finetune: accuracy (± stderr) against training wall time and against dollars, one line per run
+  (its techniques), the suite's target accuracy (cost.target_accuracy) as a horizontal line.
+  Dollars = price x (setup + training seconds), as in effbench.cost.
+- pruning: final accuracy against the kept fraction of the train split, one line per strategy
+  (runs whose data records n_train_kept), the unpruned baseline as a star at 1.0.
+- kernels: from a set's top-level "kernels" records, effbench's speed-up (their median / ours)
+  over eager and liger per kernel across token counts; above 1 means effbench is faster.
+Several sets: same colour per run or strategy, solid line for the first set, dashed for others.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from . import cost, report
+from .plot import COLORS, describe, label
+
+PRUNERS = ("random", "dedup", "heuristic", "perplexity", "el2n")
+STYLES = ["-", "--", ":", "-."]
+
+
+def finetune_figure(sets: list[dict]):
+    runs = [(k, rs, r) for k, rs in enumerate(sets) for r in rs["runs"]
+            if r["spec"]["scenario"] == "finetune" and r["status"] == "ok" and (r.get("curves") or {}).get("accuracy_vs_time")]
+    if not runs:
+        return None
+    names = list(dict.fromkeys(r["id"] for _, _, r in runs))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for k, rs, r in runs:
+        price, _ = report.price(rs)
+        setup = (r.get("setup") or {}).get("wall_s") or 0.0
+        c = r["curves"]["accuracy_vs_time"]
+        y = [100 * p["accuracy"] for p in c]
+        e = [100 * (p.get("stderr") or 0) for p in c]
+        lab = f"{r['id']}: {report.techniques_label(r)}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
+        color = COLORS[names.index(r["id"]) % len(COLORS)]
+        xs = [[p["train_wall_s"] for p in c]] + ([[price * (setup + p["train_wall_s"]) / 3600 for p in c]] if price is not None else [])
+        for ax, x in zip(axes, xs):
+            ax.errorbar(x, y, yerr=e, fmt="none", ecolor=color, alpha=0.5, capsize=2)
+            ax.plot(x, y, color=color, ls=STYLES[k % len(STYLES)], marker="o", ms=3, gid=f"curve:{r['id']}",
+                    label=lab if ax is axes[0] else None)
+    for k, rs in enumerate(sets):
+        t = cost.target_accuracy(rs)
+        if t is not None:
+            for ax in axes:
+                ax.axhline(100 * t, color="grey", ls=STYLES[k % len(STYLES)], lw=1, gid="target")
+            axes[0].annotate(f"target {100 * t:.1f}%", (0, 100 * t), xytext=(2, 3), textcoords="offset points", fontsize=8, color="grey")
+    axes[0].set_xlabel("training wall time (s, evaluation excluded)")
+    axes[1].set_xlabel("cost (USD: price x (setup + training time))")
+    for ax in axes:
+        ax.set_ylabel("eval accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.legend(loc="lower center", ncol=min(3, len(runs)), fontsize=8, frameon=False)
+    fig.suptitle(f"fine-tuning: accuracy vs time and cost\n{describe(sets)}")
+    fig.subplots_adjust(bottom=0.14 + 0.04 * ((len(runs) + 2) // 3), top=0.86)
+    return fig
+
+
+def _pruning_strategy(r: dict):
+    for t in r["spec"].get("techniques") or []:
+        if t["name"] in PRUNERS:
+            return t["name"]
+    return None
+
+
+def pruning_figure(sets: list[dict]):
+    def ok(r):
+        return r["spec"]["scenario"] == "finetune" and r["status"] == "ok" and (r["metrics"].get("accuracy") or {}).get("value") is not None
+    if not any(ok(r) and (r.get("data") or {}).get("n_train_kept") is not None for rs in sets for r in rs["runs"]):
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    strategies: list[str] = []
+    for k, rs in enumerate(sets):
+        lines: dict[str, list] = {}
+        for r in filter(ok, rs["runs"]):
+            m, d = r["metrics"]["accuracy"], r.get("data") or {}
+            if not r["spec"].get("techniques"):
+                ax.errorbar([1.0], [100 * m["value"]], yerr=[100 * (m.get("stderr") or 0)], fmt="*", ms=12, color="black",
+                            label="no pruning" if k == 0 else None)
+            elif d.get("n_train_kept") is not None and _pruning_strategy(r):
+                lines.setdefault(_pruning_strategy(r), []).append((d["n_train_kept"] / d["n_train"], 100 * m["value"], 100 * (m.get("stderr") or 0)))
+        for s, pts in sorted(lines.items()):
+            strategies += [s] if s not in strategies else []
+            xs, ys, es = zip(*sorted(pts))
+            color = COLORS[strategies.index(s) % len(COLORS)]
+            ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
+            ax.plot(xs, ys, marker="o", color=color, ls=STYLES[k % len(STYLES)], gid=f"strategy:{s}",
+                    label=s + (f" [{label(rs)}]" if len(sets) > 1 else ""))
+    ax.set_xlabel("kept fraction of the train split")
+    ax.set_ylabel("final eval accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"data pruning: accuracy vs kept data\n{describe(sets)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def kernels_figure(sets: list[dict]):
+    recs = [(k, rec) for k, rs in enumerate(sets) for rec in rs.get("kernels") or [] if rec.get("median_ms")]
+    kernels = list(dict.fromkeys(rec["kernel"] for _, rec in recs))
+    if not kernels:
+        return None
+    fig, axes = plt.subplots(1, len(kernels), figsize=(4.5 * len(kernels), 4.5), squeeze=False)
+    for ax, kern in zip(axes[0], kernels):
+        times: dict[tuple, dict] = {}
+        for k, rec in recs:
+            if rec["kernel"] == kern:
+                times.setdefault((k, rec["pass"], rec.get("hidden"), rec.get("dtype"), rec["tokens"]), {})[rec["impl"]] = rec["median_ms"]
+        lines: dict[tuple, list] = {}
+        for (k, which, hidden, dtype, tokens), ms in times.items():
+            for other in ("eager", "liger"):
+                if ms.get("effbench") and ms.get(other):
+                    lines.setdefault((k, other, which, hidden, dtype), []).append((tokens, ms[other] / ms["effbench"]))
+        for i, ((k, other, which, hidden, dtype), pts) in enumerate(sorted(lines.items(), key=str)):
+            xs, ys = zip(*sorted(pts))
+            ax.plot(xs, ys, marker="o", ms=3, ls=STYLES[k % len(STYLES)], color=COLORS[i % len(COLORS)],
+                    label=f"vs {other}, {which}, {dtype}" + (f" [{label(sets[k])}]" if len(sets) > 1 else ""), gid=f"speedup:{other}")
+        ax.axhline(1.0, color="grey", lw=1)
+        ax.set_xscale("log", base=2)
+        ax.set_title(kern)
+        ax.set_xlabel("tokens (rows)")
+        ax.set_ylabel("speed-up of effbench (x, their time / ours)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"kernel speed-ups (above 1: effbench faster)\n{describe(sets)}")
+    fig.tight_layout()
+    return fig

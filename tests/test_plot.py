@@ -1,0 +1,109 @@
+"""effbench plot / report / the PR entry: figures hold one point per run (counted from the artists),
+the Pareto frontier is right, optional plots appear only with their data, files land in the
+result set's folder, and README.md embeds them by relative path."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from _resultsets import finetune_run, infer_run, make_set, write
+
+from effbench import cli, plot, plot_curves, pr_report
+
+
+def _points(fig, prefix="points:"):
+    return sum(len(c.get_offsets()) for ax in fig.axes for c in ax.collections if (c.get_gid() or "").startswith(prefix))
+
+
+def _lines(fig, prefix):
+    return [ln for ax in fig.axes for ln in ax.lines if (ln.get_gid() or "").startswith(prefix)]
+
+
+def smoke_like():
+    return make_set([finetune_run(), finetune_run("finetune-lora", [{"name": "lora", "params": {"r": 8}}], tps=1500.0, curve_acc=(0.1, 0.2, 0.4)),
+                     infer_run(), infer_run("infer-int8", [{"name": "int8", "params": {}}], dec=700.0)])
+
+
+def test_frontier_keeps_only_undominated_points():
+    pts = [(100, 50), (200, 40), (150, 60), (50, 55), (300, 10)]  # (throughput, quality)
+    assert plot.frontier(pts, x_higher_better=True) == [4, 1, 2]
+    assert plot.frontier([(10, 50), (5, 40), (20, 60)], x_higher_better=False) == [1, 0, 2]  # memory: lower better
+
+
+def test_pareto_has_one_point_per_run_in_each_panel_and_a_titled_frontier():
+    rs = smoke_like()
+    fig = plot.pareto_figure([rs], "infer")
+    assert len(fig.axes) == 3 and _points(fig) == 3 * 2
+    assert len(_lines(fig, "frontier:")) == 3
+    title = fig._suptitle.get_text()
+    assert "model tiny" in title and "device Test CPU" in title and "suite smoke" in title
+    assert all(re.search(r"\(.+\)", ax.get_xlabel()) for ax in fig.axes)  # units on every axis
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert sorted(set(texts)) == ["1", "2"]  # short numbers on points, names in the key
+    assert any("infer-int8" in t.get_text() for t in fig.texts)
+
+
+def test_pareto_with_two_sets_draws_each_in_its_colour():
+    base, head = smoke_like(), smoke_like()
+    base["_path"], head["_path"] = "/x/base/results.json", "/x/head/results.json"
+    fig = plot.pareto_figure([base, head], "finetune")
+    assert _points(fig, "points:base") == 3 * 2 and _points(fig, "points:head") == 3 * 2
+    colours = {tuple(c.get_facecolor()[0]) for c in fig.axes[0].collections if (c.get_gid() or "").startswith("points:")}
+    assert len(colours) == 2
+
+
+def test_finetune_curves_one_line_per_technique_and_target():
+    rs = smoke_like()
+    fig = plot_curves.finetune_figure([rs])
+    assert len(_lines(fig, "curve:")) == 2 * 2  # two runs, two panels (time, dollars)
+    target = _lines(fig, "target")
+    assert target and target[0].get_ydata()[0] == pytest.approx(100 * 0.9 * 0.5)  # 0.9 x final accuracy of the reference
+    assert plot_curves.pruning_figure([rs]) is None and plot_curves.kernels_figure([rs]) is None
+
+
+def test_pruning_curve_per_strategy():
+    runs = [finetune_run()] + [finetune_run(f"prune-{s}-{f}", [{"name": s, "params": {"fraction": f}}], n_train_kept=int(64 * f))
+                               for s in ("random", "el2n") for f in (0.25, 0.5)]
+    fig = plot_curves.pruning_figure([make_set(runs)])
+    lines = _lines(fig, "strategy:")
+    assert sorted(ln.get_gid() for ln in lines) == ["strategy:el2n", "strategy:random"]
+    assert all(list(ln.get_xdata()) == [0.25, 0.5] for ln in lines)
+
+
+def test_kernel_speedups_over_eager_and_liger():
+    rs = make_set([])
+    rs["kernels"] = [{"kernel": k, "impl": impl, "pass": "fwdbwd", "tokens": t, "hidden": 576, "dtype": "bfloat16",
+                      "median_ms": ms * t / 1024, "samples_ms": [], "gbps": None, "frac_peak_bw": None, "peak_bytes": None}
+                     for k in ("rmsnorm", "swiglu") for t in (1024, 4096)
+                     for impl, ms in (("effbench", 1.0), ("eager", 2.0), ("liger", 1.25))]
+    fig = plot_curves.kernels_figure([rs])
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        ys = {ln.get_gid(): list(ln.get_ydata()) for ln in ax.lines if ln.get_gid()}
+        assert ys == {"speedup:eager": [2.0, 2.0], "speedup:liger": [1.25, 1.25]}
+
+
+def test_plot_command_writes_png_and_svg_into_the_set_folder(tmp_path):
+    path = write(smoke_like(), tmp_path / "set")
+    assert cli.main(["plot", path]) == 0
+    names = sorted(p.name for p in (tmp_path / "set").iterdir() if p.suffix in (".png", ".svg"))
+    assert names == sorted(f"{n}.{e}" for n in ("pareto_finetune", "pareto_infer", "finetune_curves") for e in ("png", "svg"))
+
+
+def test_report_readme_and_pr_entry(tmp_path):
+    base = write(smoke_like(), tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa")
+    head_rs = smoke_like()
+    head_rs["runs"][0]["metrics"]["train_tokens_per_s"] = finetune_run(tps=700.0, seed=9)["metrics"]["train_tokens_per_s"]
+    write(head_rs, tmp_path / "head" / "smoke" / "20260101T010000Z_bbbb")
+    comment = tmp_path / "comment.md"
+    assert pr_report.main([str(tmp_path / "base"), str(tmp_path / "head"), "--comment", str(comment)]) == 1
+    text = comment.read_text()
+    assert text.startswith(pr_report.MARKER) and "1 worse, 0 better" in text
+    folder = tmp_path / "head" / "smoke" / "20260101T010000Z_bbbb"
+    readme = (folder / "README.md").read_text()
+    assert "# effbench result set" in readme and "## Compared with the baseline" in readme
+    for rel in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
+        assert not rel.startswith("/") and (folder / rel).is_file(), rel
+    assert "vs_baseline/pareto_finetune.png" in readme
+    assert cli.main(["report", base]) == 0 and (tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa" / "README.md").is_file()
+    assert pr_report.main([str(tmp_path / "nothing"), str(tmp_path / "head"), "--comment", str(comment)]) == 2
