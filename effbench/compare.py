@@ -37,6 +37,7 @@ class Options:
     alpha: float = 0.05  # significance level of the timing and accuracy tests
     conf: float = 0.95  # confidence level of the CIs shown
     bytes_tol: float = 0.01  # memory / byte counts: relative tolerance
+    rss_tol: float = 0.05  # CPU peak RSS: ~700 MiB of interpreter and libraries, +-4% between identical runs
     value_tol: float = 0.01  # other directional figures (perplexity, KLD, loss): relative tolerance
     fail_on: dict = field(default_factory=lambda: dict(DEFAULT_FAIL_ON))
     allow_mismatch: bool = False
@@ -77,7 +78,8 @@ def _outcome(kind: str, name: str, mb: dict, mh: dict, rb: dict, rh: dict, o: Op
         if kb and kh and len(rb["items"][kb]) == len(rh["items"][kh]):
             return stats.accuracy(rb["items"][kb], rh["items"][kh], o.alpha, o.conf, seed)
         return stats.accuracy_unpaired(mb, mh, o.alpha)
-    return stats.tolerance(mb["value"], mh["value"], o.bytes_tol if kind == "bytes" else o.value_tol)
+    tol = (o.rss_tol if "rss" in name else o.bytes_tol) if kind == "bytes" else o.value_tol
+    return stats.tolerance(mb["value"], mh["value"], tol)
 
 
 def compare_metric(name: str, mb: dict | None, mh: dict | None, rb: dict, rh: dict, o: Options) -> dict | None:

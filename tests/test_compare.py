@@ -107,6 +107,13 @@ def test_aa_on_identical_and_resampled_sets_is_all_same():
         assert res["counts"]["worse"] == res["counts"]["better"] == 0 and compare.exit_status(res) == 0
 
 
+def test_cpu_peak_rss_has_a_looser_tolerance_than_exact_byte_counts():
+    base, head = make_set([finetune_run()]), make_set([finetune_run(peak=int(1.04 * 800 * 2**20))])
+    head["runs"][0]["metrics"]["weight_bytes"]["value"] *= 1.04
+    v = {r["metric"]: r["verdict"] for r in compare.compare(base, head)["rows"]}
+    assert v["peak_rss_bytes"] == "same" and v["weight_bytes"] == "worse"
+
+
 def test_failed_run_in_head_is_a_regression():
     base = make_set([finetune_run()])
     bad = finetune_run()
