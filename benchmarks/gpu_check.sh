@@ -10,8 +10,8 @@
 # tabulate: packages it lacks (bitsandbytes, torchao, liger-kernel, gguf) are installed from a
 # folder of wheels (WHEELS, default .whl/) into a private folder, never into the system.
 set -euo pipefail
-OUT=${1:-results}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$(mkdir -p "${1:-$REPO/results}" && cd "${1:-$REPO/results}" && pwd)
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-$REPO/.whl}
 SITE=${EFFBENCH_SITE:-/tmp/effbench-site}
@@ -39,6 +39,9 @@ import importlib.util as u
 for m in ("torch", "transformers", "peft", "bitsandbytes", "torchao", "triton", "liger_kernel", "lm_eval"):
     print(f"gpu-check: {m:13s} {'present' if u.find_spec(m) else 'MISSING (runs needing it are skipped with the reason)'}")
 PY
+# Run from outside the checkout: with the repository root first on sys.path, its effbench/ (without
+# techniques/ and kernels/ mapped in) and kernels/ (shadowing the real `kernels` package) would win.
+cd "$(mktemp -d)"
 start=$(date +%s)
 # Speed and memory only: no quality (random weights); short training; fewer repeats.
 "$PY" -m effbench.cli run --suite gpu --model arch:smollm2-135m --device cuda --out "$OUT" \

@@ -39,6 +39,7 @@ def precheck(spec: config.RunSpec) -> str | None:
 
 
 def run_child(spec: config.RunSpec, folder: Path, echo=print) -> dict:
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     spec_path, out_path, log_path = (folder / f"{spec.id}.{s}" for s in ("spec.json", "result.json", "log"))
     spec_path.write_text(json.dumps(spec.to_dict(), indent=1))
@@ -46,7 +47,10 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print) -> dict:
     cmd = [sys.executable, "-m", "effbench.child", str(spec_path), str(out_path)]
     status, detail = None, ""
     with open(log_path, "w") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1)
+        # cwd: the run's folder, never the repository root, whose `kernels/` folder would shadow
+        # the real `kernels` package that transformers and bitsandbytes probe for (`-m` puts the
+        # working directory first on sys.path).
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1, cwd=folder)
         timer = threading.Timer(spec.timeout_s, proc.kill)  # a silent hang is killed too
         timer.start()
         try:
