@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import cost, report, results  # noqa: E402
 
@@ -101,11 +102,15 @@ def pareto_figure(sets: list[dict], scenario: str):
             ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
             ax.scatter(xs, ys, color=color, s=28, zorder=3, label=lab if len(sets) > 1 else "runs", gid=f"points:{lab}")
             f = frontier([(x, y) for x, y, _, _ in pts], hib)
-            ax.plot([xs[i] for i in f], [ys[i] for i in f], color=color, ls="--", lw=1.2,
+            ax.plot([xs[i] for i in f], [ys[i] for i in f], color=color, ls="--", lw=1.2, marker="o", ms=11, mfc="none",
                     label=f"Pareto frontier{' ' + lab if len(sets) > 1 else ''}", gid=f"frontier:{lab}")
-            for j, (x, y, n) in enumerate(zip(xs, ys, ns)):
-                ax.annotate(str(n), (x, y), xytext=OFFSETS[(n + k) % 4], textcoords="offset points", fontsize=8, color=color,
-                            fontweight="bold" if j in f else "normal")
+            at: dict[tuple, list[str]] = {}  # runs on the same spot share one label: "2,6"
+            for x, y, n in zip(xs, ys, ns):
+                at.setdefault((x, y), []).append(str(n))
+            for j, ((x, y), names) in enumerate(at.items()):
+                ax.annotate(",".join(names), (x, y), xytext=OFFSETS[(j + 2 * k) % 4], textcoords="offset points", fontsize=8, color=color)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 5))
             ax.set_xlabel(xlabel + (" →  better" if hib else "  ← better"))
             ax.set_ylabel(qlabel)
             ax.grid(alpha=0.3)
