@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_compare import add_parsers
 
     add_parsers(sub)  # compare, plot, report, aa
+    from .cli_kernels import add_parser as add_kernels
+
+    add_kernels(sub)
     return p
 
 

@@ -1,0 +1,65 @@
+"""`effbench kernels`: the kernel micro-benchmark, written as a result set.
+
+The result set has no runs; its top-level `kernels` list holds one record per kernel x
+implementation x pass x size x dtype (effbench.kernelbench), and summary.md shows each kernel's
+speed-up over eager PyTorch, torch.compile and liger-kernel with its fraction of peak bandwidth.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import config, measure, results
+
+
+class KernelBenchError(ValueError):
+    pass
+
+
+def kernel_markdown(records: list[dict]) -> str:
+    from tabulate import tabulate
+
+    from .kernelbench import speedup_rows
+
+    frac = {(r["kernel"], r["pass"], r["tokens"], r["dtype"]): r.get("frac_peak_bw")
+            for r in records if r["impl"] == "effbench"}
+    rows = []
+    for s in sorted(speedup_rows(records), key=lambda s: (s["kernel"], s["pass"], s["dtype"], s["tokens"])):
+        f = frac.get((s["kernel"], s["pass"], s["tokens"], s["dtype"]))
+        rows.append([s["kernel"], s["pass"], s["dtype"], s["tokens"], _f(s.get("effbench_ms"), ".3f"),
+                     _f(s.get("speedup_vs_eager"), ".2f"), _f(s.get("speedup_vs_compile"), ".2f"),
+                     _f(s.get("speedup_vs_liger"), ".2f"), _f(f and 100 * f, ".0f")])
+    head = ["kernel", "pass", "dtype", "tokens", "effbench ms", "x eager", "x compile", "x liger", "% peak BW"]
+    return "## Kernel micro-benchmark\n\nSpeed-up = their median time / ours (> 1: effbench faster).\n\n" + \
+        tabulate(rows, head, tablefmt="github", disable_numparse=True) + "\n"
+
+
+def _f(x, spec):
+    return "–" if x is None else format(x, spec)
+
+
+def cmd_kernels(args) -> int:
+    from .kernelbench import run_kernel_bench
+
+    try:
+        records = run_kernel_bench("cuda", quick=args.quick)
+    except RuntimeError as e:
+        raise KernelBenchError(str(e)) from None
+    env = measure.environment("cuda")
+    suite = config.Suite(name="kernels", description=f"kernel micro-benchmark ({'quick' if args.quick else 'full'} sweep)", runs=[])
+    rs = results.new_set(suite, env, env["git"])
+    rs["kernels"] = records
+    out = results.set_dir(Path(args.out), "kernels", env["git"].get("sha"))
+    out.mkdir(parents=True, exist_ok=True)
+    results.write_json_atomic(out / "results.json", rs)
+    md = kernel_markdown(records)
+    (out / "summary.md").write_text(f"# effbench kernels on {env.get('device_name')}\n\n" + md)
+    print(md)
+    print(f"result set: {out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    k = sub.add_parser("kernels", help="time each Triton kernel vs eager, torch.compile and liger-kernel (CUDA)")
+    k.add_argument("--quick", action="store_true", help="a reduced sweep (1K and 8K tokens, bf16)")
+    k.add_argument("--out", default="results", help="folder that receives kernels/<time>_<sha>/")
+    k.set_defaults(fn=cmd_kernels)

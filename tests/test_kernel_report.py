@@ -1,0 +1,26 @@
+"""The kernel benchmark's report: speed-ups computed as their time / ours, CPU refusal is exit 2."""
+from __future__ import annotations
+
+from effbench import cli
+from effbench.cli_kernels import kernel_markdown
+
+
+def _rec(impl, ms, frac=None):
+    return {"kernel": "rmsnorm", "impl": impl, "pass": "fwd", "tokens": 1024, "hidden": 576, "dtype": "bfloat16",
+            "median_ms": ms, "frac_peak_bw": frac}
+
+
+def test_speedups_in_markdown():
+    md = kernel_markdown([_rec("effbench", 0.010, 0.85), _rec("eager", 0.030), _rec("liger", 0.012)])
+    row = [line for line in md.splitlines() if line.startswith("| rmsnorm")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5] == "3.00" and cells[6] == "–" and cells[7] == "1.20" and cells[8] == "85"
+
+
+def test_kernels_refuses_without_cuda(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    assert cli.main(["kernels", "--quick"]) == 2
+    assert "CUDA" in capsys.readouterr().err
