@@ -72,7 +72,8 @@ def kind_of(name: str, m: dict, run: dict) -> str:
 def _outcome(kind: str, name: str, mb: dict, mh: dict, rb: dict, rh: dict, o: Options) -> stats.Outcome:
     seed = o.seed + sum(map(ord, name))  # fixed per metric: reruns give the same CI
     if kind == "timing":
-        return stats.timing(mb["samples"], mh["samples"], o.min_effect, o.alpha, o.conf, seed)
+        stat = stats.statistic_of(mb["value"], mb["samples"])  # the change must be the change of the value shown
+        return stats.timing(mb["samples"], mh["samples"], o.min_effect, o.alpha, o.conf, seed, stat)
     if kind == "accuracy":
         kb, kh = items_key(name, rb), items_key(name, rh)
         if kb and kh and len(rb["items"][kb]) == len(rh["items"][kh]):

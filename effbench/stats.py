@@ -34,23 +34,36 @@ class Outcome:
     method: str
 
 
-def bootstrap_ratio_of_medians(base, head, n_boot: int = 2000, conf: float = 0.95, seed: int = 0):
-    """(median(head)/median(base), lo, hi): percentile bootstrap, sides resampled independently."""
+# "hmean": a throughput computed as work / median time from 2 samples is their harmonic mean.
+STATISTICS = {"median": np.median, "mean": np.mean, "sum": np.sum, "hmean": sps.hmean}
+
+
+def bootstrap_ratio_of_medians(base, head, n_boot: int = 2000, conf: float = 0.95, seed: int = 0, statistic: str = "median"):
+    """(stat(head)/stat(base), lo, hi): percentile bootstrap, sides resampled independently.
+    `statistic` is the median unless the metric's value is another summary of its samples
+    (train_wall_s is the sum of step times)."""
+    f = STATISTICS[statistic]
     b, h = np.asarray(base, float), np.asarray(head, float)
     rng = np.random.default_rng(seed)
-    mb = np.median(b[rng.integers(0, len(b), (n_boot, len(b)))], axis=1)
-    mh = np.median(h[rng.integers(0, len(h), (n_boot, len(h)))], axis=1)
+    mb = f(b[rng.integers(0, len(b), (n_boot, len(b)))], axis=1)
+    mh = f(h[rng.integers(0, len(h), (n_boot, len(h)))], axis=1)
     ratios = mh / mb
     a = (1 - conf) / 2
-    return float(np.median(h) / np.median(b)), float(np.quantile(ratios, a)), float(np.quantile(ratios, 1 - a))
+    return float(f(h) / f(b)), float(np.quantile(ratios, a)), float(np.quantile(ratios, 1 - a))
 
 
-def timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: float = 0.95, seed: int = 0) -> Outcome:
+def statistic_of(value: float, samples) -> str:
+    """Which summary of `samples` the recorded value is (the closest of STATISTICS)."""
+    return min(STATISTICS, key=lambda k: abs(float(STATISTICS[k](np.asarray(samples, float))) - value))
+
+
+def timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: float = 0.95, seed: int = 0,
+           statistic: str = "median") -> Outcome:
     """Repeated timing samples: size and CI from the bootstrap ratio of medians; significance from a
     two-sided Mann-Whitney U test with >= 4 samples a side, else (2-3 samples, where U can never
     reach p < 0.05) a Welch t-test on log times, which timing noise (multiplicative) suits.
     A change below `min_effect` is no change."""
-    r, lo, hi = bootstrap_ratio_of_medians(base, head, conf=conf, seed=seed)
+    r, lo, hi = bootstrap_ratio_of_medians(base, head, conf=conf, seed=seed, statistic=statistic)
     if len(set(base) | set(head)) == 1:
         p, test = 1.0, "identical samples"
     elif min(len(base), len(head)) >= 4:
@@ -63,7 +76,7 @@ def timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: floa
     else:
         p, test = 1.0, "one sample: no test"
     d = int(np.sign(r - 1)) if p < alpha and abs(r - 1) >= min_effect else 0
-    return Outcome(r - 1, lo - 1, hi - 1, p, d, f"{test}, {len(base)}/{len(head)} samples")
+    return Outcome(r - 1, lo - 1, hi - 1, p, d, f"{test}, {len(base)}/{len(head)} samples" + ("" if statistic == "median" else f", ratio of {statistic}s"))
 
 
 def mcnemar_exact(base, head) -> tuple[float, int, int]:

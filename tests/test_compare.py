@@ -41,6 +41,13 @@ def test_timing_below_min_effect_is_same_even_if_significant():
     assert stats.timing(base, head, min_effect=0.02).direction == 1
 
 
+def test_timing_change_follows_the_summary_the_value_is():
+    base, head = [5.0, 1.0, 1.0, 1.0], [5.0, 1.2, 1.2, 1.2]  # a sum of step times with a slow first step
+    assert stats.statistic_of(8.0, base) == "sum" and stats.statistic_of(1.0, base) == "median"
+    assert stats.timing(base, head, statistic="sum").change == pytest.approx(8.6 / 8 - 1)
+    assert stats.timing(base, head).change == pytest.approx(0.2)
+
+
 def test_mcnemar_exact_known_value():
     base = [1] * 40 + [0] * 60
     head = [0] * 10 + [1] * 30 + [0] * 60  # 10 lost, none gained
