@@ -35,6 +35,7 @@ def execute(spec_dict: dict) -> dict:
     from . import config, measure, models, results, tasks
     from .tasks import reftext
     from .techniques import Context, build_all
+    from .runner import log
     from .workloads import finetune, infer
 
     spec = config.RunSpec.from_dict(spec_dict)
@@ -60,6 +61,7 @@ def execute(spec_dict: dict) -> dict:
         with measure.stopwatch(timings, "model_load_s", spec.device):
             model, tok, info = models.load(spec.model, spec.device, dtype, spec.seed)
         res["model"] = info.to_dict()
+        log(f"model {spec.model} loaded in {timings['model_load_s']:.1f}s")
         n_train = getattr(budget, "n_train", 2000)
         n_eval = getattr(budget, "n_eval", 200)
         data = tasks.load(spec.task, n_train=n_train, n_eval=n_eval, seed=spec.seed)
@@ -74,6 +76,7 @@ def execute(spec_dict: dict) -> dict:
             techniques=tuple(t.name for t in techs))
         extra = {}
         if spec.scenario == "finetune" and info.report_quality:
+            log("evaluating the unmodified model")
             a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed)
             extra["accuracy_unmodified"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
                                             "higher_is_better": True, "method": "exact match of the model before any technique"}
@@ -87,6 +90,7 @@ def execute(spec_dict: dict) -> dict:
             res["data"].update(n_train_kept=len(data.train), train_kept_sha256=tasks.data_sha256(data.train),
                                kinds_kept=dict(Counter(e.kind for e in data.train)))
         for t in techs:
+            log(f"applying {t.name}")
             measure.sync(spec.device)
             t0 = time.perf_counter()
             model = t.apply(model, ctx)
@@ -95,6 +99,7 @@ def execute(spec_dict: dict) -> dict:
         res["setup"]["wall_s"] = sum(per.values())
         res["setup"]["model_load_s"] = timings["model_load_s"]
         rss = measure.rss_bytes()
+        log(f"running the {spec.scenario} workload")
         if spec.scenario == "finetune":
             out = finetune.run(model, tok, data, spec, budget, ctx, techs, quality=info.report_quality)
         else:

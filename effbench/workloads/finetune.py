@@ -15,6 +15,7 @@ import time
 import torch
 
 from .. import measure
+from ..runner import log
 from ..tasks import lmeval
 from .common import collate, encode, grad_bytes, optimizer_state_bytes, weight_bytes
 
@@ -70,6 +71,8 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
         eval_s += time.perf_counter() - t0
         curve.append({"step": step, "train_wall_s": train_wall, "train_tokens": tokens_seen,
                       "accuracy": r["value"], "stderr": r["stderr"], "n": r["n"]})
+        loss = f", loss {sum(losses[-5:]) / len(losses[-5:]):.3f}" if losses else ""
+        log(f"step {step}/{n_steps}: accuracy {100 * r['value']:.1f}% on {r['n']} items{loss}, {train_wall:.0f}s trained")
 
     checkpoint(0)
     model.train()
@@ -111,6 +114,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
                 checkpoint(step)
                 model.train()
     peak = mem.read()
+    log(f"trained {len(losses)} steps, {tokens_seen} tokens in {train_wall:.0f}s; final evaluation")
     model.eval()
     no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
     final = {"value": None, "stderr": None, "n": 0, "items": [], "data_sha256": None}

@@ -16,6 +16,7 @@ import time
 import torch
 
 from .. import measure
+from ..runner import log
 from ..tasks import lmeval, probe, reftext
 from .common import weight_bytes
 
@@ -160,6 +161,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     t0 = time.perf_counter()
     with energy:
         for bs in budget.batch_sizes:
+            log(f"timing prefill and decode at batch {bs}")
             metrics.update(_speed(model, ids, bs, budget, device))
     metrics["speed_wall_s"] = {"value": time.perf_counter() - t0, "unit": "s", "higher_is_better": False}
     metrics["energy_j"] = energy.result()
@@ -168,6 +170,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
             metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": mem.read()["method"]}
     items, qdata = {}, {}
     if budget.quality:
+        log("quality: perplexity, KL divergence, probe, arith")
         q, items, qdata = quality(model, tokenizer, spec, budget, ctx, info)
         metrics.update(q)
     return {"metrics": metrics, "curves": {}, "items": items, "data": qdata}
