@@ -3,6 +3,10 @@ the imports below are explicit so that registration is visible and a name collis
 from .base import Context, Technique, TechniqueError, build, build_all, get, register, registry  # noqa: F401
 from . import baseline  # noqa: F401
 from . import fused  # noqa: F401
+from . import lora  # noqa: F401
+from . import qlora  # noqa: F401
+from . import adam8bit  # noqa: F401
+from . import grad_ckpt  # noqa: F401
 from . import quant_bnb  # noqa: F401
 from . import quant_torchao  # noqa: F401
 from . import sparsity  # noqa: F401
