@@ -20,7 +20,7 @@ import torch
 from effbench import models, tasks
 from effbench.techniques import Context, TechniqueError, build, build_all, registry
 from effbench.techniques.bnb4bit import expected_bytes, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
-from effbench.workloads.common import collate, encode, optimizer_state_bytes, weight_bytes
+from effbench.workloads.common import collate, encode, logical_numel, optimizer_state_bytes, weight_bytes
 
 NAMES = ("lora", "qlora", "adam8bit", "grad_ckpt")
 # tiny: hidden 64, 4 heads of 16, 2 kv heads, MLP 176, 2 blocks -> per block sum(d_in + d_out)
@@ -148,6 +148,9 @@ def test_qlora_storage_is_4bit_plus_absmax(double_quant):
     plain = sum(p.numel() * p.element_size() for p in model.parameters() if not isinstance(p, bnb.nn.Params4bit))
     plain_buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     assert wb["total"] == plain + plain_buffers + measured
+    # parameter counts (trainable fraction, FLOPs) see weights, not packed bytes
+    adapters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(logical_numel(p) for p in model.parameters()) == sum(p.numel() for p in fresh().parameters()) + adapters
 
 
 # -- training --------------------------------------------------------------------------------

@@ -40,6 +40,13 @@ def tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
+def logical_numel(p: torch.Tensor) -> int:
+    """Weights a parameter stands for: a bitsandbytes 4-bit weight stores two per uint8 element,
+    its quant_state keeps the original shape; every other tensor is its numel()."""
+    shape = getattr(getattr(p, "quant_state", None), "shape", None)
+    return int(torch.Size(shape).numel()) if shape is not None and getattr(p, "bnb_quantized", False) else p.numel()
+
+
 def _quant_state_tensors(p) -> list[torch.Tensor]:
     """Quantization constants bitsandbytes keeps beside a weight (absmax, nested state, code, SCB)."""
     out = []

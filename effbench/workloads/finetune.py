@@ -17,7 +17,7 @@ import torch
 from .. import measure
 from ..runner import log
 from ..tasks import lmeval
-from .common import collate, encode, grad_bytes, optimizer_state_bytes, weight_bytes
+from .common import collate, encode, grad_bytes, logical_numel, optimizer_state_bytes, weight_bytes
 
 
 def evaluate_accuracy(model, tokenizer, examples, device: str, batch_size: int, seed: int) -> dict:
@@ -127,7 +127,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
 
     w = b.timing_warmup_steps
     tps_samples = [n / s for n, s in zip(step_tokens[w:], step_s[w:])] or [n / s for n, s in zip(step_tokens, step_s)]
-    n_all = sum(p.numel() for p in model.parameters())
+    n_all = sum(logical_numel(p) for p in model.parameters())  # 4-bit weights count as weights, not bytes
     n_train = sum(p.numel() for p in params)
     metrics = {
         "train_tokens_per_s": {"value": measure.stats(tps_samples)["median"], "unit": "tokens/s", "higher_is_better": True,
