@@ -11,7 +11,9 @@ import json
 from .arith import ArithConfig, Example, TaskData, generate
 
 # Presets of the arith generator. `arith-noisy` is the realistic noisy training set that data
-# pruning is measured on: 30% exact or near duplicates, 10% wrong answers, 5% junk lines.
+# pruning is measured on: 15% exact and 15% near duplicates (spacing, operand order, a question
+# phrasing), 10% wrong answers (off by 1, 2 or 10), 5% junk lines (boilerplate, markup, malformed
+# or truncated problems, over-long lines). Its eval split is the clean `arith` one for the same seed.
 PRESETS = {
     "arith": {},
     "arith-noisy": dict(duplicate_rate=0.15, near_duplicate_rate=0.15, wrong_answer_rate=0.10, junk_rate=0.05),

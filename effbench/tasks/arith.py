@@ -6,6 +6,13 @@ stops. The eval split is drawn first from the shuffled set of unique problems, s
 never share a problem. Data-quality knobs (duplicates, wrong answers, junk lines) only touch the
 train split, and every example carries a `kind` tag so that data pruning can be scored against
 what was injected.
+
+Noise, as a scraped fine-tuning set has it: exact copies; near copies (the same problem in another
+surface form: spacing, operand order for addition, a question phrasing); wrong answers (off by 1,
+2 or 10, on problems of their own); junk (boilerplate, markup, malformed or truncated problems,
+over-long lines). When near copies are injected, "the same problem" includes operand order, so the
+train problems are then also unique up to operand order and never mirror an eval problem:
+otherwise clean examples would be near copies of each other (or of eval items) by accident.
 """
 from __future__ import annotations
 
@@ -69,13 +76,39 @@ def solve(a: int, op: str, b: int) -> int:
 def _near_variants(a: int, op: str, b: int) -> list[str]:
     """Other surface forms of the same problem: spacing, operand order, phrasing."""
     forms = [f"{a}{op}{b} =", f"{a} {op} {b}=", f"{a}  {op}  {b} =", f"What is {a} {op} {b}? {a} {op} {b} ="]
-    if op == "+":
+    if op == "+" and a != b:  # a == b would give the original text: an exact copy, not a near one
         forms += [f"{b} + {a} =", f"{b}+{a} ="]
     return forms
 
 
 _JUNK = ["lorem ipsum dolor", "<html><body>", "click here to subscribe", "###", "the the the the",
          "0x7f3a9c", "null", "ERROR 404 page not found", "asdf jkl;", "== References =="]
+_BOILERPLATE = ("Cookies help us deliver our services. By using our services, you agree to our use of "
+                "cookies. Learn more about how we handle your data.")
+
+
+def _junk(rng: random.Random, a: int, op: str, b: int) -> tuple[str, str]:
+    """One junk line (prompt, answer): boilerplate, markup, a malformed problem or an over-long line."""
+    form = rng.randrange(4)
+    if form == 0:
+        return rng.choice(_JUNK), " " + rng.choice(_JUNK)
+    if form == 1:  # truncated problem: an operand is missing
+        return f"{a} {op} =", f" {solve(a, op, b)}"
+    if form == 2:  # answer that is not a number
+        return format_problem(a, op, b), rng.choice([" ???", " N/A", " see above", " [citation needed]"])
+    return f"{a} {op} {b} = {solve(a, op, b)} | {_BOILERPLATE}", " " + rng.choice(_JUNK)
+
+
+def _without_mirrors(eval_p: list, pool: list) -> list:
+    """`pool` less every addition problem whose operand-swapped form is in eval or earlier in pool."""
+    seen = {(a, op, b) for a, op, b in eval_p}
+    out = []
+    for a, op, b in pool:
+        if op == "+" and (b, op, a) in seen:
+            continue
+        seen.add((a, op, b))
+        out.append((a, op, b))
+    return out
 
 
 def generate(cfg: ArithConfig) -> TaskData:
@@ -87,6 +120,8 @@ def generate(cfg: ArithConfig) -> TaskData:
     if cfg.n_eval >= len(problems):
         raise ValueError(f"n_eval={cfg.n_eval} leaves no train problems ({len(problems)} unique)")
     eval_p, pool = problems[: cfg.n_eval], problems[cfg.n_eval:]
+    if cfg.near_duplicate_rate > 0:
+        pool = _without_mirrors(eval_p, pool)
     ev = [Example(format_problem(*p), f" {solve(*p)}", "clean", i) for i, p in enumerate(eval_p)]
 
     n = cfg.n_train
@@ -109,8 +144,10 @@ def generate(cfg: ArithConfig) -> TaskData:
         a, op, b = pool[i]
         delta = rng.choice([-10, -2, -1, 1, 2, 10])
         train.append(Example(format_problem(a, op, b), f" {solve(a, op, b) + delta}", "wrong", uids[i]))
+    spare = pool[n_clean + n_wrong:] or pool  # problems no clean or wrong example uses
     for j in range(n_junk):
-        train.append(Example(rng.choice(_JUNK), " " + rng.choice(_JUNK), "junk", -1 - j))
+        prompt, answer = _junk(rng, *spare[j % len(spare)])
+        train.append(Example(prompt, answer, "junk", -1 - j))
     rng.shuffle(train)
     return TaskData("arith", train, ev, config=_asdict(cfg))
 
