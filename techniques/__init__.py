@@ -10,3 +10,7 @@ from . import grad_ckpt  # noqa: F401
 from . import quant_bnb  # noqa: F401
 from . import quant_torchao  # noqa: F401
 from . import sparsity  # noqa: F401
+from . import prune_simple  # noqa: F401
+from . import prune_dedup  # noqa: F401
+from . import prune_perplexity  # noqa: F401
+from . import prune_el2n  # noqa: F401
