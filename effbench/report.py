@@ -79,6 +79,69 @@ def infer_rows(rs, runs):
     return head, rows
 
 
+# -- data pruning (self-contained: the records come from techniques/_pruning.py) --------------
+def _is_pruning_run(r) -> bool:
+    return r["spec"]["scenario"] == "finetune" and (r["spec"].get("task") == "arith-noisy"
+                                                    or "pruning" in (r.get("technique_records") or {}))
+
+
+def _unpruned_twin(r, runs):
+    """The unpruned run on the same noisy task, model and other techniques (else any unpruned one)."""
+    strategies = set(((r.get("technique_records") or {}).get("pruning") or {}).get("strategies", []))
+    names = [t["name"] for t in r["spec"].get("techniques") or [] if t["name"] not in strategies]
+    plain = [q for q in runs if "pruning" not in (q.get("technique_records") or {})
+             and q["spec"].get("task") == r["spec"].get("task") and q.get("model", {}).get("name") == r.get("model", {}).get("name")]
+    same = [q for q in plain if [t["name"] for t in q["spec"].get("techniques") or []] == names]
+    return (same or plain or [None])[0]
+
+
+def pruning_rows(rs, runs):
+    """One row per pruning run: what was kept and removed (by injected kind), what it cost, what it bought.
+    removed columns: removed / injected; precision and recall of noise removal as defined in
+    techniques/_pruning.py; Δ acc against the unpruned twin, ± sqrt(se^2 + se_twin^2)."""
+    p, _ = price(rs)
+    target = cost.target_accuracy(rs)
+    runs = [r for r in runs if _is_pruning_run(r)]
+    rows = []
+    for r in runs:
+        pr = (r.get("technique_records") or {}).get("pruning") or {}
+        inj, rem = pr.get("kinds_before") or (r.get("data") or {}).get("kinds") or {}, pr.get("removed_by_kind") or {}
+        d = cost.derived(r, p, target)
+        per = r.get("setup", {}).get("per_technique", {})
+        twin = _unpruned_twin(r, runs) if pr else None
+        a, ta = r["metrics"].get("accuracy") or {}, ((twin or {}).get("metrics") or {}).get("accuracy") or {}
+        if twin is not None and a.get("value") is not None and ta.get("value") is not None:
+            se = ((a.get("stderr") or 0) ** 2 + (ta.get("stderr") or 0) ** 2) ** 0.5
+            delta = f"{100 * (a['value'] - ta['value']):+.1f} ± {100 * se:.1f} vs {twin['id']}"
+        else:
+            delta = "(reference)" if not pr else "–"
+        kept_frac = pr.get("kept_fraction", 1.0 if not pr else None)
+        kept_tok = pr.get("kept_tokens") if pr else None
+        rows.append([r["id"], " + ".join(pr.get("strategies", [])) or "(none)",
+                     fmt(kept_frac and 100 * kept_frac, ".1f"), fmt(kept_tok, "d"),
+                     *[f"{rem.get(k, 0) if pr else 0}/{inj.get(k, 0)}" for k in ("duplicate", "near_duplicate", "wrong", "junk")],
+                     f"{rem.get('clean', 0) if pr else 0}/{inj.get('clean', 0)}",
+                     fmt(pr.get("precision") and 100 * pr["precision"], ".1f"), fmt(pr.get("recall") and 100 * pr["recall"], ".1f"),
+                     fmt(pr.get("scoring_tokens"), "d"), fmt(sum(per.get(n, 0.0) for n in pr.get("strategies", [])), ".1f"),
+                     fmt(_v(r, "train_wall_s"), ".0f"), fmt(d.get("cost_usd"), ".4f"), pm(r, "accuracy"), delta,
+                     fmt(d.get("time_to_target_s"), ".0f", "not reached"), fmt(d.get("cost_to_target_usd"), ".4f", "not reached")])
+    head = ["run", "strategies", "kept %", "kept tokens", "dup removed", "near-dup removed", "wrong removed", "junk removed",
+            "clean lost", "precision %", "recall %", "scoring tokens", "pruning s", "train s", "cost $ (incl. setup)",
+            "acc %", "Δ acc pts vs unpruned", "time-to-target s", "cost-to-target $"]
+    return head, rows
+
+
+def pruning_section(rs, ok) -> list[str]:
+    head, rows = pruning_rows(rs, [r for r in ok if r["spec"]["scenario"] == "finetune"])
+    if not rows:
+        return []
+    return ["", "## Data pruning", "", tabulate(rows, head, tablefmt="github"), "",
+            "Removed columns: injected examples of that kind removed / injected (copies of one problem are "
+            "interchangeable; `clean lost` = problems with no copy left). Precision = injected noise removed / all "
+            "removed; recall = injected noise removed / injected noise. Kept % and tokens are of the generated train "
+            "split; `pruning s` (scoring included) is part of setup and of the cost; time-to-target uses the suite's target."]
+
+
 def summary_markdown(rs: dict) -> str:
     env = rs.get("env", {})
     p, src = price(rs)
@@ -100,6 +163,7 @@ def summary_markdown(rs: dict) -> str:
         if runs:
             head, rows = fn(rs, runs)
             lines += ["", f"## {title}", "", tabulate(rows, head, tablefmt="github")]
+    lines += pruning_section(rs, ok)
     other = [r for r in rs["runs"] if r["status"] != "ok"]
     if other:
         rows = [[r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other]
