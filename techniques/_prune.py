@@ -61,8 +61,8 @@ def input_norms(model, layers, ids: torch.Tensor, batch: int = 8) -> dict[str, t
 
     def hook_for(name):
         def pre_hook(mod, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
-            sumsq[name] = sumsq.get(name, 0) + (x * x).sum(0)  # float64 sums: thousands of tokens
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+            sumsq[name] = sumsq.get(name, 0) + (x * x).sum(0, dtype=torch.float64)  # float64 sums over batches
         return pre_hook
 
     for name, mod in layers:
