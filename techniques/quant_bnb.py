@@ -72,8 +72,10 @@ class Int8(Technique):
                 continue
             q = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, bias=lin.bias is not None,
                                     has_fp16_weights=False, threshold=self.config.threshold, device="meta")
-            # Int8Params.to(device) quantizes: int8 rows + fp32 absmax per row (SCB).
-            q.weight = bnb.nn.Int8Params(lin.weight.data, requires_grad=False, has_fp16_weights=False).to(lin.weight.device)
+            # Int8Params.to(device) quantizes (int8 rows + fp32 absmax per row, SCB) only when the
+            # data starts on the CPU: a weight already on the GPU would be moved, not quantized.
+            w = lin.weight.data
+            q.weight = bnb.nn.Int8Params(w.cpu(), requires_grad=False, has_fp16_weights=False).to(w.device)
             if lin.bias is not None:
                 q.bias = torch.nn.Parameter(lin.bias.data, requires_grad=False)
             q.train(lin.training)
