@@ -148,6 +148,7 @@ def test_int8_storage_and_error():
     bound = w.SCB[:, None] / 127 / 2 + ref.abs() * 2.0 ** -11 + 1e-7
     assert ((deq - ref).abs() <= bound).all()
     before = weight_bytes(toy)["total"]
+    assert before == rec["quantized_weight_bytes"] + (toy.emb.weight.numel() + toy.proj.bias.numel()) * 4
     with torch.no_grad():
         toy(torch.randint(0, 32, (1, 4)))  # moves SCB onto the layer's state
     assert weight_bytes(toy)["total"] == before
@@ -163,7 +164,10 @@ def test_4bit_storage_and_error(name, dq):
     tables = sum(t.numel() * t.element_size() for t in (qs.code, getattr(qs.state2, "code", None), qs.offset)
                  if isinstance(t, torch.Tensor))  # code tables and offset: per layer, not per weight
     expected = bnb4bit.expected_bytes(n, 64, dq) + tables + (4 * len(qs.state2.absmax) - n / 64 * 4 / 256 if dq else 0)
-    assert linear_weight_stats(block_linears(toy))["stored_bytes"] == pytest.approx(expected, abs=4)
+    stored = linear_weight_stats(block_linears(toy))["stored_bytes"]
+    assert stored == pytest.approx(expected, abs=4)
+    other = (toy.emb.weight.numel() + toy.proj.bias.numel()) * 4  # fp32 embedding and bias
+    assert weight_bytes(toy)["total"] == stored + other  # the harness counts the same bytes
     assert rec["bits_per_weight"] == pytest.approx(8 * expected / n, abs=0.01)
     deq = bf.dequantize_4bit(toy.proj.weight.data, qs).float()
     absmax = ref.reshape(-1, 64).abs().amax(-1, keepdim=True)
