@@ -20,7 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from . import models
-from .techniques import TechniqueError, build_all
+from .techniques import TechniqueError, build_all, check_scenario
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 SCENARIO_OF = {"finetune": "train", "infer": "infer"}  # workload -> technique scenario
@@ -133,7 +133,7 @@ def validate(spec: RunSpec) -> None:
         if not isinstance(t, dict) or "name" not in t or set(t) - {"name", "params"}:
             raise ConfigError(f"run {spec.id!r}: a technique must be {{name=..., params={{...}}}}, got {t!r}")
     try:
-        build_all(list(spec.techniques))
+        check_scenario(build_all(list(spec.techniques)), SCENARIO_OF[spec.scenario])
     except TechniqueError as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
     if spec.text and not Path(spec.text).is_file():

@@ -68,8 +68,11 @@ class Technique:
     Config: ClassVar[type] = type(None)
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
     requires: ClassVar[tuple[str, ...]] = ()
-    # Techniques that must not appear in the same run (names), with the reason given by `conflicts`.
+    # Techniques that must not appear in the same run (names).
     conflicts_with: ClassVar[tuple[str, ...]] = ()
+    # In the train scenario, one of these must follow in the list (e.g. `nf4` then `lora`: frozen
+    # 4-bit weights need adapters to train).
+    train_needs_after: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -210,3 +213,14 @@ def build_all(specs: list[dict[str, Any]]) -> list[Technique]:
         if check is not None:
             check(names)
     return techs
+
+
+def check_scenario(techs: list[Technique], scenario: str) -> None:
+    """Checks of a run's technique list that depend on its scenario, before any work starts."""
+    names = [t.name for t in techs]
+    if scenario != "train":
+        return
+    for i, t in enumerate(techs):
+        if t.train_needs_after and not set(names[i + 1:]) & set(t.train_needs_after):
+            raise TechniqueError(f"{t.name} in a fine-tuning run must be followed by one of "
+                                 f"{list(t.train_needs_after)} (got {names})")

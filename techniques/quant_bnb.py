@@ -91,7 +91,9 @@ class Int8(Technique):
 
 
 class _FourBit(Technique):
-    scenarios = ("infer",)
+    # train: only as the base of adapters (`[nf4, lora]` is the same run as `qlora`)
+    scenarios = ("train", "infer")
+    train_needs_after = ("lora",)
     requires = ("bitsandbytes",)
     quant_type = ""
 

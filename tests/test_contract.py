@@ -78,3 +78,16 @@ def test_apply_and_prepare_data_on_tiny(name, scenario, tiny, ctx_factory):
     with torch.no_grad():
         logits = out(input_ids=ids).logits
     assert logits.shape[-1] == 49152 and torch.isfinite(logits.float()).all()
+
+
+def test_scenario_dependent_combination_fails_before_work():
+    from effbench import config
+
+    spec = config.RunSpec(id="x", scenario="finetune", model="tiny", techniques=({"name": "nf4"},))
+    if "nf4" not in NAMES:
+        pytest.skip("nf4 not registered")
+    with pytest.raises(config.ConfigError, match="lora"):
+        config.validate(spec)
+    config.validate(config.RunSpec(id="y", scenario="finetune", model="tiny",
+                                   techniques=({"name": "nf4"}, {"name": "lora"})))
+    config.validate(config.RunSpec(id="z", scenario="infer", model="tiny", techniques=({"name": "nf4"},)))

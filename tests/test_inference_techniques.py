@@ -58,7 +58,10 @@ def test_contract(name, tiny):
     t = build(name)
     with pytest.raises(TechniqueError, match="valid: "):
         build(name, {"no_such_param": 1})
-    assert t.skip_reason("train", "cpu") is not None  # inference only
+    if name in ("nf4", "fp4"):  # train only as the base of adapters (checked by check_scenario)
+        assert t.skip_reason("train", "cpu") is None and t.train_needs_after == ("lora",)
+    else:
+        assert t.skip_reason("train", "cpu") is not None  # inference only
     if name in CUDA_TECHS:
         assert "CUDA" in t.skip_reason("infer", "cpu")
         return
