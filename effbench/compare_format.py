@@ -63,7 +63,7 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
                  change(r), interval(r), "" if r["p"] is None else f"{r['p']:.3g}", verdict(r), r["method"]]
                 for r in res["rows"] if r["scenario"] == scen]
         lines += ["", f"#### {scen}", "",
-                  tabulate(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "verdict", "how"], tablefmt="github")]
+                  tabulate(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "verdict", "how"], tablefmt="github", disable_numparse=True)]
     for k in ("only_base", "only_head"):
         if res[k]:
             lines += ["", f"Runs only in {k[5:]}: " + ", ".join(f"`{i}`" for i in res[k])]

@@ -135,7 +135,7 @@ def pruning_section(rs, ok) -> list[str]:
     head, rows = pruning_rows(rs, [r for r in ok if r["spec"]["scenario"] == "finetune"])
     if not rows:
         return []
-    return ["", "## Data pruning", "", tabulate(rows, head, tablefmt="github"), "",
+    return ["", "## Data pruning", "", tabulate(rows, head, tablefmt="github", disable_numparse=True), "",
             "Removed columns: injected examples of that kind removed / injected (copies of one problem are "
             "interchangeable; `clean lost` = problems with no copy left). Precision = injected noise removed / all "
             "removed; recall = injected noise removed / injected noise. Kept % and tokens are of the generated train "
@@ -162,7 +162,7 @@ def summary_markdown(rs: dict) -> str:
         runs = [r for r in ok if r["spec"]["scenario"] == scen]
         if runs:
             head, rows = fn(rs, runs)
-            lines += ["", f"## {title}", "", tabulate(rows, head, tablefmt="github")]
+            lines += ["", f"## {title}", "", tabulate(rows, head, tablefmt="github", disable_numparse=True)]
     lines += pruning_section(rs, ok)
     other = [r for r in rs["runs"] if r["status"] != "ok"]
     if other:
