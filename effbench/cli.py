@@ -85,7 +85,7 @@ def cmd_run(args) -> int:
 
     device = auto_device(args.device)
     overrides: dict = {"device": device}
-    for key in ("model", "seed", "price_per_hour", "text"):
+    for key in ("model", "seed", "price_per_hour", "text", "kernel_bench"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     budget = parse_kv(args.budget)
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", nargs="+", metavar="KEY=VALUE", help="budget overrides, e.g. max_steps=50 batch_sizes=[1,4]")
     r.add_argument("--price-per-hour", type=float, dest="price_per_hour", help="USD per device-hour for cost figures")
     r.add_argument("--text", help="reference text file for perplexity/KLD/calibration (default: pydoc_data.topics)")
+    r.add_argument("--kernel-bench", dest="kernel_bench", choices=["none", "quick", "full"],
+                   help="override the suite's kernel micro-benchmark (CUDA only)")
     r.add_argument("--out", default=str(REPO / "results"), help="folder that receives <suite>/<time>_<sha>/")
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("show", help="print a result set's summary")

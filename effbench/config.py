@@ -150,6 +150,7 @@ class Suite:
     target_fraction: float = 0.9  # time-to-target: this fraction of the reference run's final accuracy
     target_reference: str = "finetune-full"  # run id whose final accuracy sets the target
     path: str = ""
+    kernel_bench: str = "none"  # also run the kernel micro-benchmark (CUDA): none | quick | full
 
 
 def suite_names() -> list[str]:
@@ -167,7 +168,8 @@ def suite_path(name_or_path: str) -> Path:
 
 
 SUITE_KEYS = {"name", "description", "device", "model", "seed", "price_per_hour", "price_source",
-              "target_fraction", "target_reference", "timeout_s"}
+              "target_fraction", "target_reference", "timeout_s", "kernel_bench"}
+KERNEL_BENCH = ("none", "quick", "full")
 RUN_KEYS = {"id", "scenario", "model", "task", "techniques", "budget", "seed", "device", "dtype", "text", "timeout_s"}
 
 
@@ -206,8 +208,11 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         raise ConfigError(f"{path}: run ids repeated: {dup}")
     if not runs:
         raise ConfigError(f"{path}: the suite has no [[run]] entries")
+    kb = ov.get("kernel_bench") or head.get("kernel_bench", "none")
+    if kb not in KERNEL_BENCH:
+        raise ConfigError(f"{path}: kernel_bench={kb!r}; valid: {list(KERNEL_BENCH)}")
     price = ov.get("price_per_hour", head.get("price_per_hour"))
     return Suite(name=head.get("name", path.stem), description=head.get("description", ""), runs=runs,
                  price_per_hour=price, price_source="--price-per-hour" if "price_per_hour" in ov else head.get("price_source", ""),
                  target_fraction=head.get("target_fraction", 0.9), target_reference=head.get("target_reference", "finetune-full"),
-                 path=str(path))
+                 path=str(path), kernel_bench=kb)

@@ -164,6 +164,12 @@ def summary_markdown(rs: dict) -> str:
             head, rows = fn(rs, runs)
             lines += ["", f"## {title}", "", tabulate(rows, head, tablefmt="github", disable_numparse=True)]
     lines += pruning_section(rs, ok)
+    if rs.get("kernels"):
+        from .cli_kernels import kernel_markdown
+
+        lines += ["", kernel_markdown(rs["kernels"]).rstrip()]
+    elif rs.get("kernels_missing"):
+        lines += ["", f"Kernel micro-benchmark not measured: {rs['kernels_missing']}"]
     other = [r for r in rs["runs"] if r["status"] != "ok"]
     if other:
         rows = [[r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other]

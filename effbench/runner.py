@@ -105,6 +105,25 @@ def run_suite(suite: config.Suite, out_root: Path, only: list[str] | None = None
         results.write_json_atomic(out / "results.json", rs)
         msg = r.get("reason") or r.get("error") or ""
         echo(f"    -> {r['status']} in {time.monotonic() - t0:.0f}s{': ' + msg[:300] if msg else ''}")
+    if suite.kernel_bench != "none":
+        echo(f"kernel micro-benchmark ({suite.kernel_bench} sweep)")
+        rs.update(run_kernel_bench_child(out, device, quick=suite.kernel_bench == "quick"))
+        results.write_json_atomic(out / "results.json", rs)
     (out / "summary.md").write_text(report.summary_markdown(rs))
     echo(f"effbench: {len(runs)} runs in {time.monotonic() - t_suite:.0f}s")
     return out
+
+
+def run_kernel_bench_child(out: Path, device: str, quick: bool) -> dict:
+    """The kernel micro-benchmark in its own process (CUDA only); its records, or the reason why none."""
+    if device != "cuda":
+        return {"kernels_missing": "the kernel micro-benchmark needs CUDA; the Triton interpreter on CPU checks correctness, not speed"}
+    path = out.resolve() / "kernels.json"
+    code = ("import json, sys; from effbench.kernelbench import run_kernel_bench; "
+            "json.dump(run_kernel_bench('cuda', quick=sys.argv[2] == 'quick'), open(sys.argv[1], 'w'))")
+    with open(out / "kernels.log", "w") as logf:
+        proc = subprocess.run([sys.executable, "-c", code, str(path), "quick" if quick else "full"],
+                              stdout=logf, stderr=subprocess.STDOUT, cwd=out.resolve())
+    if proc.returncode != 0 or not path.exists():
+        return {"kernels_missing": f"kernel benchmark exited with code {proc.returncode}; see kernels.log"}
+    return {"kernels": json.loads(path.read_text())}

@@ -24,3 +24,22 @@ def test_kernels_refuses_without_cuda(capsys):
         return
     assert cli.main(["kernels", "--quick"]) == 2
     assert "CUDA" in capsys.readouterr().err
+
+
+def test_suite_kernel_bench_setting_validated_and_recorded_missing_on_cpu(tmp_path):
+    from effbench import config, report, runner
+
+    p = tmp_path / "k.toml"
+    p.write_text('[suite]\nkernel_bench = "sometimes"\n[[run]]\nid = "a"\nscenario = "infer"\nmodel = "tiny"\n')
+    try:
+        config.load_suite(str(p))
+        raise AssertionError("kernel_bench='sometimes' must be rejected")
+    except config.ConfigError as e:
+        assert "sometimes" in str(e) and "quick" in str(e)
+    missing = runner.run_kernel_bench_child(tmp_path, "cpu", quick=True)
+    assert "CUDA" in missing["kernels_missing"]
+    rs = {"suite": "s", "runs": [], "env": {"device": "cpu"}, **missing}
+    assert "Kernel micro-benchmark not measured" in report.summary_markdown(rs)
+    md = report.summary_markdown({"suite": "s", "runs": [], "env": {"device": "cuda"},
+                                  "kernels": [_rec("effbench", 0.01, 0.9), _rec("eager", 0.02)]})
+    assert "## Kernel micro-benchmark" in md and "2.00" in md
