@@ -36,7 +36,7 @@ kernels: setup
 
 # A/A check: the same small suite twice from the same code, then compared (must say `same`).
 aa: setup
-	$(EFFBENCH) aa --suite $(or $(AA_SUITE),smoke) --out $(OUT)/aa
+	$(EFFBENCH) aa --suite $(or $(AA_SUITE),aa) --out $(OUT)/aa
 
 compare: setup
 	$(EFFBENCH) compare $(BASE) $(HEAD)

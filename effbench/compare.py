@@ -37,7 +37,7 @@ class Options:
     alpha: float = 0.05  # significance level of the timing and accuracy tests
     conf: float = 0.95  # confidence level of the CIs shown
     bytes_tol: float = 0.01  # memory / byte counts: relative tolerance
-    rss_tol: float = 0.05  # CPU peak RSS: ~700 MiB of interpreter and libraries, +-4% between identical runs
+    rss_tol: float = 0.15  # CPU RSS holds allocator-cached pages: identical default-model runs differed by up to 13%
     value_tol: float = 0.01  # other directional figures (perplexity, KLD, loss): relative tolerance
     fail_on: dict = field(default_factory=lambda: dict(DEFAULT_FAIL_ON))
     allow_mismatch: bool = False
