@@ -32,9 +32,8 @@ def collate(pairs, pad_id: int, device: str) -> dict:
 
 def tensor_bytes(t: torch.Tensor) -> int:
     """Bytes a tensor actually stores; tensor subclasses (torchao) are summed over their parts."""
-    if hasattr(t, "__tensor_flatten__") and type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter) \
-            or (isinstance(t, torch.nn.Parameter) and hasattr(t.data, "__tensor_flatten__") and type(t.data) is not torch.Tensor):
-        inner = t.data if isinstance(t, torch.nn.Parameter) else t
+    inner = t.data if isinstance(t, torch.nn.Parameter) else t
+    if type(inner) is not torch.Tensor and hasattr(inner, "__tensor_flatten__"):
         names, _ = inner.__tensor_flatten__()
         return sum(tensor_bytes(getattr(inner, n)) for n in names)
     return t.numel() * t.element_size()
