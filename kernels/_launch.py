@@ -7,8 +7,9 @@ below. They follow the usual reasoning for memory-bound row kernels on Ampere/Ho
 - a row of N elements is held in one block of `next_power_of_2(N)` lanes (masked beyond N);
 - a program holds about `TILE_ELEMS` elements in registers (fp32: 4 B each), so short rows are
   packed several per program (`rows_per_program`), which also cuts per-program overhead;
-- warps grow with the tile: one warp (32 threads) per 256 elements, between 1 and 16, so each
-  thread handles 8 contiguous elements (16 B bf16 / 32 B fp32 vector loads);
+- warps grow with the tile: one warp (32 threads) per 256 elements, rounded down to a power of
+  two between 1 and 16 (Triton's CUDA and ROCm backends accept only powers of two: a tile of 1280
+  elements gets 4 warps, never 5), so each thread handles 8 to 16 contiguous elements;
 - loops inside kernels have compile-time trip counts (`tl.constexpr`), rounded to powers of two
   where they depend on the input size so that few variants get compiled. This is also what keeps
   them runnable under the interpreter of triton 3.6 with numpy >= 2.4, where a loop bound read
@@ -52,8 +53,9 @@ def rows_per_program(block_cols: int, n_rows: int) -> int:
 
 
 def num_warps_for(tile_elems: int) -> int:
-    """One warp per 256 tile elements, clamped to [1, 16]."""
-    return max(1, min(16, tile_elems // 256))
+    """One warp per 256 tile elements, rounded down to a power of two, clamped to [1, 16]."""
+    warps = max(1, min(16, tile_elems // 256))
+    return 1 << (warps.bit_length() - 1)
 
 
 def num_programs_cap(device: torch.device) -> int:

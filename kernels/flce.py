@@ -88,6 +88,14 @@ def flce_forward(x, weight, labels, ignore_index=-100, label_smoothing=0.0, redu
     return loss, (dx.to(x.dtype) if dx is not None else None), dw
 
 
+def ce_launch(V: int, smooth: bool) -> dict:
+    """Launch parameters of the cross-entropy gradient kernel over a vocabulary of V: constexprs
+    (vocabulary block, blocks per row, smoothing on/off) and num_warps."""
+    block_v = min(MAX_BLOCK_V, triton.next_power_of_2(V))
+    return dict(BLOCK_V=block_v, N_BLOCKS=triton.cdiv(V, block_v), SMOOTH=bool(smooth),
+                num_warps=num_warps_for(block_v))
+
+
 def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, chunk_tokens, need_dx, need_dw,
                  dw_dtype):
     if reduction not in ("mean", "sum"):
@@ -101,7 +109,7 @@ def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, ch
     n_valid = valid.sum().item() if reduction == "mean" else 1
     scale = 1.0 / n_valid if n_valid > 0 else 0.0
     chunk = chunk_tokens or chunk_tokens_for(N, H, V)
-    block_v = min(MAX_BLOCK_V, triton.next_power_of_2(V))
+    launch = ce_launch(V, label_smoothing > 0)
     loss_rows = torch.empty(N, dtype=torch.float32, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
     dw = torch.zeros((V, H), dtype=torch.float32, device=x.device) if need_dw else None
@@ -110,9 +118,7 @@ def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, ch
         logits = xc @ weight.t()  # [c, V], x.dtype; becomes dloss/dlogits in place
         _ce_grad_kernel[(xc.shape[0],)](logits, logits.stride(0), labels[start:start + chunk],
                                         loss_rows[start:start + chunk], V, ignore_index, scale,
-                                        float(label_smoothing), BLOCK_V=block_v,
-                                        N_BLOCKS=triton.cdiv(V, block_v), SMOOTH=label_smoothing > 0,
-                                        num_warps=num_warps_for(block_v))
+                                        float(label_smoothing), **launch)
         if need_dx:
             torch.mm(logits, weight, out=dx[start:start + chunk])
         if need_dw:

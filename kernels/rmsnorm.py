@@ -68,16 +68,30 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t2 if t2.stride(-1) == 1 else t2.contiguous()
 
 
+def fwd_launch(M: int, N: int) -> dict:
+    """Launch parameters of the forward kernel for x [M, N]: constexprs and num_warps."""
+    bn = row_block(N)
+    bm = rows_per_program(bn, M)
+    return dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=num_warps_for(bm * bn))
+
+
+def bwd_launch(M: int, N: int, max_programs: int) -> tuple[int, dict]:
+    """Programs and launch parameters of the backward kernel for x [M, N], at most max_programs."""
+    launch = fwd_launch(M, N)
+    n_tiles = triton.cdiv(M, launch["BLOCK_M"])
+    tiles = tiles_per_program(n_tiles, max_programs)
+    return triton.cdiv(n_tiles, tiles), dict(launch, TILES=tiles)
+
+
 def rmsnorm_fwd(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the forward kernel on x [M, N]; returns y [M, N] (x.dtype) and rstd [M] (fp32)."""
     check_device(x, weight)
     M, N = x.shape
     y = torch.empty((M, N), dtype=x.dtype, device=x.device)
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
-    bn = row_block(N)
-    bm = rows_per_program(bn, M)
-    _rmsnorm_fwd_kernel[(triton.cdiv(M, bm),)](x, weight, y, rstd, M, N, x.stride(0), y.stride(0), eps,
-                                              BLOCK_M=bm, BLOCK_N=bn, num_warps=num_warps_for(bm * bn))
+    launch = fwd_launch(M, N)
+    _rmsnorm_fwd_kernel[(triton.cdiv(M, launch["BLOCK_M"]),)](x, weight, y, rstd, M, N, x.stride(0), y.stride(0),
+                                                              eps, **launch)
     return y, rstd
 
 
@@ -85,15 +99,10 @@ def rmsnorm_bwd(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: t
     """Launch the backward kernel; returns dx [M, N] (x.dtype) and dw [N] (weight.dtype)."""
     M, N = x.shape
     dx = torch.empty_like(x)
-    bn = row_block(N)
-    bm = rows_per_program(bn, M)
-    n_tiles = triton.cdiv(M, bm)
-    tiles = tiles_per_program(n_tiles, num_programs_cap(x.device))
-    programs = triton.cdiv(n_tiles, tiles)
+    programs, launch = bwd_launch(M, N, num_programs_cap(x.device))
     dw_part = torch.empty((programs, N), dtype=torch.float32, device=x.device)
     _rmsnorm_bwd_kernel[(programs,)](dy, x, weight, rstd, dx, dw_part, M, N,
-                                     dy.stride(0), x.stride(0), dx.stride(0),
-                                     BLOCK_M=bm, BLOCK_N=bn, TILES=tiles, num_warps=num_warps_for(bm * bn))
+                                     dy.stride(0), x.stride(0), dx.stride(0), **launch)
     return dx, dw_part.sum(0).to(weight.dtype)
 
 

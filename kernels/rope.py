@@ -69,6 +69,14 @@ def _unit_last(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+def launch(n_q: int, n_k: int, head_dim: int) -> dict:
+    """Launch parameters for n_q query and n_k key/value heads of head_dim: constexprs, num_warps.
+    A program holds both halves of every q and k head: 2 * (BLOCK_HQ + BLOCK_HK) * BLOCK_D values."""
+    bd = triton.next_power_of_2(head_dim // 2)
+    bhq, bhk = triton.next_power_of_2(n_q), triton.next_power_of_2(n_k)
+    return dict(BLOCK_HQ=bhq, BLOCK_HK=bhk, BLOCK_D=bd, num_warps=num_warps_for(2 * (bhq + bhk) * bd))
+
+
 def rope_apply(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                backward: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the kernel: rotate q and k (or, with backward=True, their output gradients)."""
@@ -83,13 +91,10 @@ def rope_apply(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.T
         cos, sin = cos.contiguous(), sin.contiguous()
     qo, ko = torch.empty_like(q), torch.empty_like(k)  # same layout as the inputs
     n_k = k.shape[1]
-    bd = triton.next_power_of_2(D // 2)
-    bhq, bhk = triton.next_power_of_2(n_q), triton.next_power_of_2(n_k)
     _rope_kernel[(B * S,)](q, k, qo, ko, cos, sin, S, n_q, n_k, D // 2,
                            q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                            qo.stride(0), qo.stride(1), qo.stride(2), ko.stride(0), ko.stride(1), ko.stride(2),
-                           cos.stride(0), cos.stride(1), BLOCK_HQ=bhq, BLOCK_HK=bhk, BLOCK_D=bd,
-                           BACKWARD=backward, num_warps=num_warps_for(2 * (bhq + bhk) * bd))
+                           cos.stride(0), cos.stride(1), BACKWARD=backward, **launch(n_q, n_k, D))
     return qo, ko
 
 

@@ -48,12 +48,17 @@ def _swiglu_bwd_kernel(DY, G, U, DG, DU, n, BLOCK: tl.constexpr):
     tl.store(DU + offs, du.to(DU.dtype.element_ty), mask=mask)
 
 
+def launch() -> dict:
+    """Launch parameters of both kernels (any size: the block is fixed): constexprs and num_warps."""
+    return dict(BLOCK=BLOCK, num_warps=num_warps_for(BLOCK))
+
+
 def swiglu_fwd(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """Launch the forward kernel on contiguous gate and up of one shape; returns y (gate.dtype)."""
     check_device(gate, up)
     y = torch.empty_like(gate)
     n = gate.numel()
-    _swiglu_fwd_kernel[(triton.cdiv(n, BLOCK),)](gate, up, y, n, BLOCK=BLOCK, num_warps=num_warps_for(BLOCK))
+    _swiglu_fwd_kernel[(triton.cdiv(n, BLOCK),)](gate, up, y, n, **launch())
     return y
 
 
@@ -62,8 +67,7 @@ def swiglu_bwd(dy: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, in_place:
     dg = gate if in_place else torch.empty_like(gate)
     du = up if in_place else torch.empty_like(up)
     n = gate.numel()
-    _swiglu_bwd_kernel[(triton.cdiv(n, BLOCK),)](dy, gate, up, dg, du, n, BLOCK=BLOCK,
-                                                 num_warps=num_warps_for(BLOCK))
+    _swiglu_bwd_kernel[(triton.cdiv(n, BLOCK),)](dy, gate, up, dg, du, n, **launch())
     return dg, du
 
 
