@@ -1,8 +1,8 @@
 """Dollar cost and cost per quality point, derived from raw measurements at report time.
 
 Price per device-hour: the suite's `price_per_hour`, else `--price-per-hour`, else the default
-for the device below (approximate on-demand cloud rates for one device, late 2025; they differ by
-provider and change: pass your own). Formulas (README, "Metrics"):
+for the device (effbench.gpus, GPU names matched as whole words; CPU_PRICE below): approximate
+on-demand cloud rates for one device, late 2025; they differ by provider and change: pass your own. Formulas (README, "Metrics"):
 
   cost_usd           = price_per_hour * (setup_s + workload_s) / 3600
   usd_per_point      = cost_usd / (100 * (accuracy - accuracy_unmodified))     [finetune]
@@ -13,28 +13,23 @@ provider and change: pass your own). Formulas (README, "Metrics"):
 """
 from __future__ import annotations
 
-DEFAULT_PRICES = {  # USD per device-hour, one device
-    "H200": (3.80, "typical on-demand H200 141GB rate, late 2025"),
-    "H100": (2.99, "typical on-demand H100 80GB SXM rate, late 2025"),
-    "A100": (1.79, "typical on-demand A100 80GB rate, late 2025"),
-    "L40S": (1.00, "typical on-demand L40S rate, late 2025"),
-    "L4": (0.80, "typical on-demand L4 rate, late 2025"),
-    "A10": (0.75, "typical on-demand A10/A10G rate, late 2025"),
-    "RTX 4090": (0.40, "typical community-cloud RTX 4090 rate, late 2025"),
-    "cpu": (0.10, "typical 2-vCPU general-purpose cloud VM, late 2025"),
-}
+CPU_PRICE = (0.10, "typical 2-vCPU general-purpose cloud VM, late 2025")  # USD per hour
 
 
 def price_for(env: dict, suite_price: float | None = None, suite_source: str = "") -> tuple[float | None, str]:
+    """USD per device-hour and where it comes from: the suite's/command line's price, else the
+    GPU table's default (effbench.gpus, whole-word name match), else the CPU default."""
     if suite_price is not None:
         return float(suite_price), suite_source or "suite / command line"
-    name = env.get("device_name", "") if env.get("device") == "cuda" else ""
     if env.get("device") == "cuda":
-        for key in sorted(DEFAULT_PRICES, key=len, reverse=True):
-            if key != "cpu" and key in name:
-                return DEFAULT_PRICES[key][0], DEFAULT_PRICES[key][1]
-        return None, f"no default price for {name!r}: pass --price-per-hour"
-    return DEFAULT_PRICES["cpu"]
+        from . import gpus
+
+        name = env.get("device_name") or ""
+        gpu = gpus.lookup(name)
+        if gpu is None or gpu.usd_per_hour is None:
+            return None, f"no default price for {name!r}: pass --price-per-hour"
+        return gpu.usd_per_hour, gpu.price_source
+    return CPU_PRICE
 
 
 def _v(run: dict, name: str):

@@ -4,41 +4,31 @@ the default model's shapes (effbench.kernelcases holds the cases and the bytes m
 
 Timing: triton.testing.do_bench (CUDA; warm-up excluded, L2 flushed between calls, every sample
 kept), median reported. Derived: gbps = bytes_moved / median_s / 1e9; frac_peak_bw = that over
-the device's peak DRAM bandwidth from PEAK_BW (None with a reason when the GPU is not listed).
+the device's peak DRAM bandwidth from effbench.gpus (None with a reason when the GPU is not listed).
 peak_bytes: the device memory allocated at the high point of one call above what was allocated
 just before it (inputs, and for bwd the saved graph, are not counted).
 """
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 import torch
 
 from effbench import kernelcases as kc
 
-# Peak DRAM bandwidth, bytes/s, from the vendors' data sheets; matched in order against
-# torch.cuda.get_device_name (every part must appear as a whole word, case-insensitive).
-PEAK_BW: list[tuple[tuple[str, ...], float]] = [
-    (("H200",), 4.8e12),
-    (("H100", "PCIe"), 2.0e12),
-    (("H100",), 3.35e12),  # SXM ("NVIDIA H100 80GB HBM3")
-    (("A100", "80GB"), 2.039e12),
-    (("A100", "40GB"), 1.555e12),
-    (("L4",), 3.0e11),  # whole word: not L40 / L40S
-    (("RTX 4090",), 1.008e12),
-]
 TOKENS = (1024, 2048, 4096, 8192, 16384, 32768)
 TOKENS_QUICK = (1024, 8192)
 PASSES = ("fwd", "bwd", "fwdbwd")
 
 
 def peak_bandwidth(device_name: str) -> tuple[float | None, str | None]:
-    """(bytes/s, None) for a listed GPU, else (None, reason)."""
-    for parts, bw in PEAK_BW:
-        if all(re.search(rf"(?<![A-Za-z0-9]){re.escape(p)}(?![A-Za-z0-9])", device_name, re.I) for p in parts):
-            return bw, None
-    return None, f"peak bandwidth of {device_name!r} unknown (table: effbench.kernelbench.PEAK_BW)"
+    """(bytes/s, None) for a listed GPU (effbench.gpus, whole-word name match), else (None, reason)."""
+    from effbench import gpus
+
+    gpu = gpus.lookup(device_name)
+    if gpu is None or gpu.bandwidth_bytes_per_s is None:
+        return None, f"peak bandwidth of {device_name!r} unknown (table: effbench.gpus.GPUS)"
+    return gpu.bandwidth_bytes_per_s, None
 
 
 def _do_bench(fn: Callable, grad_to_none: list) -> list[float]:

@@ -25,12 +25,6 @@ import torch
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "lm_eval", "bitsandbytes", "torchao",
              "triton", "liger-kernel", "gguf", "datasketch", "numpy", "tabulate", "matplotlib")
 
-# Dense bf16 tensor-core peak FLOP/s (no sparsity), from the vendors' datasheets.
-PEAK_BF16_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100": 989e12,
-                   "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12,
-                   "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12}
-
-
 def missing(reason: str) -> dict:
     """A figure that could not be measured here: null with the reason, never a stand-in."""
     return {"value": None, "reason": reason}
@@ -119,6 +113,20 @@ def peak_rss_bytes() -> int:
     return kb * (1 if sys.platform == "darwin" else 1024)
 
 
+def nvml_uuid(torch_uuid) -> str:
+    """NVML's spelling of a device UUID ("GPU-8f6d...") from torch's (a UUID, no prefix)."""
+    u = str(torch_uuid)
+    return u if u.startswith(("GPU-", "MIG-")) else f"GPU-{u}"
+
+
+def nvml_handle(pynvml, index: int | None = None):
+    """NVML handle of torch's CUDA device `index` (default: the current one), matched by UUID.
+    Not by index: torch numbers only the devices CUDA_VISIBLE_DEVICES leaves visible, in its
+    order (torch's 0 can be NVML's 3), while NVML numbers every GPU on the machine."""
+    idx = torch.cuda.current_device() if index is None else index
+    return pynvml.nvmlDeviceGetHandleByUUID(nvml_uuid(torch.cuda.get_device_properties(idx).uuid))
+
+
 class Energy:
     """GPU energy over a region from NVML's total-energy counter."""
 
@@ -131,8 +139,7 @@ class Energy:
             import pynvml
 
             pynvml.nvmlInit()
-            idx = torch.cuda.current_device()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(idx)
+            self.handle = nvml_handle(pynvml)
             pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
         except Exception as e:  # no NVML, or the counter unsupported on this GPU/driver
             self.handle, self.reason = None, f"NVML energy counter unavailable: {e}"
@@ -178,13 +185,22 @@ def train_flops_per_token(n_params_nonembed: int, n_layers: int, d_model: int, s
 
 
 def peak_flops(device: str) -> tuple[float | None, str]:
+    """Dense bf16 peak FLOP/s of this CUDA GPU (effbench.gpus, whole-word name match), or None
+    with the reason (CPU, an unlisted GPU, or one without bf16)."""
     if device != "cuda" or not torch.cuda.is_available():
         return None, "MFU is reported on CUDA GPUs only"
-    name = torch.cuda.get_device_name()
-    for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True):
-        if key in name:
-            return PEAK_BF16_FLOPS[key], f"{key} dense bf16 peak"
-    return None, f"no peak FLOP/s known for {name!r}"
+    return peak_flops_for(torch.cuda.get_device_name())
+
+
+def peak_flops_for(device_name: str) -> tuple[float | None, str]:
+    from . import gpus
+
+    gpu = gpus.lookup(device_name)
+    if gpu is None:
+        return None, f"no peak FLOP/s known for {device_name!r} (table: effbench.gpus.GPUS)"
+    if gpu.bf16_flops is None:
+        return None, f"{gpu.label} has no bf16 tensor cores: no bf16 peak to compare with"
+    return gpu.bf16_flops, f"{gpu.label} dense bf16 peak"
 
 
 def _git(args: list[str]) -> str | None:
@@ -227,9 +243,11 @@ def environment(device: str) -> dict:
            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
            "libraries": library_versions(), "git": git_state()}
     if device == "cuda" and torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
+        p = torch.cuda.get_device_properties(torch.cuda.current_device())
         env.update(device_name=torch.cuda.get_device_name(), cuda=torch.version.cuda,
-                   device_memory_bytes=p.total_memory, capability=f"{p.major}.{p.minor}")
+                   device_memory_bytes=p.total_memory, capability=f"{p.major}.{p.minor}",
+                   device_uuid=nvml_uuid(p.uuid), bf16_supported=torch.cuda.is_bf16_supported(including_emulation=False),
+                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         try:
             import pynvml
 

@@ -27,7 +27,7 @@ def test_refuses_cpu():
 @pytest.mark.parametrize("name,bw", [
     ("NVIDIA H200", 4.8e12), ("NVIDIA H100 80GB HBM3", 3.35e12), ("NVIDIA H100 PCIe", 2.0e12),
     ("NVIDIA A100-SXM4-80GB", 2.039e12), ("NVIDIA A100-PCIE-40GB", 1.555e12), ("NVIDIA L4", 3.0e11),
-    ("NVIDIA GeForce RTX 4090", 1.008e12), ("NVIDIA L40S", None), ("cpu", None),
+    ("NVIDIA GeForce RTX 4090", 1.008e12), ("NVIDIA L40S", 864e9), ("Mystery GPU", None), ("cpu", None),
 ])
 def test_peak_bandwidth_table(name, bw):
     got, reason = kb.peak_bandwidth(name)
