@@ -51,12 +51,20 @@ def execute(spec_dict: dict) -> dict:
             if why:
                 res.update(status="skipped", reason=why)
                 return res
-        res["env"] = measure.environment(spec.device)
-        _seed(spec.seed)
         # Weights: fp32 for fine-tuning (bf16 autocast on CUDA keeps fp32 master weights), bf16 for
         # inference on CUDA, fp32 on CPU; a run's `dtype` overrides.
         dtype = getattr(torch, spec.dtype) if spec.dtype else (
             torch.float32 if spec.scenario == "finetune" else models.default_dtype(spec.device))
+        if spec.device == "cuda" and torch.cuda.is_available():  # no bf16 (T4, V100): refuse before loading
+            from .cuda_env import bf16_refusal
+
+            why = bf16_refusal(spec.device, torch.cuda.get_device_capability(), torch.cuda.get_device_name(),
+                               needs_bf16=spec.scenario == "finetune" or dtype == torch.bfloat16)
+            if why:
+                res.update(status="skipped", reason=why)
+                return res
+        res["env"] = measure.environment(spec.device)
+        _seed(spec.seed)
         timings: dict = {}
         with measure.stopwatch(timings, "model_load_s", spec.device):
             model, tok, info = models.load(spec.model, spec.device, dtype, spec.seed)

@@ -53,11 +53,22 @@ def parse_kv(items: list[str]) -> dict:
 
 
 def auto_device(device: str) -> str:
+    """`auto`: cuda where torch can use a GPU; cpu where there is none. Where nvidia-smi lists a GPU
+    that torch cannot use (a driver too old for the wheel's CUDA, a CPU-only torch), stop with the
+    reason instead of running on the CPU in silence (effbench.cuda_env)."""
     if device != "auto":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    from .cuda_env import check_gpu_usable
+
+    try:
+        check_gpu_usable()
+    except RuntimeError as e:
+        raise config.ConfigError(str(e)) from None
+    return "cpu"
 
 
 def cmd_list(args) -> int:
@@ -83,8 +94,11 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     from .runner import run_suite
 
-    device = auto_device(args.device)
-    overrides: dict = {"device": device}
+    # A named suite with --device auto runs on the suite's own device (`--suite cpu` on a GPU box
+    # is the explicit way to run on its CPU); `auto` and ad-hoc runs pick the device here.
+    named = bool(args.suite) and args.suite != "auto"
+    device = None if named and args.device == "auto" else auto_device(args.device)
+    overrides: dict = {"device": device} if device else {}
     for key in ("model", "seed", "price_per_hour", "text", "kernel_bench"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
