@@ -46,6 +46,15 @@ def price(rs) -> tuple[float | None, str]:
     return cost.price_for(rs.get("env", {}), rs.get("price_per_hour"), rs.get("price_source", ""))
 
 
+def unchanged_layers(run) -> str:
+    """Layers a technique was meant to change but left as they were (technique_records'
+    `layers_left_unchanged`, e.g. torchao skipping shapes its kernel cannot take): "–" when none."""
+    recs = run.get("technique_records") or {}
+    parts = [f"{r['layers_left_unchanged']} ({name})" for name, r in recs.items()
+             if isinstance(r, dict) and r.get("layers_left_unchanged")]
+    return ", ".join(parts) or "–"
+
+
 def finetune_rows(rs, runs):
     p, _ = price(rs)
     target = cost.target_accuracy(rs)
@@ -56,9 +65,10 @@ def finetune_rows(rs, runs):
                      fmt(_v(r, "train_tokens_per_s"), ".1f"), mib(peak_bytes(r)), fmt(_v(r, "trainable_fraction") and 100 * _v(r, "trainable_fraction"), ".2f"),
                      fmt(_v(r, "train_wall_s"), ".0f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
                      fmt(d.get("time_to_target_s"), ".0f", "not reached"), fmt(d.get("cost_usd"), ".4f"),
-                     fmt(d.get("cost_to_target_usd"), ".4f", "not reached"), fmt(d.get("usd_per_point"), ".5f")])
+                     fmt(d.get("cost_to_target_usd"), ".4f", "not reached"), fmt(d.get("usd_per_point"), ".5f"),
+                     unchanged_layers(r)])
     head = ["run", "techniques", "acc before %", "acc after %", "gain pts", "train tok/s", "peak MiB", "trainable %",
-            "train s", "setup s", "time-to-target s", "cost $", "cost-to-target $", "$/point"]
+            "train s", "setup s", "time-to-target s", "cost $", "cost-to-target $", "$/point", "layers unchanged"]
     return head, rows
 
 
@@ -73,9 +83,10 @@ def infer_rows(rs, runs):
                      f"{fmt(dec, '.1f')} (b{b})", fmt(_v(r, "decode_latency_p50_ms.b1"), ".1f"), mib(peak_bytes(r)), mib(_v(r, "weight_bytes")),
                      pm(r, "probe_acc"), pm(r, "arith_accuracy"), fmt(_v(r, "perplexity"), ".2f"), fmt(_v(r, "kld_mean"), ".4f"),
                      fmt(_v(r, "top1_agreement") and 100 * _v(r, "top1_agreement"), ".1f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
-                     fmt(d.get("usd_per_mtok"), ".3f"), fmt(d.get("usd_per_mtok_per_point"), ".4f")])
+                     fmt(d.get("usd_per_mtok"), ".3f"), fmt(d.get("usd_per_mtok_per_point"), ".4f"), unchanged_layers(r)])
     head = ["run", "techniques", "prefill tok/s b1", "decode tok/s b1", "decode tok/s", "p50 ms/tok b1", "peak MiB",
-            "weights MiB", "probe acc %", "arith acc %", "ppl", "KLD", "top-1 agree %", "setup s", "$/Mtok", "$/Mtok/pt"]
+            "weights MiB", "probe acc %", "arith acc %", "ppl", "KLD", "top-1 agree %", "setup s", "$/Mtok", "$/Mtok/pt",
+            "layers unchanged"]
     return head, rows
 
 

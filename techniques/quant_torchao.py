@@ -12,7 +12,10 @@ of 2:4 sparsity and 8-bit quantization this torchao (0.18) offers (its int8 + 2:
 removed with version 1 of the int8 configs).
 
 Only the blocks' Linear layers are quantized; torchao leaves shapes its kernels cannot take in
-their original dtype, which the recorded bits per weight then show.
+their original dtype: the technique records how many (`layers_left_unchanged`, shown in the
+report's "layers unchanged" column) and which (`layers_left_unquantized`), and the bits per weight
+show it too. `torchao_int4wo` refuses, before any work, a group size that does not divide the
+input width of some block linear.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ class _TorchAO(Technique):
         quantize_(base, self.ao_config(ctx), filter_fn=lambda m, fqn: fqn in names)
         layers = [(n, base.get_submodule(n)) for n in names]
         kept = sorted(n for n, m in layers if type(m.weight.data) is torch.Tensor)
+        ctx.record(self.name, "layers_left_unchanged", len(kept))  # the report's "layers unchanged" column
         if kept:
             ctx.record(self.name, "layers_left_unquantized", kept)
         record_bits(ctx, self.name, layers)
@@ -80,10 +84,22 @@ class TorchAOInt4WO(_TorchAO):
 
     @dataclass(frozen=True)
     class Config:
-        group_size: Literal[32, 64, 128, 256] = 128  # weights per scale/zero; lower: better, bigger
+        # weights per scale/zero; lower: better, bigger. 64 divides every block linear's input width
+        # of the default model (576 and 1536); torchao leaves a layer whose width it does not divide
+        # unquantized (128 would skip 180 of the 210 block linears).
+        group_size: Literal[32, 64, 128, 256] = 64
 
     def skip_reason(self, scenario: str, device: str) -> str | None:
         return super().skip_reason(scenario, device) or _capability_missing(device, (8, 0), self.name)
+
+    def apply(self, model, ctx: Context):
+        g = self.config.group_size
+        widths = sorted({m.in_features for _, m in block_linears(model)})
+        if any(w % g for w in widths):
+            valid = [v for v in (32, 64, 128, 256) if all(w % v == 0 for w in widths)]
+            raise TechniqueError(f"{self.name}: group_size={g} does not divide the block linears' input widths "
+                                 f"{widths}, so torchao would leave those layers unquantized; valid here: {valid}")
+        return super().apply(model, ctx)
 
     def ao_config(self, ctx: Context):
         from torchao.quantization import Int4WeightOnlyConfig

@@ -210,3 +210,32 @@ def test_end_to_end_nf4(tmp_path):
     assert run["status"] == "ok", run.get("error")
     assert 4 < run["technique_records"]["nf4"]["bits_per_weight"] < 6
     assert run["metrics"]["weight_bytes"]["parts"]["quant_constants"] > 0
+
+
+def _default_arch_on_meta():
+    """The default model's architecture (SmolLM2-135M) with no storage: shapes only."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        return LlamaForCausalLM(LlamaConfig(**models.SMOLLM2_ARCH))
+
+
+def test_torchao_int4wo_default_group_size_covers_every_block_linear_of_the_default_model():
+    """torchao leaves a layer whose input width the group size does not divide unquantized (128
+    and 576 left 180 of 210 block linears untouched): the default group size divides them all, and
+    one that does not is refused before torchao runs, with the valid sizes."""
+    model = _default_arch_on_meta()
+    layers = block_linears(model)
+    assert len(layers) == 30 * 7 and {m.in_features for _, m in layers} == {576, 1536}
+    g = build("torchao_int4wo").config.group_size
+    assert all(m.in_features % g == 0 for _, m in layers)
+    with pytest.raises(TechniqueError, match=r"group_size=128 does not divide .*\[576, 1536\].*valid here: \[32, 64\]"):
+        build("torchao_int4wo", {"group_size": 128}).apply(model, _ctx(["torchao_int4wo"]))
+
+
+def test_report_flags_runs_that_left_layers_unchanged():
+    from effbench import report
+
+    run = {"technique_records": {"torchao_int4wo": {"layers_left_unchanged": 180}, "lora": {"r": 8}}}
+    assert report.unchanged_layers(run) == "180 (torchao_int4wo)"
+    assert report.unchanged_layers({"technique_records": {"torchao_int8wo": {"layers_left_unchanged": 0}}}) == "–"
