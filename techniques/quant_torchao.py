@@ -9,7 +9,8 @@ activations to fp8 per token and uses fp8 tensor-core matmuls: CUDA sm89+).
 After `semi_structured_2_4`, `torchao_fp8` in dynamic mode packs the 2:4-masked weights into
 torchao's sparse fp8 format, whose CUTLASS kernel needs sm90 (Hopper); that is the composition
 of 2:4 sparsity and 8-bit quantization this torchao (0.18) offers (its int8 + 2:4 layout was
-removed with version 1 of the int8 configs).
+removed with version 1 of the int8 configs). That op takes 2-D activations only, so each packed
+layer is fed [batch * tokens, hidden] and its output reshaped back (`feed_2d`).
 
 Only the blocks' Linear layers are quantized; torchao leaves shapes its kernels cannot take in
 their original dtype: the technique records how many (`layers_left_unchanged`, shown in the
@@ -33,6 +34,22 @@ def _capability_missing(device: str, need: tuple[int, int], what: str) -> str | 
         return f"{what} needs CUDA (device here: {device!r})"
     cap = torch.cuda.get_device_capability()
     return None if cap >= need else f"{what} needs compute capability >= {need[0]}.{need[1]}, GPU has {cap[0]}.{cap[1]}"
+
+
+def feed_2d(module: torch.nn.Module) -> torch.nn.Module:
+    """Let `module` take activations [..., H] although its weight's op takes only [N, H] (torchao's
+    sparse fp8 linear squeezes its per-token activation scale on dim 1, as its own tests feed it):
+    run it on the flattened [prod(...), H] and restore the leading dims. Changes this instance only."""
+    inner = module.forward
+
+    def forward(x, *args, **kwargs):
+        if x.dim() == 2:
+            return inner(x, *args, **kwargs)
+        y = inner(x.reshape(-1, x.shape[-1]), *args, **kwargs)
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+    module.forward = forward
+    return module
 
 
 class _TorchAO(Technique):
@@ -127,12 +144,21 @@ class TorchAOFP8(_TorchAO):
         return super().skip_reason(scenario, device) or _capability_missing(device, (8, 9), self.name)
 
     def apply(self, model, ctx: Context):
-        if self._sparse(list(ctx.techniques)):
-            why = _capability_missing(ctx.device, (9, 0), "torchao's sparse fp8 (2:4) kernel")
-            if why:
-                raise TechniqueError(f"{self.name} after semi_structured_2_4: {why}; use mode='weight_only'")
-            ctx.record(self.name, "sparse_kernel", "torchao Float8Sparse2x4 (CUTLASS, sm90)")
-        return super().apply(model, ctx)
+        if not self._sparse(list(ctx.techniques)):
+            return super().apply(model, ctx)
+        why = _capability_missing(ctx.device, (9, 0), "torchao's sparse fp8 (2:4) kernel")
+        if why:
+            raise TechniqueError(f"{self.name} after semi_structured_2_4: {why}; use mode='weight_only'")
+        ctx.record(self.name, "sparse_kernel", "torchao Float8Sparse2x4 (CUTLASS, sm90)")
+        model = super().apply(model, ctx)
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        n = 0
+        for _, m in block_linears(base):
+            if type(m.weight.data) is not torch.Tensor:  # packed by torchao: its op takes 2-D input only
+                feed_2d(m)
+                n += 1
+        ctx.record(self.name, "layers_fed_2d", n)
+        return model
 
     def ao_config(self, ctx: Context):
         from torchao.quantization import (Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow)

@@ -239,3 +239,31 @@ def test_report_flags_runs_that_left_layers_unchanged():
     run = {"technique_records": {"torchao_int4wo": {"layers_left_unchanged": 180}, "lora": {"r": 8}}}
     assert report.unchanged_layers(run) == "180 (torchao_int4wo)"
     assert report.unchanged_layers({"technique_records": {"torchao_int8wo": {"layers_left_unchanged": 0}}}) == "–"
+
+
+def test_feed_2d_gives_a_2d_only_op_the_layout_it_needs():
+    """torchao's sparse fp8 linear takes [N, H] only: feed_2d flattens [B, T, H] and restores it,
+    checked against the plain linear on CPU with a reference op that refuses anything but 2-D."""
+    from effbench.techniques.quant_torchao import feed_2d
+
+    g = torch.Generator().manual_seed(0)
+    lin = torch.nn.Linear(24, 40)
+    ref = copy.deepcopy(lin)
+
+    def only_2d(x):
+        if x.dim() != 2:
+            raise RuntimeError(f"2-D input expected, got {tuple(x.shape)}")
+        return torch.nn.functional.linear(x, lin.weight, lin.bias)
+
+    lin.forward = only_2d
+    with pytest.raises(RuntimeError, match="2-D input expected"):
+        lin(torch.randn(2, 3, 24, generator=g))
+    feed_2d(lin)
+    for shape in ((5, 24), (2, 7, 24), (2, 3, 4, 24)):
+        x = torch.randn(*shape, generator=g)
+        y = lin(x)
+        assert y.shape == (*shape[:-1], 40)
+        torch.testing.assert_close(y, ref(x), rtol=0, atol=0)
+    assert type(lin).forward is torch.nn.Linear.forward  # the class is untouched
+    xt = torch.randn(7, 2, 24, generator=g).transpose(0, 1)  # non-contiguous activations
+    torch.testing.assert_close(lin(xt), ref(xt), rtol=0, atol=0)
