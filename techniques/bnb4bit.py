@@ -37,6 +37,16 @@ def _dtype(d) -> torch.dtype | None:
     return DTYPES[d]
 
 
+def default_compute_dtype(ctx) -> torch.dtype:
+    """The dtype 4-bit weights are quantized from and dequantized to when none is asked for: the
+    dtype the matmuls really run in. Fine-tuning on CUDA keeps fp32 master weights but runs under
+    bf16 autocast (effbench/workloads/finetune.py), so bf16 there, as the QLoRA paper and peft's
+    examples do (bnb_4bit_compute_dtype=bfloat16); elsewhere the run's dtype."""
+    if ctx.scenario == "train" and ctx.device == "cuda":
+        return torch.bfloat16
+    return ctx.dtype
+
+
 def _block_linears(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Linear]]:
     """(parent, attribute, layer) for each plain nn.Linear except the output and input embeddings."""
     skip = set()
@@ -85,6 +95,9 @@ def quantize_linear_4bit(model: torch.nn.Module, quant_type: str = "nf4", compre
     quant_type: "nf4" (normal-float levels, QLoRA's choice) or "fp4".
     compress_statistics: double quantization of the absmax constants (8-bit instead of fp32).
     compute_dtype: dtype the matmul runs in (torch.dtype or its name); None: the input's dtype.
+        The weights are cast to it before quantizing, so that the quantization state's dtype (what
+        every dequantization produces) is the compute dtype: quantizing fp32 master weights would
+        dequantize to fp32 on every matmul and then cast to bf16, extra traffic QLoRA never pays.
     blocksize: weights per absmax constant (64 is QLoRA's).
     cpu_repack: allow bitsandbytes' CPU inference repacking (see the module docstring).
     """
@@ -99,7 +112,7 @@ def quantize_linear_4bit(model: torch.nn.Module, quant_type: str = "nf4", compre
     if not targets:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layers to quantize outside the embeddings")
     for parent, attr, lin in targets:
-        w = lin.weight.data
+        w = lin.weight.data if cdt is None else lin.weight.data.to(cdt)
         if w.numel() % blocksize:
             raise ValueError(f"{attr}: {w.numel()} weights are not a multiple of blocksize {blocksize}")
         # Built on the meta device so no fp32 weight is allocated only to be thrown away.

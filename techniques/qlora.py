@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .base import Context, register
-from .bnb4bit import linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
+from .bnb4bit import default_compute_dtype, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
 from .lora import Lora, LoraParams, add_adapters
 
 
@@ -37,7 +37,9 @@ class Qlora(Lora):
     class Config(LoraParams):
         quant_type: Literal["nf4", "fp4"] = "nf4"  # nf4: levels at normal quantiles (QLoRA's choice)
         double_quant: bool = True  # absmax constants 8-bit (1 B/64 weights) instead of fp32 (4 B/64)
-        compute_dtype: Literal["float32", "bfloat16", "float16"] | None = None  # None: the run's dtype
+        # None: bf16 when fine-tuning on CUDA (the autocast dtype), else the run's dtype. The weights
+        # are quantized from this dtype and dequantized to it (bnb4bit.quantize_linear_4bit).
+        compute_dtype: Literal["float32", "bfloat16", "float16"] | None = None
         blocksize: Literal[64, 128, 256, 512, 1024, 2048, 4096] = 64  # weights per absmax constant
 
     def skip_reason(self, scenario: str, device: str) -> str | None:
@@ -49,7 +51,7 @@ class Qlora(Lora):
     def apply(self, model, ctx: Context):
         c = self.config
         model = quantize_linear_4bit(model, quant_type=c.quant_type, compress_statistics=c.double_quant,
-                                     compute_dtype=c.compute_dtype or ctx.dtype, blocksize=c.blocksize)
+                                     compute_dtype=c.compute_dtype or default_compute_dtype(ctx), blocksize=c.blocksize)
         mods = linear4bit_modules(model)
         ctx.record(self.name, "quantized_layers", len(mods))
         ctx.record(self.name, "quantized_weight_bytes", linear4bit_bytes(model))  # B

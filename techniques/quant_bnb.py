@@ -101,7 +101,7 @@ class _FourBit(Technique):
     class Config:
         blocksize: int = 64  # weights per absmax; higher: fewer constants, more rounding error
         double_quant: bool = True  # 8-bit absmax (+0.13 bits/weight) instead of fp32 (+0.5 at 64)
-        compute_dtype: Literal["float32", "bfloat16", "float16"] | None = None  # None: the model's dtype
+        compute_dtype: Literal["float32", "bfloat16", "float16"] | None = None  # None: bnb4bit.default_compute_dtype
         cpu_repack: bool = False  # allow bnb's faster CPU layout (changes the stored format at first use)
 
         def __post_init__(self):
@@ -110,7 +110,7 @@ class _FourBit(Technique):
 
     def apply(self, model, ctx: Context):
         cfg = self.config
-        bnb4bit.quantize_linear_4bit(model, self.quant_type, cfg.double_quant, cfg.compute_dtype or ctx.dtype,
+        bnb4bit.quantize_linear_4bit(model, self.quant_type, cfg.double_quant, cfg.compute_dtype or bnb4bit.default_compute_dtype(ctx),
                                      cfg.blocksize, cpu_repack=cfg.cpu_repack)
         mods = bnb4bit.linear4bit_modules(model)
         if cfg.cpu_repack:

@@ -260,3 +260,31 @@ def test_grad_ckpt_recomputes_blocks_same_loss_and_grads(batch):
     assert l1 == pytest.approx(l0, abs=1e-6) and g0.keys() == g1.keys()
     for n in g0:
         torch.testing.assert_close(g1[n], g0[n], atol=1e-6, rtol=0)
+
+
+def test_qlora_quantizes_from_the_compute_dtype():
+    """QLoRA's recipe: the 4-bit weights are quantized from, and dequantize to, the compute dtype
+    (bf16 under CUDA's autocast), not the fp32 master weights. The default follows the workload:
+    bf16 when training on CUDA, the run's dtype elsewhere; an explicit compute_dtype wins."""
+    from effbench.techniques.bnb4bit import default_compute_dtype
+
+    cuda_train = Context(scenario="train", device="cuda", dtype=torch.float32)
+    assert default_compute_dtype(cuda_train) == torch.bfloat16
+    assert default_compute_dtype(ctx()) == torch.float32
+    assert default_compute_dtype(Context(scenario="infer", device="cuda", dtype=torch.bfloat16)) == torch.bfloat16
+    ref = fresh()
+    model, _, _ = applied([{"name": "qlora", "params": {"compute_dtype": "bfloat16"}}])
+    mods = linear4bit_modules(model)
+    assert mods and all(m.weight.quant_state.dtype == torch.bfloat16 and m.compute_dtype == torch.bfloat16
+                        for m in mods)
+    import bitsandbytes.functional as bf
+
+    # dequantized weights come back in bf16, within 4-bit rounding of the bf16-rounded original
+    q = model.get_base_model().model.layers[0].mlp.up_proj.base_layer
+    w0 = ref.model.layers[0].mlp.up_proj.weight.data.to(torch.bfloat16)
+    deq = bf.dequantize_4bit(q.weight.data, q.weight.quant_state)
+    assert deq.dtype == torch.bfloat16
+    absmax = w0.float().reshape(-1, 64).abs().amax(-1, keepdim=True)
+    assert ((deq.float() - w0.float()).reshape(-1, 64).abs() <= absmax * 0.2).all()
+    plain, _, _ = applied([{"name": "qlora"}])  # on CPU: the run's fp32
+    assert all(m.weight.quant_state.dtype == torch.float32 for m in linear4bit_modules(plain))
