@@ -29,7 +29,18 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _since_process_start_s() -> float | None:
+    """Seconds since this process was created (interpreter start-up and imports included)."""
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:  # no psutil, or no process table: the start-up figure is left out
+        return None
+
+
 def execute(spec_dict: dict) -> dict:
+    imports_s = _since_process_start_s()  # interpreter + the imports above
     import torch
 
     from . import config, measure, models, results, tasks
@@ -82,6 +93,10 @@ def execute(spec_dict: dict) -> dict:
             calibration_ids=lambda n, length: reftext.calibration_ids(tok, n, length, spec.text)[0].to(spec.device),
             hparams={"lr": getattr(budget, "lr", None), "batch_size": getattr(budget, "batch_size", None)},
             techniques=tuple(t.name for t in techs))
+        # Start-up: process creation to here (interpreter, imports, environment, model load and
+        # hash, data); printed per run by `make gpu-check`. Evaluations and techniques come after.
+        startup_s = _since_process_start_s()
+        res["setup"].update(imports_s=imports_s, startup_s=startup_s)
         extra = {}
         if spec.scenario == "finetune" and info.report_quality:
             log("evaluating the unmodified model")
