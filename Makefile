@@ -69,11 +69,23 @@ plots: setup
 report: setup
 	$(EFFBENCH) report $(RESULTS)
 
-# One prepared command for one NVIDIA GPU with its own Python (no network, no lm-eval): installs
-# missing packages from a folder of wheels (WHEELS, default .whl) and runs the gpu suite's speed
-# and memory runs on the default architecture with random weights, plus the kernel benchmark.
+# One prepared command for one NVIDIA GPU with its own Python (no network, no lm-eval), under 8
+# minutes by design: the kernel micro-benchmark, then one run per technique family
+# (benchmarks/gpu-check.toml) on random default-architecture weights, every stage time-limited,
+# every failure reported, exit status non-zero on any. Result set: $(OUT)/gpu-check/.
 gpu-check:
 	bash benchmarks/gpu_check.sh $(OUT)
+
+# The wheels gpu-check installs where they are missing (CPython 3.12, manylinux x86-64), at the
+# CUDA lock's versions, into WHEELS (default .whl/, gitignored; about 46 MB): pure-Python wheels
+# and manylinux ones, no dependencies (a GPU image has torch, numpy, triton, pyyaml, tqdm).
+WHEELS ?= .whl
+GPU_CHECK_WHEELS := bitsandbytes torchao liger-kernel gguf
+gpu-check-wheels:
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  $(foreach n,17 24 27 28 31 34 35 39,--platform manylinux_2_$(n)_x86_64) --platform manylinux2014_x86_64 \
+	  -d $(WHEELS) $(foreach p,$(GPU_CHECK_WHEELS),$(shell grep -i -E '^$(p)==' constraints-cuda.txt))
+	@ls -la $(WHEELS)
 
 clean-venv:
 	rm -rf $(VENV)
