@@ -38,7 +38,7 @@ class LinearUse:
     adapter: bool  # a peft adapter matrix (lora_A, lora_B, ...), not one of the model's own weights
     input_grad: bool  # backward computes the gradient of its input
     weight_grad: bool  # its weight is trained
-    recomputed: bool  # inside an activation-checkpointed block
+    recomputed: bool  # its forward runs again in backward (activation checkpointing)
 
 
 def _adapter_modules(model) -> set[int]:
