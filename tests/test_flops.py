@@ -6,13 +6,14 @@ much as the head) with eager attention, whose QK^T and AV are bmm calls the coun
 does not count CPU SDPA kernels). The rotary embedding's one small bmm per sequence
 (inv_freq x positions) is outside our count and subtracted by module. Expected agreement: exact
 (both are sums of integers); 1e-9 relative allows float summation order.
+
+transformers and the flop counter are imported inside the tests: both import triton, and triton
+imported at collection, before the kernel tests set TRITON_INTERPRET, would not interpret.
 """
 from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from effbench import measure
 from effbench.models import TINY_ARCH
@@ -23,6 +24,8 @@ BATCH, SEQ, VOCAB = 3, 20, 512
 
 
 def model_with(specs):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**dict(TINY_ARCH, vocab_size=VOCAB), attn_implementation="eager"))
     ctx = Context(scenario="train", device="cpu", dtype=torch.float32, seed=0, hparams={"lr": 1e-3},
@@ -33,6 +36,8 @@ def model_with(specs):
 
 
 def counted_per_token(model, ids) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
     model.train()
     with FlopCounterMode(display=False) as fc:
         model(input_ids=ids, labels=ids).loss.backward()
