@@ -7,9 +7,15 @@ on-demand cloud rates for one device, late 2025; they differ by provider and cha
   cost_usd           = price_per_hour * (setup_s + workload_s) / 3600
   usd_per_point      = cost_usd / (100 * (accuracy - accuracy_unmodified))     [finetune]
   usd_per_mtok       = price_per_hour / 3600 / decode_tokens_per_s * 1e6       [infer, largest batch]
-  usd_per_mtok_per_point = usd_per_mtok / (100 * probe_acc)                    [infer]
+  probe_points       = 100 * (probe_acc - chance)                               [infer; also _norm]
+  usd_per_mtok_per_point = usd_per_mtok / probe_points                          [infer]
   time_to_target_s   = setup_s + training time at which accuracy first reaches the target,
                        linearly interpolated between the two evaluations around the crossing
+
+Quality points count only what is above the floor a guesser reaches: the chance level recorded
+with the probe metric (mean over items of 1 / number of choices; 25% for four choices), or the
+unmodified model's accuracy for fine-tuning. A run at or below that floor earns no points: its
+cost per point is None with the reason in `<figure>_reason`, never infinite or negative.
 """
 from __future__ import annotations
 
@@ -67,6 +73,27 @@ def largest_batch_decode(run: dict) -> tuple[float | None, str | None]:
     return _v(run, k), k
 
 
+def points_above_chance(run: dict, name: str) -> tuple[float | None, str | None]:
+    """(100 x (accuracy - chance), None), or (None, reason) when the metric or its chance level
+    was not recorded. May be zero or negative (at or below chance)."""
+    m = (run.get("metrics") or {}).get(name) or {}
+    if m.get("value") is None:
+        return None, f"{name} not measured"
+    if m.get("chance") is None:
+        return None, f"{name} has no recorded chance level"
+    return 100 * (m["value"] - m["chance"]), None
+
+
+def _per_point(usd: float | None, points: float | None, why: str | None, what: str) -> tuple[float | None, str | None]:
+    if usd is None:
+        return None, f"{what} not available"
+    if points is None:
+        return None, why
+    if points <= 0:
+        return None, f"no quality points: {points:.1f} points above the floor"
+    return usd / points, None
+
+
 def derived(run: dict, price: float | None, target: float | None) -> dict:
     """Derived figures for one run; None where an input is missing."""
     out: dict = {"price_per_hour": price}
@@ -77,7 +104,9 @@ def derived(run: dict, price: float | None, target: float | None) -> dict:
         acc, base = _v(run, "accuracy"), _v(run, "accuracy_unmodified")
         out["gain_points"] = 100 * (acc - base) if acc is not None and base is not None else None
         g = out["gain_points"]
-        out["usd_per_point"] = out["cost_usd"] / g if (out["cost_usd"] is not None and g and g > 0) else None
+        out["usd_per_point"], why = _per_point(out["cost_usd"], g, "accuracy not measured", "cost")
+        if why:
+            out["usd_per_point_reason"] = why
         ttt = time_to_target(run, target)
         out["time_to_target_s"] = setup + ttt if ttt is not None else None
         out["cost_to_target_usd"] = price * out["time_to_target_s"] / 3600 if (price is not None and ttt is not None) else None
@@ -85,8 +114,12 @@ def derived(run: dict, price: float | None, target: float | None) -> dict:
         dec, key = largest_batch_decode(run)
         out["usd_per_mtok"] = price / 3600 / dec * 1e6 if (price is not None and dec) else None
         out["usd_per_mtok_basis"] = key
-        pa = _v(run, "probe_acc")
-        out["usd_per_mtok_per_point"] = out["usd_per_mtok"] / (100 * pa) if (out["usd_per_mtok"] and pa) else None
+        pts, why = points_above_chance(run, "probe_acc")
+        out["probe_points"] = pts
+        out["probe_norm_points"] = points_above_chance(run, "probe_acc_norm")[0]
+        out["usd_per_mtok_per_point"], why = _per_point(out["usd_per_mtok"], pts, why, "usd_per_mtok")
+        if why:
+            out["usd_per_mtok_per_point_reason"] = why
     return out
 
 

@@ -3,13 +3,16 @@ eager PyTorch, torch.compile of the same reference and liger-kernel, over token 
 the default model's shapes (effbench.kernelcases holds the cases and the bytes model).
 
 Timing: triton.testing.do_bench (CUDA; warm-up excluded, L2 flushed between calls, every sample
-kept), median reported. Derived: gbps = bytes_moved / median_s / 1e9; frac_peak_bw = that over
+kept), median reported (statistics.median: the mean of the two middle samples for an even count).
+Passes: fwd, bwd and fwdbwd, except flce, timed as fwdbwd only (its gradients are computed in
+forward). Derived: gbps = bytes_moved / median_s / 1e9; frac_peak_bw = that over
 the device's peak DRAM bandwidth from effbench.gpus (None with a reason when the GPU is not listed).
 peak_bytes: the device memory allocated at the high point of one call above what was allocated
 just before it (inputs, and for bwd the saved graph, are not counted).
 """
 from __future__ import annotations
 
+import statistics
 from typing import Callable
 
 import torch
@@ -66,7 +69,7 @@ def _peak_bytes(run: Callable, device: str) -> int | None:
 
 
 def _record(case, impl, which, tokens, dtype, samples, peak, peak_bw, bw_reason, error=None) -> dict:
-    median = float(torch.tensor(samples).median()) if samples else None
+    median = float(statistics.median(samples)) if samples else None
     nbytes = case.bytes[which]
     gbps = nbytes / (median * 1e-3) / 1e9 if median else None
     flops = case.flops.get(which)
@@ -115,7 +118,7 @@ def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kern
                     torch._dynamo.reset()  # each shape compiles fresh; no recompile limit reached
                 case = kc.make_case(kernel, tokens, dtype, device, shapes)
                 records += [_cell(case, impl, which, tokens, dtype, device, timer, bw)
-                            for impl in impls for which in PASSES]
+                            for impl in impls for which in case.passes]
                 del case
     return records
 

@@ -8,13 +8,16 @@ pass boundary forces the forward's outputs to memory and the backward to re-read
     rmsnorm (N = hidden)        fwd: x, w read; y written; rstd (4 B/token) written
                                 bwd: dy, x, w, rstd read; dx, dw written
     swiglu (I = intermediate)   fwd: gate, up read; y written = 3*T*I*e;  bwd: 5*T*I*e
-    rope (q: heads*head_dim, k: kv_heads*head_dim, cos/sin: head_dim each per token)
-                                fwd and bwd: q, k, cos, sin read; q', k' written
-    flce (H hidden, V vocab)    fwd: x, W, labels (8 B/token) read, loss written (4 B)
-                                bwd and fwdbwd: also dx, dW written
-    flce is bound by its matmuls (6*T*V*H flops for fwdbwd, in `flops`), not by bytes: its GB/s
-    says how far it is from streaming, not how good it is. For effbench and liger flce the
-    gradients are computed in the forward pass, so compare flce on fwdbwd.
+    rope (q: heads*head_dim, k: kv_heads*head_dim per token; B = T // seq sequences of S)
+                                fwd: q, k, cos, sin read; q', k' written; bwd: dq', dk', cos, sin
+                                read; dq, dk written. cos/sin are [1, S, head_dim] as the model's
+                                rotary embedding makes them, broadcast over the batch through a
+                                stride-0 view: S*head_dim*e bytes each, read once, not B times.
+    flce (H hidden, V vocab)    fwdbwd only: x, W, labels (8 B/token) read; loss (4 B), dx, dW written.
+    flce computes its gradients inside forward (its backward only scales the saved ones), so a
+    forward or a backward row alone would be meaningless: it is timed as fwdbwd, and it is bound by
+    its matmuls (`flops`: 6*T*V*H, 2 for the logits, 2 for dx, 2 for dW), not by bytes; its GB/s
+    says how far it is from streaming, not how good it is.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ class Case:
     liger: Callable | None  # liger-kernel taking *inputs, or None
     bytes: dict  # pass -> minimal bytes
     flops: dict  # pass -> flops (matmul-bound kernels), else {}
+    passes: tuple = ("fwd", "bwd", "fwdbwd")  # the passes that mean something for this kernel
 
 
 def _liger():
@@ -91,8 +95,8 @@ def make_case(kernel: str, tokens: int, dtype: torch.dtype, device: str, s: Shap
         q = rand(B, S, s.heads, D).detach().transpose(1, 2).requires_grad_()  # LlamaAttention's layout
         k = rand(B, S, s.kv_heads, D).detach().transpose(1, 2).requires_grad_()
         ang = torch.rand(1, S, D // 2, generator=g, device=device) * 6.28
-        cos, sin = (torch.cat([f(ang)] * 2, -1).expand(B, S, D).to(dtype) for f in (torch.cos, torch.sin))
-        qk, cs = B * S * (s.heads + s.kv_heads) * D * e, 2 * B * S * D * e
+        cos, sin = (torch.cat([f(ang)] * 2, -1).to(dtype) for f in (torch.cos, torch.sin))  # [1, S, D]
+        qk, cs = B * S * (s.heads + s.kv_heads) * D * e, 2 * S * D * e
         return Case(kernel, s.heads * D, [q, k, cos, sin], rope.rope_ref, rope.rope,
                     (lambda q, k, c, sn: lo.LigerRopeFunction.apply(q, k, c, sn)) if lo else None,
                     {"fwd": 2 * qk + cs, "bwd": 2 * qk + cs, "fwdbwd": 4 * qk + 2 * cs}, {})
@@ -106,8 +110,7 @@ def make_case(kernel: str, tokens: int, dtype: torch.dtype, device: str, s: Shap
                     lambda x, w: flce.fused_linear_cross_entropy_ref(x, w, labels),
                     lambda x, w: flce.fused_linear_cross_entropy(x, w, labels),
                     (lambda x, w: lo.LigerFusedLinearCrossEntropyFunction.apply(x, w, labels)[0]) if lo else None,
-                    {"fwd": reads + 4, "bwd": reads + grads, "fwdbwd": reads + grads + 4},
-                    {"fwd": 2 * T * V * H, "bwd": 4 * T * V * H, "fwdbwd": 6 * T * V * H})
+                    {"fwdbwd": reads + grads + 4}, {"fwdbwd": 6 * T * V * H}, passes=("fwdbwd",))
     raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
 
 

@@ -2,8 +2,11 @@
 
 - Time: `torch.cuda.synchronize()` around each timed call on CUDA, `time.perf_counter` on CPU;
   warm-up calls are excluded and every sample is kept (median and spread are derived).
-- Memory: `torch.cuda.max_memory_allocated/reserved` after a reset on CUDA; on CPU the process's
-  peak resident set size (ru_maxrss, which never goes down: each run has its own process).
+- Memory: `torch.cuda.max_memory_allocated/reserved` after a reset on CUDA; on CPU the peak
+  resident set size of the region: VmHWM from /proc/self/status after resetting it to the current
+  RSS through /proc/self/clear_refs (Linux), so an earlier, higher peak (model loading) is
+  excluded. Where that reset is refused, getrusage's ru_maxrss (the process's lifetime peak, which
+  never goes down) is recorded and the method says so.
 - Energy: NVML's total-energy counter (mJ) on CUDA where the driver exposes it; else missing.
 """
 from __future__ import annotations
@@ -177,11 +180,19 @@ def stopwatch(out: dict, key: str, device: str = "cpu"):
         out[key] = time.perf_counter() - t0
 
 
-def train_flops_per_token(n_params_nonembed: int, n_layers: int, d_model: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6N for the weight matmuls (2 forward + 4 backward) plus the
-    attention-score term 6 * n_layers * seq_len * d_model (QK^T and AV, forward and backward;
-    Kaplan et al. 2020 / PaLM appendix B), N excluding embeddings."""
-    return 6.0 * n_params_nonembed + 6.0 * n_layers * seq_len * d_model
+def train_flops_per_token(matmul_weights: int, n_layers: int, attn_width: int, seq_len: float) -> float:
+    """Model FLOPs per trained token of full fine-tuning (the MFU convention; PaLM, appendix B):
+
+        6 * matmul_weights + 12 * n_layers * seq_len * attn_width
+
+    6 per weight of every matmul a token passes through (2 forward, 2 for the input gradient, 2 for
+    the weight gradient), the output projection included: a tied head shares the embedding's
+    weights but is still a vocab x hidden matmul at every position, while the embedding lookup is
+    no matmul. The attention term is QK^T and AV (4 * seq * width forward per layer, twice that
+    backward) over the full seq x seq matrix, as torch.utils.flop_counter counts it; attn_width =
+    query heads x head_dim. What a run really executes (frozen weights, adapters, recomputation)
+    is effbench.workloads.flops.executed()."""
+    return 6.0 * matmul_weights + 12.0 * n_layers * seq_len * attn_width
 
 
 def peak_flops(device: str) -> tuple[float | None, str]:

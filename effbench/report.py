@@ -66,9 +66,9 @@ def finetune_rows(rs, runs):
                      fmt(_v(r, "train_wall_s"), ".0f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
                      fmt(d.get("time_to_target_s"), ".0f", "not reached"), fmt(d.get("cost_usd"), ".4f"),
                      fmt(d.get("cost_to_target_usd"), ".4f", "not reached"), fmt(d.get("usd_per_point"), ".5f"),
-                     unchanged_layers(r)])
+                     fmt(_v(r, "mfu") and 100 * _v(r, "mfu"), ".1f"), unchanged_layers(r)])
     head = ["run", "techniques", "acc before %", "acc after %", "gain pts", "train tok/s", "peak MiB", "trainable %",
-            "train s", "setup s", "time-to-target s", "cost $", "cost-to-target $", "$/point", "layers unchanged"]
+            "train s", "setup s", "time-to-target s", "cost $", "cost-to-target $", "$/point", "MFU %", "layers unchanged"]
     return head, rows
 
 
@@ -81,12 +81,12 @@ def infer_rows(rs, runs):
         b = key.rsplit(".b", 1)[1] if key else "?"
         rows.append([r["id"], techniques_label(r), fmt(_v(r, "prefill_tokens_per_s.b1"), ".0f"), fmt(_v(r, "decode_tokens_per_s.b1"), ".1f"),
                      f"{fmt(dec, '.1f')} (b{b})", fmt(_v(r, "decode_latency_p50_ms.b1"), ".1f"), mib(peak_bytes(r)), mib(_v(r, "weight_bytes")),
-                     pm(r, "probe_acc"), pm(r, "arith_accuracy"), fmt(_v(r, "perplexity"), ".2f"), fmt(_v(r, "kld_mean"), ".4f"),
+                     pm(r, "probe_acc"), fmt(d.get("probe_points"), ".1f"), pm(r, "arith_accuracy"), fmt(_v(r, "perplexity"), ".2f"), fmt(_v(r, "kld_mean"), ".4f"),
                      fmt(_v(r, "top1_agreement") and 100 * _v(r, "top1_agreement"), ".1f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
                      fmt(d.get("usd_per_mtok"), ".3f"), fmt(d.get("usd_per_mtok_per_point"), ".4f"), unchanged_layers(r)])
     head = ["run", "techniques", "prefill tok/s b1", "decode tok/s b1", "decode tok/s", "p50 ms/tok b1", "peak MiB",
-            "weights MiB", "probe acc %", "arith acc %", "ppl", "KLD", "top-1 agree %", "setup s", "$/Mtok", "$/Mtok/pt",
-            "layers unchanged"]
+            "weights MiB", "probe acc %", "probe pts > chance", "arith acc %", "ppl", "KLD", "top-1 agree %", "setup s", "$/Mtok",
+            "$/Mtok/pt", "layers unchanged"]
     return head, rows
 
 
@@ -186,5 +186,9 @@ def summary_markdown(rs: dict) -> str:
         rows = [[r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other]
         lines += ["", "## Not measured", "", tabulate(rows, ["run", "techniques", "status", "reason"], tablefmt="github")]
     lines += ["", "Accuracies are percentages ± one standard error over eval items; `–` marks a figure not measured "
-              "(its reason is in results.json). Peak MiB: CUDA max allocated, or on CPU the peak RSS of the workload region."]
+              "(its reason is in results.json). Peak MiB: CUDA max allocated, or on CPU the peak RSS of the workload region. "
+              "Quality points are above a floor: $/point per point gained over the unmodified model, $/Mtok/pt per probe "
+              "point above chance (the mean of 1 / choices over its items, 25% for four choices); a run at or below "
+              "the floor has no cost per point (`–`). MFU: executed FLOP/s (adapters, frozen weights and recomputation "
+              "counted as they run) over the GPU's dense bf16 peak."]
     return "\n".join(lines) + "\n"

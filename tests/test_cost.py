@@ -29,17 +29,55 @@ def test_time_to_target_interpolates_linearly():
     assert d["time_to_target_s"] == pytest.approx(160.0) and d["cost_to_target_usd"] == pytest.approx(0.16)
 
 
-def test_infer_usd_per_mtok():
-    r = {"spec": {"scenario": "infer"}, "setup": {"wall_s": 0},
-         "metrics": {"decode_tokens_per_s.b1": {"value": 10.0}, "decode_tokens_per_s.b8": {"value": 100.0},
-                     "speed_wall_s": {"value": 5.0}, "probe_acc": {"value": 0.5}}}
-    d = cost.derived(r, price=3.6, target=None)
+def _infer(probe_acc, chance=0.25, norm=None):
+    m = {"decode_tokens_per_s.b1": {"value": 10.0}, "decode_tokens_per_s.b8": {"value": 100.0},
+         "speed_wall_s": {"value": 5.0}, "probe_acc": {"value": probe_acc, "chance": chance}}
+    if norm is not None:
+        m["probe_acc_norm"] = {"value": norm, "chance": chance}
+    return {"spec": {"scenario": "infer"}, "setup": {"wall_s": 0}, "metrics": m}
+
+
+def test_infer_usd_per_mtok_counts_points_above_chance():
+    d = cost.derived(_infer(0.5, norm=0.85), price=3.6, target=None)
     assert d["usd_per_mtok_basis"] == "decode_tokens_per_s.b8"
     assert d["usd_per_mtok"] == pytest.approx(3.6 / 3600 / 100 * 1e6)
-    assert d["usd_per_mtok_per_point"] == pytest.approx(d["usd_per_mtok"] / 50)
+    # 50% on a 4-way probe is 25 points above the 25% chance floor, not 50 points
+    assert d["probe_points"] == pytest.approx(25.0) and d["probe_norm_points"] == pytest.approx(60.0)
+    assert d["usd_per_mtok_per_point"] == pytest.approx(d["usd_per_mtok"] / 25)
+    # the chance level is the one recorded with the metric (e.g. a 2-way task: 50%)
+    assert cost.derived(_infer(0.75, chance=0.5), price=3.6, target=None)["probe_points"] == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("acc,chance,why", [(0.25, 0.25, "no quality points"), (0.20, 0.25, "no quality points"),
+                                            (0.5, None, "no recorded chance level"), (None, 0.25, "not measured")])
+def test_no_points_no_cost_per_point(acc, chance, why):
+    d = cost.derived(_infer(acc, chance=chance), price=3.6, target=None)
+    assert d["usd_per_mtok_per_point"] is None and why in d["usd_per_mtok_per_point_reason"]
+    assert d["usd_per_mtok"] is not None
+
+
+def test_finetune_without_gain_has_no_cost_per_point():
+    d = cost.derived(_ft(0.10, 0.10, 100.0, 0.0, []), price=2.0, target=None)
+    assert d["gain_points"] == 0 and d["usd_per_point"] is None and "no quality points" in d["usd_per_point_reason"]
 
 
 def test_price_lookup():
     assert cost.price_for({"device": "cuda", "device_name": "NVIDIA H200"})[0] == 3.80
     assert cost.price_for({"device": "cuda", "device_name": "Mystery GPU"})[0] is None
     assert cost.price_for({"device": "cpu"}, 1.5, "flag") == (1.5, "flag")
+
+
+def test_report_shows_cost_per_point_above_chance():
+    from effbench import report
+
+    def run(i, acc):
+        return {**_infer(acc), "id": f"r{i}", "status": "ok", "spec": {"scenario": "infer", "techniques": []}}
+
+    rs = {"suite": "s", "env": {"device": "cpu"}, "price_per_hour": 3.6, "runs": [run(0, 0.5), run(1, 0.25)]}
+    head, rows = report.infer_rows(rs, rs["runs"])
+    col = {h: i for i, h in enumerate(head)}
+    usd_per_mtok = 3.6 / 3600 / 100 * 1e6
+    assert rows[0][col["probe pts > chance"]] == "25.0"
+    assert rows[0][col["$/Mtok/pt"]] == format(usd_per_mtok / 25, ".4f")
+    assert rows[1][col["probe pts > chance"]] == "0.0" and rows[1][col["$/Mtok/pt"]] == "–"
+    assert "above chance" in report.summary_markdown(rs)

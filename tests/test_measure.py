@@ -1,15 +1,31 @@
-"""Measurements against known answers: FLOP formula, byte counts, peak memory, quantiles."""
+"""Measurements against known answers: the default model's FLOPs, byte counts, peak memory (and
+that an earlier peak is excluded), quantiles."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from effbench import measure
 from effbench.workloads.common import optimizer_state_bytes, tensor_bytes, weight_bytes
 
 
-def test_train_flops_formula():
-    # 6N + 6 * L * seq * d for N = 1e6 non-embedding params, 2 layers, seq 128, d 64
-    assert measure.train_flops_per_token(10**6, 2, 128, 64) == 6e6 + 6 * 2 * 128 * 64
+def test_train_flops_of_the_default_model_include_its_tied_head():
+    """Known answer: SmolLM2-135M's matmul weights (built on the meta device, no memory) are 30
+    blocks of q, k, v, o (576 x 576, 192, 192, 576) and gate, up, down (576 x 1536), plus the tied
+    576 x 49152 head: 134,479,872 weights, 6N = 807 MFLOP per token of which the head is 170M."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from effbench.models import SMOLLM2_ARCH
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**SMOLLM2_ARCH))
+    n = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert n == 30 * (576 * (576 + 192 + 192 + 576) + 3 * 576 * 1536) + 576 * 49152 == 134_479_872
+    assert measure.train_flops_per_token(n, 30, 576, 0) == pytest.approx(806.9e6, rel=1e-4)
+    # the attention term: 12 * layers * seq * width, e.g. 30 x 10 tokens x 576
+    assert measure.train_flops_per_token(n, 30, 576, 10) - measure.train_flops_per_token(n, 30, 576, 0) == 12 * 30 * 10 * 576
 
 
 def test_weight_bytes_counts_tied_once_and_dtypes():
@@ -39,6 +55,26 @@ def test_cpu_peak_memory_sees_a_region_allocation():
     peak = mem.read()["peak_rss_bytes"]
     del x
     assert peak - before >= 60 * 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="VmHWM reset needs Linux /proc")
+def test_cpu_peak_memory_excludes_an_earlier_higher_peak():
+    """A 512 MiB peak before the reset must not show in the region's peak (64 MiB after it); were
+    the reset to fail, the reading would be the process's lifetime peak and include the 512 MiB."""
+    big = torch.ones(512 * 2**20 // 4)  # touched: resident
+    earlier_peak = measure._status_bytes("VmHWM")
+    del big  # glibc returns an mmap'd block this large to the system at once
+    mem = measure.Memory("cpu")
+    mem.reset()
+    assert mem.rss_reset
+    before = measure.rss_bytes()
+    assert earlier_peak - before >= 400 * 2**20  # the big block really left the resident set
+    x = torch.ones(64 * 2**20 // 4)
+    r = mem.read()
+    del x
+    assert "clear_refs" in r["method"]
+    assert 60 * 2**20 <= r["peak_rss_bytes"] - before < 200 * 2**20
+    assert r["peak_rss_bytes"] < earlier_peak - 200 * 2**20
 
 
 def test_stats_quantiles():

@@ -86,3 +86,24 @@ def test_reference_text_fixed_and_calibration_disjoint(tiny):
     assert cal.shape == (4, 128) and cmeta["from"] == "end"
     with pytest.raises(ValueError, match="fewer"):
         reftext.token_ids(tok, 10**8)
+
+
+def test_probe_chance_level_from_the_number_of_choices():
+    items = probe.generate(seed=0)
+    assert probe.chance_level(items) == pytest.approx(0.25)  # four choices each
+    two = probe.MCItem("x", "a", (" b", " c"), 0)
+    assert probe.chance_level([two, items[0]]) == pytest.approx((1 / 2 + 1 / 4) / 2)
+    with pytest.raises(ValueError):
+        probe.chance_level([])
+
+
+def test_accuracy_stderr_is_the_sample_standard_error():
+    from effbench.tasks.lmeval import summarize
+
+    # 0/1 scores, k = 3 of n = 4: sqrt(p(1-p)/(n-1)) = sqrt(0.1875/3) = 0.25
+    assert summarize([1.0, 0.0, 1.0, 1.0]) == {"value": 0.75, "stderr": pytest.approx(0.25), "n": 4}
+    # non-binary scores: std with n-1 over sqrt(n), by hand
+    v = [0.2, 0.4, 0.9]
+    m = sum(v) / 3
+    assert summarize(v)["stderr"] == pytest.approx((sum((x - m) ** 2 for x in v) / 2 / 3) ** 0.5)
+    assert summarize([1.0])["stderr"] is None and summarize([0.0, 0.0])["stderr"] == 0.0

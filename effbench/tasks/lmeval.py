@@ -5,16 +5,19 @@ cache, in a folder named by its data hash, and evaluated with `lm_eval.simple_ev
 is imported lazily, here only, so that speed/memory runs work where it is not installed.
 
 Every evaluation returns per-item scores in item order, so two result sets can be compared with a
-paired test; the standard error is the sample standard deviation over items / sqrt(n).
+paired test; the standard error of a mean score is scipy.stats.sem over items (ddof=1: the sample
+standard deviation / sqrt(n), what lm-eval reports as `_stderr`; for 0/1 scores with k correct
+of n that is sqrt(p(1-p)/(n-1)), p = k/n). One item has no standard error (None).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
 import os
 from pathlib import Path
+
+import numpy as np
 
 from ..models import cache_dir
 
@@ -148,7 +151,10 @@ def evaluate(model, tokenizer, task: str, task_dir: Path | None, device: str, ba
 
 
 def summarize(values: list[float]) -> dict:
+    """Mean of per-item scores with its standard error (scipy.stats.sem, ddof=1) and item count."""
+    from scipy import stats
+
     n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else float("nan")
-    return {"value": mean, "stderr": math.sqrt(var / n) if n > 1 else None, "n": n}
+    if n == 0:
+        raise ValueError("no per-item scores to summarize")
+    return {"value": float(np.mean(values)), "stderr": float(stats.sem(values, ddof=1)) if n > 1 else None, "n": n}

@@ -53,6 +53,13 @@ class MCItem:
     gold: int
 
 
+def chance_level(items) -> float:
+    """Expected accuracy of a uniform guesser: the mean over items of 1 / number of choices."""
+    if not items:
+        raise ValueError("chance level of an empty item list")
+    return sum(1 / len(it.choices) for it in items) / len(items)
+
+
 def _item(rng: random.Random, family: str, context: str, answer: str, pool: list[str]) -> MCItem:
     distract = rng.sample([p for p in dict.fromkeys(pool) if p != answer], 3)
     choices = distract + [answer]

@@ -17,6 +17,7 @@ import torch
 from .. import measure
 from ..runner import log
 from ..tasks import lmeval
+from . import flops
 from .common import collate, encode, grad_bytes, logical_numel, optimizer_state_bytes, weight_bytes
 
 
@@ -25,6 +26,31 @@ def evaluate_accuracy(model, tokenizer, examples, device: str, batch_size: int, 
     r = lmeval.evaluate(model, tokenizer, lmeval.ARITH_TASK, task_dir, device, batch_size=batch_size, seed=seed)
     return {"value": r["exact_match"]["value"], "stderr": r["exact_match"]["stderr"], "n": r["exact_match"]["n"],
             "items": r["items"]["exact_match"], "data_sha256": sha}
+
+
+def flop_metrics(model, pairs, pad_id: int, device: str, step_tokens: list[int], batch_size: int,
+                 tokens_per_s: float | None) -> dict:
+    """train_flops_per_token (the model's, full fine-tuning's count), train_executed_flops_per_token
+    (what this run's step runs: frozen weights, adapters, recomputation) and mfu from the latter."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "num_hidden_layers"):
+        why = f"no transformers config on {type(model).__name__}: layers and widths unknown"
+        return {k: measure.missing(why) for k in ("train_flops_per_token", "train_executed_flops_per_token", "mfu")}
+    seq_len = sum(step_tokens) / max(1, len(step_tokens)) / batch_size  # mean non-pad tokens per sequence
+    probe = collate(pairs[:1], pad_id, device)["input_ids"]
+    f = flops.per_token(flops.census(model, probe), cfg, seq_len)
+    peak, why = measure.peak_flops(device)
+    out = {
+        "train_flops_per_token": {"value": f["model"], "unit": "FLOP/token", "parts": f["model_parts"],
+                                  "method": "6N + 12*L*seq*a: N every matmul weight incl. the output head (full fine-tuning)"},
+        "train_executed_flops_per_token": {"value": f["executed"], "unit": "FLOP/token", "parts": f["executed_parts"],
+                                           "method": "matmul FLOPs this run executes per token: forward + input and weight "
+                                                     "gradients where needed + recomputed forward (effbench.workloads.flops)"},
+    }
+    out["mfu"] = ({"value": f["executed"] * tokens_per_s / peak, "unit": "fraction", "higher_is_better": True,
+                   "method": f"train_executed_flops_per_token x train_tokens_per_s / {why}"}
+                  if (peak and tokens_per_s) else measure.missing(why if not peak else "no training speed measured"))
+    return out
 
 
 def _n_steps(b, n_examples: int) -> int:
@@ -156,15 +182,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     for k, v in peak.items():
         if k != "method":
             metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": peak["method"]}
-    seq_len = sum(step_tokens) / max(1, len(step_tokens)) / b.batch_size
-    cfg = getattr(model, "config", None)
-    peak_flops, why = measure.peak_flops(device)
-    if cfg is not None and hasattr(cfg, "num_hidden_layers"):
-        n_embed = cfg.vocab_size * cfg.hidden_size
-        fpt = measure.train_flops_per_token(n_all - n_embed, cfg.num_hidden_layers, cfg.hidden_size, int(seq_len))
-        metrics["train_flops_per_token"] = {"value": fpt, "unit": "FLOP/token", "method": "6N + 6*L*seq*d (N without embeddings)"}
-        metrics["mfu"] = ({"value": fpt * metrics["train_tokens_per_s"]["value"] / peak_flops, "unit": "fraction",
-                           "higher_is_better": True, "method": why} if peak_flops else measure.missing(why))
+    metrics.update(flop_metrics(model, pairs, pad_id, device, step_tokens, b.batch_size, metrics["train_tokens_per_s"]["value"]))
     return {"metrics": metrics, "curves": {"accuracy_vs_time": curve, "loss": losses},
             "items": {"arith.exact_match": final["items"]} if quality else {},
             "data": {"eval_lmeval_sha256": final["data_sha256"]} if quality else {}}

@@ -1,15 +1,21 @@
 """`infer`: prefill and decode speed with a KV cache, memory, weight bytes, and the quality suite.
 
 Speed: for each batch size, `prompt_len` tokens of the reference text are prefilled in one
-forward pass (timed), then `decode_tokens` greedy steps reuse the KV cache, each step timed on
-its own (per-token latency). One warm-up repeat is excluded, `repeats` are kept with all samples.
+forward pass (timed) that computes the logits of the last position only (`logits_to_keep=1`, as
+`generate()` does: the output head at every prompt position would add 2*V*d FLOPs per token and a
+batch x prompt x vocabulary tensor to the memory peak), then `decode_tokens` greedy steps reuse
+the KV cache, each step timed on its own (per-token latency). One warm-up repeat is excluded,
+`repeats` are kept with all samples.
 
-Quality (skipped with the reason for random-weight models): probe accuracy (acc, acc_norm),
-arith exact match, perplexity on the reference text, and mean / p99 KL divergence and top-1
-agreement of next-token distributions against the unmodified model on the same tokens.
+Quality (skipped with the reason for random-weight models): probe accuracy (acc, acc_norm, with
+the chance level of its items), arith exact match, perplexity on the reference text, and mean /
+p99 KL divergence and top-1 agreement of next-token distributions against the unmodified model on
+the same tokens. Logits for perplexity and KLD are fp32: a head whose weights are in a 16-bit
+dtype is recomputed in fp32 from the upcast hidden state, so KLD has no bf16 rounding floor.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
@@ -21,14 +27,25 @@ from ..tasks import lmeval, probe, reftext
 from .common import weight_bytes
 
 
+def last_logits_kwargs(model) -> dict:
+    """{"logits_to_keep": 1} when the model's forward takes it (transformers' causal LMs do), so
+    prefill computes the head for the last position only; else {} (and the method says so)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
 @torch.no_grad()
 def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
     prompt = ids[: budget.prompt_len].unsqueeze(0).repeat(batch, 1).to(device)
+    keep = last_logits_kwargs(model)
     prefill_s, token_s = [], []
     for rep in range(budget.repeats + 1):
         measure.sync(device)
         t0 = time.perf_counter()
-        out = model(input_ids=prompt, use_cache=True)
+        out = model(input_ids=prompt, use_cache=True, **keep)
         measure.sync(device)
         t_prefill = time.perf_counter() - t0
         past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
@@ -49,7 +66,8 @@ def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
     return {
         "prefill_tokens_per_s" + sfx: {"value": batch * budget.prompt_len / measure.stats(prefill_s)["median"], "unit": "tokens/s",
                                        "higher_is_better": True, "samples": [batch * budget.prompt_len / s for s in prefill_s],
-                                       "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time"},
+                                       "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time, "
+                                                 + ("last position's logits only" if keep else "logits at every position (no logits_to_keep)")},
         "decode_tokens_per_s" + sfx: {"value": batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"], "unit": "tokens/s",
                                       "higher_is_better": True, "samples": [batch * budget.decode_tokens / s for s in dec_per_rep],
                                       "method": f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time"},
@@ -59,16 +77,39 @@ def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
     }
 
 
+def _fp32_head(module, args, out):
+    """Forward hook on the output head: logits recomputed in fp32 from the upcast hidden state."""
+    w = module.weight
+    if out.dtype == torch.float32 or type(w) is not torch.nn.Parameter or w.dtype not in (torch.float16, torch.bfloat16):
+        return None
+    b = module.bias.float() if module.bias is not None else None
+    return torch.nn.functional.linear(args[0].float(), w.float(), b)
+
+
 @torch.no_grad()
 def _log_probs(model, window: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(model(input_ids=window.unsqueeze(0)).logits[0, :-1].float(), dim=-1)
+    """log P(next token) at every position but the last, from fp32 logits."""
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    handle = head.register_forward_hook(_fp32_head) if isinstance(head, torch.nn.Linear) else None
+    try:
+        logits = model(input_ids=window.unsqueeze(0)).logits[0, :-1]
+    finally:
+        if handle is not None:
+            handle.remove()
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(P || Q) per row, in nats, from log-probabilities [rows, vocab]; P is the reference."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0)
 
 
 @torch.no_grad()
 def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device: str) -> dict:
     """Perplexity of `model` on non-overlapping windows of `ids`, and (when `ref_model` is given)
     KL(P_ref || P_model) per predicted token with top-1 agreement."""
-    nll_windows, kld, agree, n_tok = [], [], 0, 0
+    nll_windows, nll_sum, kld, agree, n_tok = [], 0.0, [], 0, 0
     for start in range(0, len(ids) - 1, window):
         w = ids[start: start + window].to(device)
         if len(w) < 2:
@@ -77,14 +118,16 @@ def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device:
         tgt = w[1:]
         nll = -lp.gather(1, tgt[:, None]).squeeze(1)
         nll_windows.append(float(nll.mean()))
+        nll_sum += float(nll.double().sum())
         n_tok += len(tgt)
         if ref_model is not None:
             lr = _log_probs(ref_model, w)
-            kld.append((lr.exp() * (lr - lp)).sum(-1).clamp_min(0).cpu())
+            kld.append(kl_divergence(lr, lp).cpu())
             agree += int((lr.argmax(-1) == lp.argmax(-1)).sum())
-    out = {"perplexity": {"value": math.exp(sum(nll_windows) / len(nll_windows)), "unit": "ppl", "higher_is_better": False,
+    out = {"perplexity": {"value": math.exp(nll_sum / n_tok), "unit": "ppl", "higher_is_better": False,
                           "samples": nll_windows, "n": n_tok,
-                          "method": f"exp(mean NLL) over {len(nll_windows)} non-overlapping {window}-token windows"}}
+                          "method": f"exp(mean NLL over all {n_tok} predicted tokens) of {len(nll_windows)} non-overlapping "
+                                    f"{window}-token windows; samples: mean NLL per window"}}
     if ref_model is None:
         return out
     k = torch.cat(kld)
@@ -120,9 +163,10 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
     items_p = probe.generate(spec.seed)[: budget.probe_limit] if budget.probe_limit else probe.generate(spec.seed)
     pdir, psha = lmeval.write_probe(items_p)
     r = lmeval.evaluate(model, tokenizer, lmeval.PROBE_TASK, pdir, spec.device, budget.eval_batch_size, seed=spec.seed)
+    chance = probe.chance_level(items_p)
     for m in ("acc", "acc_norm"):
-        metrics[f"probe_{m}"] = {**r[m], "unit": "fraction", "higher_is_better": True, "chance": 0.25,
-                                 "method": f"lm-eval multiple_choice {m}, 4 choices"}
+        metrics[f"probe_{m}"] = {**r[m], "unit": "fraction", "higher_is_better": True, "chance": chance,
+                                 "method": f"lm-eval multiple_choice {m}; chance = mean over items of 1 / choices"}
         items[f"probe.{m}"] = r["items"][m]
     data["probe_sha256"] = psha
     from ..tasks import load as load_task
