@@ -67,3 +67,35 @@ def seed_summary(members: list[dict], name: str) -> dict | None:
     ses = [r["metrics"][name].get("stderr") for r in runs.values()]
     return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n_seeds": len(vals),
             "stderr": float(np.mean(ses)) if all(s is not None for s in ses) else None, "seeds": sorted(runs)}
+
+
+TIME_UNITS = {"s", "ms", "us", "tokens/s", "J", "GB/s"}
+
+
+def representative(members: list[dict]) -> dict:
+    """One run standing for its group in tables and plots: the primary member, with each timing
+    replaced by the median over replicates (`replicates` = how many) and each seed-measured
+    accuracy by its mean over seeds (`seed_sd`, `n_seeds`; stderr = mean per-item stderr)."""
+    p = primary(members)
+    if len(members) == 1 or p["status"] != "ok":
+        return p
+    rep = {**p, "metrics": dict(p["metrics"]), "members": [r["id"] for r in members]}
+    for name, m in p["metrics"].items():
+        if m.get("value") is None:
+            continue
+        if m.get("unit") in TIME_UNITS and m.get("higher_is_better") is not None:
+            vals = values(members, name)
+            if len(vals) > 1:
+                rep["metrics"][name] = {**m, "value": float(np.median(vals)), "replicates": len(vals),
+                                        "method": (m.get("method") or "") + f"; median over {len(vals)} replicates"}
+        elif m.get("unit") == "fraction" and m.get("stderr") is not None:
+            s = seed_summary(members, name)
+            if s and s["n_seeds"] > 1:
+                rep["metrics"][name] = {**m, "value": s["mean"], "stderr": s["stderr"], "seed_sd": s["sd"], "n_seeds": s["n_seeds"],
+                                        "method": (m.get("method") or "") + f"; mean over {s['n_seeds']} seeds"}
+    return rep
+
+
+def representatives(rs: dict) -> list[dict]:
+    """One representative per group, in result-set order."""
+    return [representative(ms) for ms in groups(rs).values()]

@@ -34,7 +34,7 @@ def finetune_run(rid="finetune-full", techniques=(), items=None, tps=1000.0, pea
     r = results.new_run(rid, spec(rid, "finetune", techniques))
     r["model"] = {"name": "tiny", "weights_sha256": W_SHA}
     r["data"] = dict(DATA, **({"n_train_kept": n_train_kept, "train_kept_sha256": "d" * 64} if n_train_kept else {}))
-    r["env"] = {"device": "cpu", "device_name": "Test CPU"}
+    r["env"] = {"device": "cpu", "device_name": "Test CPU", "torch_threads": 2, "cpu_count": 2}
     r["setup"] = {"wall_s": 1.0, "per_technique": {}}
     r["metrics"] = {"train_tokens_per_s": timing(tps, 10, seed), "accuracy": acc(items), "accuracy_unmodified": acc([0.0] * 100),
                     "train_wall_s": {"value": 10.0, "unit": "s", "higher_is_better": False, "samples": [1.0] * 10},
@@ -53,7 +53,7 @@ def infer_run(rid="infer-baseline", techniques=(), dec=500.0, seed=2, probe=None
     r = results.new_run(rid, spec(rid, "infer", techniques))
     r["model"] = {"name": "tiny", "weights_sha256": W_SHA}
     r["data"] = dict(DATA, probe_sha256="e" * 64, reftext={"sha256": "f" * 64})
-    r["env"] = {"device": "cpu", "device_name": "Test CPU"}
+    r["env"] = {"device": "cpu", "device_name": "Test CPU", "torch_threads": 2, "cpu_count": 2}
     r["metrics"] = {"decode_tokens_per_s.b1": timing(dec, 6, seed), "decode_tokens_per_s.b8": timing(4 * dec, 6, seed + 1),
                     "speed_wall_s": {"value": 1.0, "unit": "s", "higher_is_better": False},
                     "peak_rss_bytes": {"value": 700 * 2**20, "unit": "B", "higher_is_better": False},
