@@ -49,7 +49,7 @@ start=$(date +%s)
 # which random weights cannot give).
 ONLY=$("$PY" -c "import tomllib,sys; print(' '.join(r['id'] for r in tomllib.load(open(sys.argv[1],'rb'))['run'] if not r['id'].startswith('prune-')))" "$REPO/benchmarks/gpu.toml")
 # shellcheck disable=SC2086
-"$PY" -m effbench.cli run --suite gpu --only $ONLY --model arch:smollm2-135m --device cuda --out "$OUT" \
+"$PY" -m effbench.cli run --suite gpu --only $ONLY --model arch:smollm2-135m --device cuda --out "$OUT" --replicates 1 --seeds 0 \
   --budget max_steps=40 eval_every=1000 timing_warmup_steps=5 train_tokens=null epochs=null \
            batch_sizes=[1,32] prompt_len=512 decode_tokens=64 repeats=3 quality=false \
   --kernel-bench quick || true
