@@ -95,6 +95,9 @@ def cmd_ab(args) -> int:
 
     opts = options(args)
     sets, wraps = ab.parse_sets(args.set), ab.parse_wraps(args.wrap)
+    if sets["base"].get("threads") != sets["head"].get("threads") and not opts.allowed("threads"):
+        raise config.ConfigError("--set gives the sides different thread counts, which compare refuses: add "
+                                 "--allow-mismatch threads (weights and data stay checked)")
     suite = config.load_suite(args.suite, suite_overrides(args, auto_device(args.device)))
     sides = [ab.Side(name, ref, wrap=wraps[name], settings=sets[name]) for name, ref in zip(ab.SIDES, (args.base, args.head))]
     for s in sides:

@@ -202,3 +202,35 @@ def test_unknown_schema_is_refused_naming_both_versions(tmp_path):
     results.write_json_atomic(tmp_path / "results.json", rs)
     with pytest.raises(results.ResultError, match=r"resultset/9.*resultset/2"):
         results.load(tmp_path)
+
+
+def test_ab_interleaves_sides_with_their_own_interpreter_and_settings(tmp_path):
+    """Two 'checkouts' whose .venv/bin/python runs this interpreter; head at 1 thread and wrapped."""
+    import sys
+
+    for side in ("b", "h"):
+        py = tmp_path / side / ".venv" / "bin" / "python"
+        py.parent.mkdir(parents=True)
+        py.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        py.chmod(0o755)
+    suite = tmp_path / "t.toml"
+    suite.write_text('[suite]\nname="t"\nmodel="tiny"\nreplicates=2\n[defaults.infer]\nbatch_sizes=[1]\nprompt_len=8\n'
+                     'decode_tokens=2\nrepeats=2\nquality=false\n[[run]]\nid="infer-baseline"\nscenario="infer"\n')
+    out = tmp_path / "out"
+    args = ["ab", str(tmp_path / "b"), str(tmp_path / "h"), "--suite", str(suite), "--out", str(out), "--device", "cpu",
+            "--set", "head:threads=1", "--wrap", "head=sh -c 'echo wrapped >&2; exec \"$@\"' sh"]
+    assert cli.main(args) == 2  # the thread difference is refused without --allow-mismatch threads
+    assert cli.main(args + ["--allow-mismatch", "threads"]) in (0, 1)
+    base, head = results.load(out / "base"), results.load(out / "head")
+    assert [r["id"] for r in base["runs"]] == [r["id"] for r in head["runs"]] == ["infer-baseline", "infer-baseline@s0r1"]
+    assert all(r["status"] == "ok" for r in base["runs"] + head["runs"])
+    assert [r["env"]["torch_threads"] for r in head["runs"]] == [1, 1] and head["runs"][0]["spec"]["threads"] == 1
+    assert base["runs"][0]["spec"]["threads"] is None
+    assert "wrapped" in (out / "head" / "runs" / "infer-baseline.log").read_text()
+    assert "wrapped" not in (out / "base" / "runs" / "infer-baseline.log").read_text()
+    # ABBA: base r0 before head r0, head r1 before base r1 (result files' modification times)
+    t = {(s, i): (out / s / "runs" / f"{i}.result.json").stat().st_mtime_ns for s in ("base", "head")
+         for i in ("infer-baseline", "infer-baseline@s0r1")}
+    assert t["base", "infer-baseline"] < t["head", "infer-baseline"] < t["head", "infer-baseline@s0r1"] < t["base", "infer-baseline@s0r1"]
+    md = (out / "compare.md").read_text()
+    assert "CPU threads differ" in md and "decode_tokens_per_s.b1" in md
