@@ -38,7 +38,8 @@ kernels: setup
 # its own environment), replicates interleaved ABBA; every judged metric must be `same` (exit 0).
 # AB_ARGS adds ab options, e.g. AB_ARGS="--set head:threads=1 --allow-mismatch threads".
 aa: setup
-	$(EFFBENCH) ab HEAD HEAD --suite $(or $(AA_SUITE),aa) --out $(OUT)/aa/$$(date -u +%Y%m%dT%H%M%SZ) --expect-same $(AB_ARGS)
+	$(EFFBENCH) ab HEAD HEAD --suite $(or $(AA_SUITE),aa) --out $(OUT)/aa/$$(date -u +%Y%m%dT%H%M%SZ) \
+	  --checkouts $(OUT)/aa/src --expect-same $(AB_ARGS)
 
 compare: setup
 	$(EFFBENCH) compare $(BASE) $(HEAD)

@@ -1,7 +1,7 @@
 """`effbench ab BASE HEAD`: one suite for two code versions on one machine, replicates interleaved.
 
-BASE and HEAD are git refs (each checked out once per commit into DIR/src/<sha> with its own
-environment through `make setup`) or paths to existing checkouts that hold a `.venv`. The suite is
+BASE and HEAD are git refs (each checked out once per commit into DIR/src/<sha>, or --checkouts
+SRC/<sha>, with its own environment through `make setup`) or paths to existing checkouts that hold a `.venv`. The suite is
 read and expanded by the code running `ab` (in CI: the base's), and so is the comparison; each
 member run starts that side's own interpreter, `[wrap] <checkout>/.venv/bin/python -m effbench.child
 SPEC OUT`, so the head's code is measured while its result files are only read as data.
@@ -91,11 +91,12 @@ def resolve(side: Side) -> None:
                                  f"of {REPO}") from None
 
 
-def checkout(side: Side, out: Path, echo=print) -> None:
-    """Check a resolved git ref out into out/src/<sha> (once per commit) and set up its environment."""
+def checkout(side: Side, src: Path, echo=print) -> None:
+    """Check a resolved git ref out into src/<sha> (once per commit: later calls reuse it) and set up
+    its environment."""
     if side.checkout is not None:
         return
-    wt = out / "src" / side.sha[:12]
+    wt = src / side.sha[:12]
     if not (wt / ".venv" / "bin" / "python").exists():
         if not wt.exists():
             echo(f"ab: checking out {side.ref} ({side.sha[:10]}) into {wt}")
@@ -111,12 +112,14 @@ def order(n: int) -> list[tuple[str, str]]:
     return [SIDES if i % 2 == 0 else SIDES[::-1] for i in range(n)]
 
 
-def run_ab(suite: config.Suite, base: Side, head: Side, out: Path, opts: compare.Options, only=None, echo=print) -> dict:
-    """Run both sides interleaved, write both result sets and compare.md; returns the comparison."""
+def run_ab(suite: config.Suite, base: Side, head: Side, out: Path, opts: compare.Options, only=None, echo=print,
+           src: Path | None = None) -> dict:
+    """Run both sides interleaved, write both result sets and compare.md; returns the comparison.
+    Git refs are checked out under `src` (default out/src)."""
     runner.check_only(suite, only)
     sides = {"base": base, "head": head}
     for s in sides.values():
-        checkout(s, out, echo)
+        checkout(s, Path(src) if src else out / "src", echo)
     members = suite.members(only)
     device = members[0].device if members else "cpu"
     env = measure.environment(device)

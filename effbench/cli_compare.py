@@ -102,7 +102,7 @@ def cmd_ab(args) -> int:
     sides = [ab.Side(name, ref, wrap=wraps[name], settings=sets[name]) for name, ref in zip(ab.SIDES, (args.base, args.head))]
     for s in sides:
         ab.resolve(s)
-    res = ab.run_ab(suite, *sides, Path(args.out), opts, only=args.only)
+    res = ab.run_ab(suite, *sides, Path(args.out), opts, only=args.only, src=getattr(args, "checkouts", None))
     print(compare_format.markdown(res, title=f"effbench ab {args.base} {args.head}"), end="")
     print(f"comparison: {Path(args.out) / 'compare.md'}")
     if args.expect_same:
@@ -156,6 +156,7 @@ def add_parsers(sub) -> None:
             a.add_argument("head", help="git ref or a checkout with .venv")
             a.add_argument("--set", nargs="+", metavar="SIDE:KEY=VALUE", help="a per-side setting, e.g. head:threads=1")
             a.add_argument("--wrap", action="append", metavar="SIDE=CMD", help="prefix a side's child command, e.g. 'head=sudo -u bench'")
+            a.add_argument("--checkouts", help="folder for the git refs' checkouts, reused across calls (default OUT/src)")
             a.add_argument("--expect-same", action="store_true", dest="expect_same",
                            help="A/A: exit 1 on any judged difference (worse, better or missing)")
         else:

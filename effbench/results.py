@@ -3,7 +3,9 @@
 Schema (versioned; loading checks it and rejects a corrupt or foreign file):
 
 ResultSet  {schema: "effbench.resultset/2", suite, description, created_utc, git, env,
-            price_per_hour, price_source, target: {fraction, reference}, runs: [RunResult]}
+            price_per_hour, price_source, target: {fraction, reference}, plan: {run id: {seeds,
+            replicates}}, quality_replicates, noninferiority_margin, ab?: {side, settings, wrap,
+            python}, runs: [RunResult]}
 RunResult  {schema: "effbench.run/2", id, spec, status, reason, error, env, model, data,
             setup: {wall_s, per_technique}, wall_s, metrics, curves, items, technique_records}
 
