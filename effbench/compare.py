@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from . import replicates, stats
 
-TIME_UNITS = {"s", "ms", "us", "tokens/s", "J", "GB/s"}
+TIME_UNITS = replicates.TIME_UNITS
 TIMING_DERIVED = {"mfu"}  # proportional to a timing but recorded without samples
 # Worse beyond these (relative change for timing/bytes/value, absolute fraction for accuracy) fails.
 DEFAULT_FAIL_ON = {"timing": 0.05, "accuracy": 0.0, "bytes": 0.01, "value": 0.01, "status": 0.0}

@@ -1,11 +1,11 @@
 """Statistics for comparing two result sets: one verdict rule per kind of metric.
 
 Why three rules: the figures differ in where their noise comes from.
-- Timings (a metric with repeated `samples`): samples on the two sides are independent, so the
-  change is the ratio of medians with a percentile bootstrap CI (each side resampled on its own),
-  significance from a Mann-Whitney U test (the percentile bootstrap is anti-conservative for the
-  2-10 samples a run records; with 2-3 samples a side, a Welch t-test on log times). `worse`/`better` needs p < alpha *and* the change to reach a
-  minimum effect (default 5%): a real but tiny difference is not worth a red mark.
+- Timings: judged on replicates (below, `replicate_timing`). `timing` compares the samples inside
+  one run on each side (ratio of medians, percentile bootstrap CI, Mann-Whitney U / Welch t on
+  logs); compare uses only its CI, to describe a single pair of runs, never as a verdict, since
+  samples from one process are not replicates of the run. `worse`/`better` needs p < alpha *and*
+  the change to reach a minimum effect (default 5%): a real but tiny difference is not worth a red mark.
 - Accuracies: both sides score the same eval items, so the test is paired. 0/1 scores: exact
   McNemar test on the discordant items; other scores: paired bootstrap of the mean difference.
   The CI of the difference (points) comes from the paired bootstrap in both cases.

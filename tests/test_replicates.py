@@ -234,3 +234,13 @@ def test_ab_interleaves_sides_with_their_own_interpreter_and_settings(tmp_path):
     assert t["base", "infer-baseline"] < t["head", "infer-baseline"] < t["head", "infer-baseline@s0r1"] < t["base", "infer-baseline@s0r1"]
     md = (out / "compare.md").read_text()
     assert "CPU threads differ" in md and "decode_tokens_per_s.b1" in md
+
+
+def test_fixture_shapes_are_the_committed_ones():
+    from _resultsets import REAL_SHAPE
+
+    rs = results.load(next(p for p in COMMITTED if p.parent.parent.name == "cpu"))
+    runs = {r["id"]: r for r in rs["runs"]}
+    for name, (k, unit, hib) in REAL_SHAPE.items():
+        m = runs["finetune-full" if name.startswith("train") else "infer-baseline"]["metrics"][name]
+        assert (len(m["samples"]), m["unit"], m["higher_is_better"]) == (k, unit, hib), name
