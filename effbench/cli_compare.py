@@ -103,7 +103,8 @@ def cmd_ab(args) -> int:
     for s in sides:
         ab.resolve(s)
     res = ab.run_ab(suite, *sides, Path(args.out), opts, only=args.only, src=getattr(args, "checkouts", None))
-    print(compare_format.markdown(res, title=f"effbench ab {args.base} {args.head}"), end="")
+    print(compare_format.markdown(res, title=f"effbench ab {args.base} {args.head}") if args.format == "markdown"
+          else compare_format.FORMATS[args.format](res), end="")
     print(f"comparison: {Path(args.out) / 'compare.md'}")
     if args.expect_same:
         bad = judged(res)
