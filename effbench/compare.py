@@ -114,7 +114,7 @@ def compare_metric(name: str, gb: list, gh: list, o: Options) -> dict | None:
     row = {"scenario": rb["spec"]["scenario"], "run": rh["id"], "metric": name, "kind": kind, "unit": m.get("unit"),
            "higher_is_better": m.get("higher_is_better"), "base": (mb or {}).get("value"), "head": (mh or {}).get("value"),
            "change": None, "lo": None, "hi": None, "p": None, "bad": 0.0, "method": "", "fail": False,
-           "mde": None, "n_needed": None, "replicates": None}
+           "mde": None, "n_needed": None, "sd_log": None, "replicates": None}
     if row["base"] is None and row["head"] is None:
         return None
     if row["base"] is None or row["head"] is None:
@@ -140,7 +140,7 @@ def compare_metric(name: str, gb: list, gh: list, o: Options) -> dict | None:
     bad = (-out.change if hib else out.change) if out.change is not None else 0.0
     fail = verdict == "worse" and bad >= o.fail_on.get(kind, 0.0)
     return {**row, "change": out.change, "lo": out.lo, "hi": out.hi, "p": out.p, "verdict": verdict,
-            "bad": bad, "method": out.method, "fail": fail, "mde": out.mde, "n_needed": out.n_needed}
+            "bad": bad, "method": out.method, "fail": fail, "mde": out.mde, "n_needed": out.n_needed, "sd_log": out.sd_log}
 
 
 def _hashes(d: dict, prefix: str = "") -> dict:
@@ -251,12 +251,16 @@ def adjust_timing(rows: list[dict], o: Options) -> None:
     p-values are Holm-adjusted (family-wise alpha), so that an A/A comparison stays `same` on every
     row at the stated alpha rather than on each row separately. The raw p-value stays in `p_raw`."""
     tested = [r for r in rows if r["kind"] == "timing" and r["p"] is not None]
+    m = len(tested)
     for r, p in zip(tested, stats.holm([r["p"] for r in tested])):
         r["p_raw"], r["p"] = r["p"], float(p)
         if p >= o.alpha and r["verdict"] in ("worse", "better"):
             r.update(verdict="same", fail=False)
-        if len(tested) > 1:
-            r["method"] += f", Holm over {len(tested)} timing rows"
+        if m > 1:
+            r["method"] += f", Holm over {m} timing rows"
+            # power at the Bonferroni level alpha/m, which Holm's first step uses: a conservative MDE
+            r["mde"] = stats.mde(r["sd_log"], *r["replicates"], alpha=o.alpha / m)
+            r["n_needed"] = stats.replicates_needed(r["sd_log"], o.min_effect, alpha=o.alpha / m)
 
 
 def power(rows: list[dict], o: Options) -> dict:

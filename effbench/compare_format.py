@@ -12,7 +12,7 @@ import json
 
 from tabulate import tabulate
 
-COLUMNS = ["scenario", "run", "metric", "kind", "unit", "base", "head", "change", "lo", "hi", "p", "mde", "n_needed",
+COLUMNS = ["scenario", "run", "metric", "kind", "unit", "base", "head", "change", "lo", "hi", "p", "mde", "n_needed", "sd_log",
            "verdict", "fail", "method"]
 
 

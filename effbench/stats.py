@@ -45,6 +45,7 @@ class Outcome:
     method: str
     mde: float | None = None  # timing: smallest relative change detectable at 80% power (replicate level)
     n_needed: int | None = None  # timing: replicates per side to detect min_effect at 80% power
+    sd_log: float | None = None  # timing: pooled run-to-run sd of log replicate values
 
 
 # "hmean": a throughput computed as work / median time from 2 samples is their harmonic mean.
@@ -168,7 +169,11 @@ def _power(delta: float, sd: float, n_b, n_h, alpha: float):
     df = n_b + n_h - 2
     nc = delta / (sd * np.sqrt(1 / n_b + 1 / n_h))
     t = sps.t.ppf(1 - alpha / 2, df)
-    return sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc)
+    # scipy's noncentral t returns NaN far in its tails: there the normal approximation holds
+    return np.where(np.isfinite(p), p, sps.norm.sf(t - nc) + sps.norm.cdf(-t - nc))
 
 
 def pooled_sd(*groups) -> float:
@@ -190,6 +195,8 @@ def mde(sd_log: float, n_b: int, n_h: int, alpha: float = 0.05, power: float = P
     hi = sd_log
     while _power(hi, sd_log, n_b, n_h, alpha) < power:
         hi *= 2
+        if hi > 1e3 * sd_log + 50:  # beyond any timing change: no practical MDE
+            return None
     return float(math.expm1(brentq(lambda d: float(_power(d, sd_log, n_b, n_h, alpha)) - power, 0.0, hi)))
 
 
@@ -225,7 +232,7 @@ def replicate_timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, 
     direction = int(np.sign(d)) if p < alpha and abs(change) >= min_effect else 0
     return Outcome(change, math.expm1(lo), math.expm1(hi), p, direction,
                    f"Welch t on log replicate values, {len(lb)}/{len(lh)} replicates",
-                   mde(sd, len(lb), len(lh), alpha), replicates_needed(sd, min_effect, alpha))
+                   mde(sd, len(lb), len(lh), alpha), replicates_needed(sd, min_effect, alpha), sd)
 
 
 def seed_accuracy(base, head, alpha: float = 0.05, conf: float = 0.95) -> Outcome:
