@@ -70,7 +70,7 @@ def lines(rs: dict, margin: float | None = None) -> list[str]:
             qual = f"{label}: no paired figures to test"
         else:
             d, pv, how = q
-            verdict = "not worse than" if pv < 0.05 else "not shown to be within"
-            qual = f"{label} {100 * d:+.1f} pts, {verdict} -{100 * margin:g} pt (non-inferiority, p={pv:.3g}, {how})"
+            held = f"not worse than -{100 * margin:g} pt" if pv < 0.05 else f"non-inferiority at -{100 * margin:g} pt not shown"
+            qual = f"{label} {100 * d:+.1f} pts, {held} (one-sided paired test, p={pv:.3g}, {how})"
         out.append(f"- `{p['id']}` vs `{replicates.primary(b)['id']}`: {speed}; {qual}")
     return out
