@@ -98,12 +98,16 @@ def checkout(side: Side, src: Path, echo=print) -> None:
         return
     wt = src / side.sha[:12]
     if not (wt / ".venv" / "bin" / "python").exists():
-        if not wt.exists():
-            echo(f"ab: checking out {side.ref} ({side.sha[:10]}) into {wt}")
-            subprocess.run(["git", "worktree", "add", "--detach", "--force", str(wt), side.sha], cwd=REPO, check=True,
-                           capture_output=True)
-        echo(f"ab: setting up {wt}/.venv (make setup)")
-        subprocess.run(["make", "-C", str(wt), "setup"], check=True)
+        try:
+            if not wt.exists():
+                echo(f"ab: checking out {side.ref} ({side.sha[:10]}) into {wt}")
+                subprocess.run(["git", "worktree", "add", "--detach", "--force", str(wt), side.sha], cwd=REPO, check=True,
+                               capture_output=True, text=True)
+            echo(f"ab: setting up {wt}/.venv (make setup)")
+            subprocess.run(["make", "-C", str(wt), "setup"], check=True)
+        except subprocess.CalledProcessError as e:
+            raise config.ConfigError(f"{side.name} {side.ref!r}: `{' '.join(map(str, e.cmd))}` failed with exit code "
+                                     f"{e.returncode}: {(e.stderr or '').strip()[-500:]}") from None
     side.checkout, side.python = wt.resolve(), str(wt.resolve() / ".venv" / "bin" / "python")
 
 
