@@ -299,8 +299,9 @@ def power_line(res: dict) -> str:
     out = []
     if pw.get("tested"):
         if pw.get("max_mde") is not None:
+            size = f"{100 * pw['max_mde']:.1f}%" if pw["max_mde"] < 10 else "over 1000%"
             out.append(f"Timings were tested on replicates; the largest minimum detectable effect (80% power) is "
-                       f"{100 * pw['max_mde']:.1f}% ({pw['max_mde_row']}).")
+                       f"{size} ({pw['max_mde_row']}).")
         if pw.get("replicates_needed_unbounded"):
             out.append(f"With the run-to-run noise measured here, no practical number of replicates detects {eff} on every timing row.")
         elif pw.get("replicates_needed") is not None:

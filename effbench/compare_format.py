@@ -51,7 +51,9 @@ def mde(row) -> str:
     if row["kind"] != "timing" or not row.get("replicates"):
         return ""
     n = "{}/{}".format(*row["replicates"])
-    return f"±{100 * row['mde']:.1f}% ({n})" if row.get("mde") is not None else f"– ({n})"
+    if row.get("mde") is None:
+        return f"– ({n})"
+    return f"±{100 * row['mde']:.1f}% ({n})" if row["mde"] < 10 else f"> ±1000% ({n})"
 
 
 def verdict(row) -> str:
