@@ -56,9 +56,12 @@ test: setup
 kernels: setup
 	$(EFFBENCH) kernels --out $(OUT)
 
-# A/A check: the same small suite twice from the same code, then compared (must say `same`).
+# A/A check: `effbench ab HEAD HEAD` on the aa suite (HEAD checked out once under $(OUT)/aa/src with
+# its own environment), replicates interleaved ABBA; every judged metric must be `same` (exit 0).
+# AB_ARGS adds ab options, e.g. AB_ARGS="--set head:threads=1 --allow-mismatch threads".
 aa: setup
-	$(EFFBENCH) aa --suite $(or $(AA_SUITE),aa) --out $(OUT)/aa
+	$(EFFBENCH) ab HEAD HEAD --suite $(or $(AA_SUITE),aa) --out $(OUT)/aa/$$(date -u +%Y%m%dT%H%M%SZ) \
+	  --checkouts $(OUT)/aa/src --expect-same $(AB_ARGS)
 
 compare: setup
 	$(EFFBENCH) compare $(BASE) $(HEAD)

@@ -100,7 +100,7 @@ from effbench.kernelbench import run_kernel_bench
 json.dump(run_kernel_bench('cuda', quick=True), open(sys.argv[1], 'w'))
 " "$STAGE_DIR/kernels.json"
 
-stage suite 275 "$PY" -m effbench.cli run --suite gpu-check --device cuda --out "$OUT"
+stage suite 275 "$PY" -m effbench.cli run --suite gpu-check --device cuda --replicates 1 --seeds 0 --out "$OUT"
 
 stage report 15 "$PY" - "$OUT/gpu-check" "$STAGE_DIR/kernels.json" "$START" <<'PY'
 import json, shutil, sys, time

@@ -18,6 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+TIMING_ONLY = "timing-only replicate: quality is evaluated in the quality replicates of the same run and seed"
 
 
 def _seed(seed: int) -> None:
@@ -51,10 +53,16 @@ def execute(spec_dict: dict) -> dict:
 
     spec = config.RunSpec.from_dict(spec_dict)
     res = results.new_run(spec.id, spec.to_dict())
+    if spec.threads is not None:  # the BLAS/OpenMP pools were sized from THREAD_VARS before torch loaded
+        torch.set_num_threads(spec.threads)
     t_start = time.perf_counter()
     try:
         config.validate(spec)
         budget = spec.budget_obj()
+        if spec.timing_only and spec.scenario == "infer":
+            import dataclasses
+
+            budget = dataclasses.replace(budget, quality=False)
         techs = build_all(list(spec.techniques))
         scen = config.SCENARIO_OF[spec.scenario]
         for t in techs:
@@ -98,7 +106,8 @@ def execute(spec_dict: dict) -> dict:
         startup_s = _since_process_start_s()
         res["setup"].update(imports_s=imports_s, startup_s=startup_s)
         extra = {}
-        if spec.scenario == "finetune" and info.report_quality:
+        quality = info.report_quality and not spec.timing_only
+        if spec.scenario == "finetune" and quality:
             log("evaluating the unmodified model")
             a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed)
             extra["accuracy_unmodified"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
@@ -124,11 +133,15 @@ def execute(spec_dict: dict) -> dict:
         rss = measure.rss_bytes()
         log(f"running the {spec.scenario} workload")
         if spec.scenario == "finetune":
-            out = finetune.run(model, tok, data, spec, budget, ctx, techs, quality=info.report_quality)
+            out = finetune.run(model, tok, data, spec, budget, ctx, techs, quality=quality)
         else:
             out = infer.run(model, tok, data, spec, budget, ctx, techs, info)
         res["metrics"].update(extra)
         res["metrics"].update(out["metrics"])
+        if spec.timing_only and info.report_quality:
+            for name, m in res["metrics"].items():
+                if m.get("value") is None or name == "eval_wall_s":
+                    res["metrics"][name] = measure.missing(TIMING_ONLY if name in ("accuracy", "eval_wall_s") else m.get("reason"))
         if spec.device == "cpu" and rss is not None:
             res["metrics"]["rss_after_setup_bytes"] = {"value": rss, "unit": "B", "higher_is_better": False,
                                                        "method": "VmRSS after techniques were applied, before the workload"}
@@ -154,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m effbench.child SPEC.json OUT.json", file=sys.stderr)
         return 2
     spec = json.loads(open(argv[0]).read())
+    if spec.get("threads") is not None:  # before torch is imported: OpenMP reads these once
+        os.environ.update({k: str(spec["threads"]) for k in THREAD_VARS})
     res = execute(spec)
     write_json_atomic(argv[1], res)
     return 0

@@ -91,6 +91,34 @@ def cmd_list(args) -> int:
     return 0
 
 
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise config.ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    return config.check_seeds("--seeds", seeds)
+
+
+def suite_overrides(args, device: str | None) -> dict:
+    """Suite-level overrides from the command line (run, ab, aa); device None: the suite's own."""
+    overrides: dict = {"device": device} if device else {}
+    for key in ("model", "seed", "price_per_hour", "text", "kernel_bench", "replicates", "threads"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    if getattr(args, "seeds", None):
+        overrides["seeds"] = parse_seeds(args.seeds)
+    for key in ("replicates", "threads"):
+        if key in overrides:
+            config.check_count(f"--{key}", key, overrides[key])
+    return overrides
+
+
+def add_replication_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replicates", type=int, help="timed replicates per run and seed, each its own process (suite's otherwise)")
+    p.add_argument("--seeds", help="comma-separated seeds for every run, e.g. 0,1,2 (suite's otherwise)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch, OpenMP and BLAS in every run (recorded)")
+
+
 def cmd_run(args) -> int:
     from .runner import run_suite
 
@@ -98,10 +126,7 @@ def cmd_run(args) -> int:
     # is the explicit way to run on its CPU); `auto` and ad-hoc runs pick the device here.
     named = bool(args.suite) and args.suite != "auto"
     device = None if named and args.device == "auto" else auto_device(args.device)
-    overrides: dict = {"device": device} if device else {}
-    for key in ("model", "seed", "price_per_hour", "text", "kernel_bench"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
+    overrides = suite_overrides(args, device)
     budget = parse_kv(args.budget)
     if args.suite:
         name = args.suite if args.suite != "auto" else ("gpu" if device == "cuda" else "cpu")
@@ -117,11 +142,14 @@ def cmd_run(args) -> int:
             raise config.ConfigError("give --suite NAME, or --scenario finetune|infer for one ad-hoc run")
         techs = tuple(parse_technique(t) for t in args.technique or [])
         rid = args.id or (args.scenario + "-" + ("-".join(t["name"] for t in techs) or "baseline"))
+        seeds = overrides.get("seeds") or [args.seed or 0]
         spec = config.RunSpec(id=rid, scenario=args.scenario, model=args.model or models.DEFAULT_MODEL, task=args.task,
-                              techniques=techs, budget=budget, seed=args.seed or 0, device=device, text=args.text)
+                              techniques=techs, budget=budget, seed=seeds[0], device=device, text=args.text, group=rid,
+                              threads=args.threads)
         config.validate(spec)
         suite = config.Suite(name="adhoc", description="ad-hoc run from the command line", runs=[spec],
-                             price_per_hour=args.price_per_hour, price_source="--price-per-hour" if args.price_per_hour else "")
+                             price_per_hour=args.price_per_hour, price_source="--price-per-hour" if args.price_per_hour else "",
+                             plan={rid: {"seeds": seeds, "replicates": args.replicates or 1}}, threads=args.threads)
     out = run_suite(suite, Path(args.out), only=args.only)
     rs = results.load(out)
     from .report import summary_markdown
@@ -160,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help=f"model: {', '.join(models.MODELS)}")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     r.add_argument("--seed", type=int)
+    add_replication_flags(r)
     r.add_argument("--budget", nargs="+", metavar="KEY=VALUE", help="budget overrides, e.g. max_steps=50 batch_sizes=[1,4]")
     r.add_argument("--price-per-hour", type=float, dest="price_per_hour", help="USD per device-hour for cost figures")
     r.add_argument("--text", help="reference text file for perplexity/KLD/calibration (default: pydoc_data.topics)")
@@ -179,7 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def rewrite_allow_mismatch(argv: list[str]) -> list[str]:
+    """`--allow-mismatch [KIND ...]` -> `--allow-mismatch=KIND,...` (`all` without a kind), taking
+    only known kinds, so that `compare --allow-mismatch BASE HEAD` keeps its positional paths."""
+    from .compare import MISMATCH_KINDS
+
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] != "--allow-mismatch":
+            out.append(argv[i])
+            i += 1
+            continue
+        kinds, i = [], i + 1
+        while i < len(argv) and argv[i] in MISMATCH_KINDS + ("all",):
+            kinds.append(argv[i])
+            i += 1
+        out.append("--allow-mismatch=" + ",".join(kinds or ["all"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = rewrite_allow_mismatch(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

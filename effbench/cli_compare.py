@@ -1,12 +1,15 @@
-"""The reading side of the command line: `compare`, `plot`, `report` and the A/A check `aa`.
+"""The comparing side of the command line: `compare`, `plot`, `report`, and `ab` / `aa`.
 
   effbench compare BASE HEAD [--format markdown|json|csv] [--fail-on timing=0.1 accuracy=0.02]
   effbench plot RESULTS... [--out DIR]
   effbench report RESULTS [--baseline OTHER]
-  effbench aa --suite smoke --out DIR      run the suite twice, compare: everything must be `same`
+  effbench ab BASE HEAD --suite NAME --out DIR [--replicates N] [--set SIDE:KEY=VALUE ...]
+              [--wrap SIDE=CMD] [--allow-mismatch KIND ...] [--expect-same]
+  effbench aa --suite aa --out DIR         `ab` with this checkout on both sides, --expect-same
 
 Kept apart from cli.py so the run side and this side can change independently; cli.py calls
-add_parsers. Exit status of compare and aa: 0 pass, 1 regression (aa: any difference), 2 bad input.
+add_parsers. Exit status of compare and ab: 0 pass, 1 regression (--expect-same: any judged
+difference), 2 bad input.
 """
 from __future__ import annotations
 
@@ -29,11 +32,27 @@ def parse_fail_on(items: list[str] | None) -> dict:
     return out
 
 
+def parse_allow(text: str | None) -> bool | frozenset:
+    """--allow-mismatch (cli.main rewrites it to `--allow-mismatch=KIND,...`; `all` for none given)."""
+    if not text:
+        return False
+    kinds = [k for k in text.split(",") if k]
+    if kinds == ["all"]:
+        return True
+    bad = sorted(set(kinds) - set(compare.MISMATCH_KINDS))
+    if bad:
+        raise config.ConfigError(f"--allow-mismatch {bad}: unknown kind(s); valid: {list(compare.MISMATCH_KINDS)} "
+                                 "(none given: all of them)")
+    return frozenset(kinds)
+
+
 def options(args) -> compare.Options:
     if not 0 <= args.min_effect < 1:
         raise config.ConfigError(f"--min-effect {args.min_effect} must be in [0, 1)")
+    if not 0 < args.alpha < 1:
+        raise config.ConfigError(f"--alpha {args.alpha} must be in (0, 1)")
     return compare.Options(min_effect=args.min_effect, alpha=args.alpha, fail_on=parse_fail_on(args.fail_on),
-                           allow_mismatch=args.allow_mismatch)
+                           allow_mismatch=parse_allow(args.allow_mismatch))
 
 
 def emit(res: dict, fmt: str, out: str | None) -> None:
@@ -65,17 +84,40 @@ def cmd_report(args) -> int:
     return compare.exit_status(cmp) if cmp else 0
 
 
-def cmd_aa(args) -> int:
-    from .cli import auto_device
-    from .runner import run_suite
+def judged(res: dict) -> list[str]:
+    """Rows an A/A comparison must not have: any judged difference or a figure on one side only."""
+    return [f"{r['run']} {r['metric']} ({r['verdict']})" for r in res["rows"] if r["verdict"] in ("worse", "better", "missing")]
 
-    suite = config.load_suite(args.suite, {"device": auto_device(args.device)})
-    sides = [run_suite(suite, Path(args.out) / side) for side in ("a", "b")]
-    res = compare.compare(results.load(sides[0]), results.load(sides[1]), options(args))
-    emit(res, args.format, str(Path(args.out) / f"aa.{'md' if args.format == 'markdown' else args.format}"))
-    judged = [r for r in res["rows"] if r["verdict"] in ("worse", "better", "missing")]
-    print(f"\nA/A {'PASS: every judged metric is same' if not judged else 'FAIL: ' + ', '.join(r['run'] + ' ' + r['metric'] for r in judged)}")
-    return 1 if judged else 0
+
+def cmd_ab(args) -> int:
+    from . import ab
+    from .cli import auto_device, suite_overrides
+
+    opts = options(args)
+    sets, wraps = ab.parse_sets(args.set), ab.parse_wraps(args.wrap)
+    if sets["base"].get("threads") != sets["head"].get("threads") and not opts.allowed("threads"):
+        raise config.ConfigError("--set gives the sides different thread counts, which compare refuses: add "
+                                 "--allow-mismatch threads (weights and data stay checked)")
+    suite = config.load_suite(args.suite, suite_overrides(args, auto_device(args.device)))
+    sides = [ab.Side(name, ref, wrap=wraps[name], settings=sets[name]) for name, ref in zip(ab.SIDES, (args.base, args.head))]
+    for s in sides:
+        ab.resolve(s)
+    res = ab.run_ab(suite, *sides, Path(args.out), opts, only=args.only, src=getattr(args, "checkouts", None))
+    print(compare_format.markdown(res, title=f"effbench ab {args.base} {args.head}") if args.format == "markdown"
+          else compare_format.FORMATS[args.format](res), end="")
+    print(f"comparison: {Path(args.out) / 'compare.md'}")
+    if args.expect_same:
+        bad = judged(res)
+        print(f"\nA/A {'PASS: every judged metric is same' if not bad else 'FAIL: ' + ', '.join(bad)}")
+        return 1 if bad else 0
+    return compare.exit_status(res)
+
+
+def cmd_aa(args) -> int:
+    """This checkout against itself through `ab` (interleaved replicates), expecting `same` everywhere."""
+    args.base = args.head = str(Path(__file__).resolve().parent.parent)
+    args.expect_same = True
+    return cmd_ab(args)
 
 
 def _compare_options(p: argparse.ArgumentParser) -> None:
@@ -85,8 +127,9 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on", nargs="+", metavar="KIND=X", dest="fail_on",
                    help=f"exit 1 when a metric of KIND is worse by at least X (relative; accuracy: absolute fraction; "
                         f"'never' disables); defaults {compare.DEFAULT_FAIL_ON}")
-    p.add_argument("--allow-mismatch", action="store_true", dest="allow_mismatch",
-                   help="compare even if model weights, task data or device differ (prints a warning)")
+    p.add_argument("--allow-mismatch", dest="allow_mismatch", metavar="KIND[,KIND]",
+                   help=f"compare even if these differ (prints a warning): {', '.join(compare.MISMATCH_KINDS)}; "
+                        "given without a kind: all of them")
     p.add_argument("--format", choices=sorted(compare_format.FORMATS), default="markdown")
 
 
@@ -106,9 +149,25 @@ def add_parsers(sub) -> None:
     r.add_argument("--baseline", help="a result set to compare against")
     _compare_options(r)
     r.set_defaults(fn=cmd_report)
-    a = sub.add_parser("aa", help="A/A check: run a suite twice from the same code and compare (must be all same)")
-    a.add_argument("--suite", default="smoke", help="suite name or .toml path (default smoke)")
-    a.add_argument("--out", required=True, help="folder receiving a/, b/ and aa.md")
-    a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    _compare_options(a)
-    a.set_defaults(fn=cmd_aa)
+    for name, hlp in (("ab", "run a suite for two code versions, replicates interleaved (ABBA), and compare"),
+                      ("aa", "A/A check: `ab` with this checkout on both sides; every judged metric must be same")):
+        a = sub.add_parser(name, help=hlp)
+        if name == "ab":
+            a.add_argument("base", help="git ref (checked out into OUT/src/<sha> with `make setup`) or a checkout with .venv")
+            a.add_argument("head", help="git ref or a checkout with .venv")
+            a.add_argument("--set", nargs="+", metavar="SIDE:KEY=VALUE", help="a per-side setting, e.g. head:threads=1")
+            a.add_argument("--wrap", action="append", metavar="SIDE=CMD", help="prefix a side's child command, e.g. 'head=sudo -u bench'")
+            a.add_argument("--checkouts", help="folder for the git refs' checkouts, reused across calls (default OUT/src)")
+            a.add_argument("--expect-same", action="store_true", dest="expect_same",
+                           help="A/A: exit 1 on any judged difference (worse, better or missing)")
+        else:
+            a.set_defaults(set=None, wrap=None)
+        a.add_argument("--suite", default="aa" if name == "aa" else None, required=name == "ab", help="suite name or .toml path")
+        a.add_argument("--out", required=True, help="folder receiving base/, head/ and compare.md")
+        a.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids of the suite")
+        a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        from .cli import add_replication_flags
+
+        add_replication_flags(a)
+        _compare_options(a)
+        a.set_defaults(fn=cmd_ab if name == "ab" else cmd_aa)

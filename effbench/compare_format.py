@@ -12,7 +12,8 @@ import json
 
 from tabulate import tabulate
 
-COLUMNS = ["scenario", "run", "metric", "kind", "unit", "base", "head", "change", "lo", "hi", "p", "verdict", "fail", "method"]
+COLUMNS = ["scenario", "run", "metric", "kind", "unit", "base", "head", "change", "lo", "hi", "p", "mde", "n_needed", "sd_log",
+           "verdict", "fail", "method"]
 
 
 def value(x, unit, kind) -> str:
@@ -45,6 +46,16 @@ def interval(row) -> str:
     return f"[{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
 
 
+def mde(row) -> str:
+    """Timing rows: the smallest change this pair could detect (80% power), and replicates a side."""
+    if row["kind"] != "timing" or not row.get("replicates"):
+        return ""
+    n = "{}/{}".format(*row["replicates"])
+    if row.get("mde") is None:
+        return f"– ({n})"
+    return f"±{100 * row['mde']:.1f}% ({n})" if row["mde"] < 10 else f"> ±1000% ({n})"
+
+
 def verdict(row) -> str:
     v = row["verdict"]
     return f"**{v}** ❌" if row["fail"] else f"**{v}**" if v == "worse" else v
@@ -56,20 +67,27 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
              f"base: `{b['suite']}` git {str(b['git'])[:10]} ({b['created_utc']}) · "
              f"head: `{h['suite']}` git {str(h['git'])[:10]} ({h['created_utc']}) · device: {h['device']}"]
     lines += [""] + [f"> {w}" for w in res["warnings"]] if res["warnings"] else []
+    from .compare import power_line
+
+    if power_line(res):
+        lines += ["", power_line(res)]
     if res["failed"]:
         lines += ["", f"Fails the gate: {', '.join(res['failed'])}"]
     for scen in dict.fromkeys(r["scenario"] for r in res["rows"]):
         rows = [[r["run"], r["metric"], value(r["base"], r["unit"], r["kind"]), value(r["head"], r["unit"], r["kind"]),
-                 change(r), interval(r), "" if r["p"] is None else f"{r['p']:.3g}", verdict(r), r["method"]]
+                 change(r), interval(r), "" if r["p"] is None else f"{r['p']:.3g}", mde(r), verdict(r), r["method"]]
                 for r in res["rows"] if r["scenario"] == scen]
         lines += ["", f"#### {scen}", "",
-                  tabulate(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "verdict", "how"], tablefmt="github", disable_numparse=True)]
+                  tabulate(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (replicates)", "verdict", "how"],
+                           tablefmt="github", disable_numparse=True)]
     for k in ("only_base", "only_head"):
         if res[k]:
             lines += ["", f"Runs only in {k[5:]}: " + ", ".join(f"`{i}`" for i in res[k])]
-    lines += ["", "Timings: ratio of medians of the repeated samples, bootstrap CI, Mann-Whitney U, `same` below the "
-              "minimum effect. Accuracies: paired on the same eval items (McNemar). Bytes and deterministic figures: "
-              "exact within a small tolerance. `info`: no direction or no samples, shown but not judged."]
+    lines += ["", "Timings: one value per replicate (a run in its own process); change = ratio of geometric means, "
+              "Welch t-test and CI on log values, `same` below the minimum effect; MDE = the change the test detects "
+              "with 80% power given the run-to-run spread. One replicate on a side: `info` (CI from within-run samples, "
+              "no test). Accuracies: over seeds (Welch t) with several seeds, else paired on the same eval items "
+              "(McNemar). Bytes and deterministic figures: exact within a small tolerance. `info`: not judged."]
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,12 @@ A suite (benchmarks/<name>.toml) lists runs; each run names a scenario (`finetun
 techniques with parameters, and may override the scenario's budget. Everything is validated here,
 before any model is loaded: unknown keys, techniques, parameters, tasks and models fail with the
 valid choices named.
+
+Replication: the run (one child process) is the unit of replication. A suite run with
+`seeds = [0, 1, 2]` and `replicates = 3` expands (Suite.members) into 9 RunSpecs sharing a `group`
+(the suite run's id); each is executed by its own child and recorded as its own RunResult. The
+first `quality_replicates` replicates of each seed evaluate quality; the others measure timings
+only (`timing_only`: no evaluations), which keeps the suites inside their time budgets.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import models
+from . import models, results
 from .techniques import TechniqueError, build_all, check_scenario
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -81,6 +87,10 @@ class RunSpec:
     dtype: str | None = None  # default: bf16 on CUDA, fp32 on CPU
     text: str | None = None  # reference-text file (default: pydoc_data.topics)
     timeout_s: int = 3600
+    group: str = ""  # the suite run this spec is a member of (default: its id)
+    replicate: int = 0  # 0-based replicate index within (group, seed)
+    threads: int | None = None  # CPU threads for torch and BLAS/OpenMP in the child (None: torch's default)
+    timing_only: bool = False  # a timing replicate: no evaluations (quality comes from replicate 0)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,6 +101,10 @@ class RunSpec:
     def from_dict(cls, d: dict) -> "RunSpec":
         d = dict(d)
         d["techniques"] = tuple(d.get("techniques") or ())
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ConfigError(f"run spec has unknown field(s) {bad}; valid: {sorted(known)}")
         return cls(**d)
 
     def budget_obj(self):
@@ -98,7 +112,15 @@ class RunSpec:
 
     def match_key(self) -> str:
         """What identifies 'the same run' across result sets (compare matches on this)."""
-        return json.dumps({k: v for k, v in self.to_dict().items() if k not in ("id", "timeout_s")}, sort_keys=True)
+        return match_key(self.to_dict())
+
+
+match_key = results.match_key
+
+
+def member_id(group: str, seed: int, replicate: int, first_seed: int) -> str:
+    """`infer-baseline` for the first seed's replicate 0, `infer-baseline@s1r2` otherwise."""
+    return group if (seed, replicate) == (first_seed, 0) else f"{group}@s{seed}r{replicate}"
 
 
 def make_budget(scenario: str, overrides: dict):
@@ -136,6 +158,8 @@ def validate(spec: RunSpec) -> None:
         check_scenario(build_all(list(spec.techniques)), SCENARIO_OF[spec.scenario])
     except TechniqueError as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
+    if spec.threads is not None and (isinstance(spec.threads, bool) or not isinstance(spec.threads, int) or spec.threads < 1):
+        raise ConfigError(f"run {spec.id!r}: threads={spec.threads!r} must be an integer >= 1 (or absent: torch's default)")
     if spec.text and not Path(spec.text).is_file():
         raise ConfigError(f"run {spec.id!r}: reference text {spec.text!r} does not exist")
 
@@ -151,6 +175,23 @@ class Suite:
     target_reference: str = "finetune-full"  # run id whose final accuracy sets the target
     path: str = ""
     kernel_bench: str = "none"  # also run the kernel micro-benchmark (CUDA): none | quick | full
+    plan: dict = field(default_factory=dict)  # run id -> {"seeds": [...], "replicates": n}
+    quality_replicates: int = 1  # replicates per seed that evaluate quality; the rest time only
+    noninferiority_margin: float = 0.01  # quality-and-speed lines: "not worse than -margin" (fraction)
+    threads: int | None = None
+
+    def members(self, only: list[str] | None = None) -> list[RunSpec]:
+        """Every (run, seed, replicate) of the suite as its own RunSpec, runs in suite order."""
+        out = []
+        for r in self.runs:
+            if only and r.id not in only:
+                continue
+            p = self.plan.get(r.id) or {"seeds": [r.seed], "replicates": 1}
+            for seed in p["seeds"]:
+                for rep in range(p["replicates"]):
+                    out.append(dataclasses.replace(r, id=member_id(r.id, seed, rep, p["seeds"][0]), group=r.id, seed=seed,
+                                                   replicate=rep, timing_only=rep >= self.quality_replicates))
+        return out
 
 
 def suite_names() -> list[str]:
@@ -168,14 +209,34 @@ def suite_path(name_or_path: str) -> Path:
 
 
 SUITE_KEYS = {"name", "description", "device", "model", "seed", "price_per_hour", "price_source",
-              "target_fraction", "target_reference", "timeout_s", "kernel_bench"}
+              "target_fraction", "target_reference", "timeout_s", "kernel_bench",
+              "replicates", "seeds", "threads", "quality_replicates", "noninferiority_margin"}
 KERNEL_BENCH = ("none", "quick", "full")
-RUN_KEYS = {"id", "scenario", "model", "task", "techniques", "budget", "seed", "device", "dtype", "text", "timeout_s"}
+RUN_KEYS = {"id", "scenario", "model", "task", "techniques", "budget", "seed", "device", "dtype", "text", "timeout_s",
+            "replicates", "seeds", "threads"}
+
+
+def check_count(where: str, key: str, v, lo: int = 1, none_ok: bool = False):
+    """An integer >= lo (replicates, threads, quality_replicates)."""
+    if v is None and none_ok:
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ConfigError(f"{where}: {key}={v!r} must be an integer >= {lo}")
+    return v
+
+
+def check_seeds(where: str, v) -> list[int]:
+    if not isinstance(v, (list, tuple)) or not v or any(isinstance(s, bool) or not isinstance(s, int) for s in v):
+        raise ConfigError(f"{where}: seeds={v!r} must be a non-empty list of integers, e.g. [0, 1, 2]")
+    if len(set(v)) != len(v):
+        raise ConfigError(f"{where}: seeds={v!r} repeats a seed")
+    return list(v)
 
 
 def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
     """Load and validate a suite. `overrides` (from the CLI) replace suite-level settings:
-    device, model, seed, price_per_hour, text, and `budget` (merged into every run's budget)."""
+    device, model, seed, price_per_hour, text, replicates, seeds, threads, and `budget` (merged
+    into every run's budget); replicates, seeds and threads from the CLI also replace per-run values."""
     path = suite_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -187,7 +248,16 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         raise ConfigError(f"{path}: unknown [suite] key(s) {bad}; valid: {sorted(SUITE_KEYS)}")
     ov = dict(overrides or {})
     defaults = raw.get("defaults", {})
-    runs = []
+    where = str(path)
+    s_reps = check_count(where, "replicates", ov.get("replicates", head.get("replicates", 1)))
+    s_seeds = ov.get("seeds", head.get("seeds"))
+    s_seeds = check_seeds(where, s_seeds) if s_seeds is not None else None
+    s_threads = check_count(where, "threads", ov.get("threads", head.get("threads")), none_ok=True)
+    q_reps = check_count(where, "quality_replicates", head.get("quality_replicates", 1))
+    margin = head.get("noninferiority_margin", 0.01)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ConfigError(f"{where}: noninferiority_margin={margin!r} must be a fraction in [0, 1), e.g. 0.01 for 1 point")
+    runs, plan = [], {}
     for i, r in enumerate(raw.get("run", [])):
         bad = sorted(set(r) - RUN_KEYS)
         if bad:
@@ -199,9 +269,18 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
             id=r["id"], scenario=r["scenario"], model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
             task=r.get("task", "arith"), techniques=tuple(r.get("techniques", ())), budget=budget,
             seed=ov.get("seed", r.get("seed", head.get("seed", 0))), device=ov.get("device") or r.get("device", head.get("device", "cpu")),
-            dtype=r.get("dtype"), text=ov.get("text") or r.get("text"), timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)))
+            dtype=r.get("dtype"), text=ov.get("text") or r.get("text"), timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)),
+            threads=ov["threads"] if "threads" in ov else check_count(f"{where}: run {r['id']!r}", "threads", r.get("threads", s_threads), none_ok=True))
+        spec = dataclasses.replace(spec, group=spec.id)
         validate(spec)
         runs.append(spec)
+        rw = f"{where}: run {r['id']!r}"
+        seeds = ov.get("seeds") or (check_seeds(rw, r["seeds"]) if "seeds" in r else s_seeds) or [spec.seed]
+        if "seed" in ov and "seeds" not in ov:
+            seeds = [ov["seed"]]
+        reps = ov["replicates"] if "replicates" in ov else check_count(rw, "replicates", r.get("replicates", s_reps))
+        plan[spec.id] = {"seeds": list(seeds), "replicates": reps}
+        runs[-1] = dataclasses.replace(spec, seed=seeds[0])
     ids = [r.id for r in runs]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -215,4 +294,5 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     return Suite(name=head.get("name", path.stem), description=head.get("description", ""), runs=runs,
                  price_per_hour=price, price_source="--price-per-hour" if "price_per_hour" in ov else head.get("price_source", ""),
                  target_fraction=head.get("target_fraction", 0.9), target_reference=head.get("target_reference", "finetune-full"),
-                 path=str(path), kernel_bench=kb)
+                 path=str(path), kernel_bench=kb, plan=plan, quality_replicates=q_reps, noninferiority_margin=float(margin),
+                 threads=s_threads)

@@ -75,6 +75,7 @@ class Memory:
     def reset(self) -> None:
         if self.device == "cuda":
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()  # the reserved peak starts from what live tensors hold, not an earlier region's cache
             torch.cuda.reset_peak_memory_stats()
             return
         # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS, so the
@@ -131,10 +132,12 @@ def nvml_handle(pynvml, index: int | None = None):
 
 
 class Energy:
-    """GPU energy over a region from NVML's total-energy counter."""
+    """GPU energy over a region from NVML's total-energy counter; pause()/resume() leave a part of
+    the region out (fine-tuning's evaluations): the result is the sum of the measured segments."""
 
     def __init__(self, device: str):
         self.device, self.handle, self.reason, self.start_mj = device, None, None, None
+        self.total_mj, self.segments = 0, 0
         if device != "cuda":
             self.reason = "energy is measured through NVML on NVIDIA GPUs only"
             return
@@ -156,17 +159,27 @@ class Energy:
         return self
 
     def __exit__(self, *exc):
+        self.pause()
+
+    def pause(self) -> None:
         self.end_mj = None
-        if self.handle is not None:
+        if self.handle is not None and self.start_mj is not None:
             import pynvml
 
             sync(self.device)
             self.end_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+            self.total_mj += self.end_mj - self.start_mj
+            self.segments += 1
+            self.start_mj = None
+
+    def resume(self) -> None:
+        self.__enter__()
 
     def result(self) -> dict:
-        if self.handle is None or self.start_mj is None or self.end_mj is None:
+        if self.handle is None or not self.segments:
             return missing(self.reason or "energy region not measured")
-        return {"value": (self.end_mj - self.start_mj) / 1000.0, "unit": "J", "method": "NVML total energy counter"}
+        return {"value": self.total_mj / 1000.0, "unit": "J", "method": "NVML total energy counter"
+                + (f", sum of {self.segments} segments (evaluations excluded)" if self.segments > 1 else "")}
 
 
 @contextmanager

@@ -146,7 +146,10 @@ def figures(sets: list[dict]) -> dict:
 def plot(paths: list, out: str | Path | None = None) -> list[Path]:
     """Load the result sets, draw every figure, write PNG and SVG into `out` (default: the first
     set's folder). Returns the files written."""
-    sets = [results.load(p) for p in paths]
+    from .replicates import representatives
+
+    # one point per suite run: replicate medians and seed means stand for a run's members
+    sets = [{**rs, "runs": representatives(rs)} for rs in map(results.load, paths)]
     folder = Path(out) if out else Path(sets[0]["_path"]).parent
     written = []
     for name, fig in figures(sets).items():

@@ -3,11 +3,12 @@
 README.md sits beside results.json and embeds the plots by relative path, so committing
 results/<suite>/<run>/ shows the whole report on the code host's page.
 
-`python -m effbench.pr_report BASE_ROOT HEAD_ROOT --comment FILE` is what the PR workflow
-(.github/workflows/bench.yml) calls after `make bench OUT=BASE_ROOT` on the PR's base and
-`make bench OUT=HEAD_ROOT` on its head: it takes the newest result set under each root, writes
-the head's README.md against the base, writes the comparison markdown for the PR comment, and
-exits like `effbench compare` (0 pass, 1 regression, 2 bad input), so the job fails on regressions.
+`python -m effbench.pr_report BASE HEAD --comment FILE` is what the PR workflow
+(.github/workflows/bench.yml) calls after `effbench ab BASE_CHECKOUT HEAD_CHECKOUT --out DIR`
+(BASE = DIR/base, HEAD = DIR/head; a folder holding results.json is taken as it is, else the
+newest result set under it, as `make bench OUT=ROOT` writes): it writes the head's README.md
+against the base, writes the comparison markdown for the PR comment, and exits like
+`effbench compare` (0 pass, 1 regression, 2 bad input), so the job fails on regressions.
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ MARKER = "<!-- effbench-compare -->"  # lets the workflow find and update its ow
 
 
 def newest_set(root: str | Path) -> Path:
-    """The most recently created result-set folder under `root` (<root>/<suite>/<stamp>_<sha>/)."""
+    """`root` itself when it holds results.json (an `effbench ab` side), else the most recently
+    created result-set folder under it (<root>/<suite>/<stamp>_<sha>/)."""
+    if (Path(root) / "results.json").is_file():
+        return Path(root)
     found = sorted(Path(root).glob("*/*/results.json"), key=lambda p: (p.parent.name, p.stat().st_mtime))
     if not found:
         raise results.ResultError(f"no result set under {str(root)!r} (expected {root}/<suite>/<run>/results.json)")

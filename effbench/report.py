@@ -1,9 +1,15 @@
-"""Summary tables of a result set (markdown through tabulate), with derived figures computed here."""
+"""Summary tables of a result set (markdown through tabulate), with derived figures computed here.
+
+One row per suite run: where a run has several members (seeds, replicates; effbench.replicates),
+timings are medians over replicates and accuracies means over seeds (± per-item stderr, with the
+across-seed sd). The replication section says how many seeds and replicates each figure has, and
+the trade-off section puts each technique's speed and quality against its baseline in one line.
+"""
 from __future__ import annotations
 
 from tabulate import tabulate
 
-from . import cost
+from . import cost, replicates, tradeoff
 
 
 def _v(run, name):
@@ -20,7 +26,10 @@ def pm(run, name, scale=100.0) -> str:
     if not m or m.get("value") is None:
         return "–"
     se = m.get("stderr")
-    return f"{scale * m['value']:.1f} ± {scale * se:.1f}" if se is not None else f"{scale * m['value']:.1f}"
+    out = f"{scale * m['value']:.1f} ± {scale * se:.1f}" if se is not None else f"{scale * m['value']:.1f}"
+    if m.get("n_seeds"):
+        out += f" (sd {scale * (m.get('seed_sd') or 0):.1f}, {m['n_seeds']} seeds)"
+    return out
 
 
 def mib(x) -> str:
@@ -153,6 +162,28 @@ def pruning_section(rs, ok) -> list[str]:
             "split; `pruning s` (scoring included) is part of setup and of the cost; time-to-target uses the suite's target."]
 
 
+def replication_section(rs: dict) -> list[str]:
+    """Seeds and replicates per run, and which figures rest on one seed or one replicate."""
+    rows, one_rep, one_seed = [], [], []
+    for ms in replicates.groups(rs).values():
+        p = replicates.primary(ms)
+        if p["status"] != "ok":
+            continue
+        seeds = sorted({r["spec"].get("seed", 0) for r in replicates.ok(ms)})
+        reps = max(sum(r["spec"].get("seed", 0) == s for r in replicates.ok(ms)) for s in seeds)
+        quality = sum(not r["spec"].get("timing_only") for r in replicates.ok(ms))
+        rows.append([p["id"], ",".join(map(str, seeds)), reps, quality])
+        (one_rep if len(replicates.ok(ms)) < 2 else []).append(p["id"])
+        (one_seed if len(seeds) < 2 else []).append(p["id"])
+    lines = ["", "## Replication", "", tabulate(rows, ["run", "seeds", "replicates per seed", "quality runs"], tablefmt="github",
+                                                  disable_numparse=True), ""]
+    if one_rep:
+        lines.append(f"Timings with one replicate (compare shows them as `info`, not tested): {', '.join(one_rep)}.")
+    if one_seed:
+        lines.append(f"Accuracies from one seed (no seed-to-seed spread in the figure): {', '.join(one_seed)}.")
+    return lines
+
+
 def summary_markdown(rs: dict) -> str:
     env = rs.get("env", {})
     p, src = price(rs)
@@ -168,13 +199,17 @@ def summary_markdown(rs: dict) -> str:
     t = cost.target_accuracy(rs)
     if t is not None:
         lines.append(f"- fine-tuning target: {100 * t:.1f}% = {rs['target']['fraction']} x final accuracy of `{rs['target']['reference']}`")
-    ok = [r for r in rs["runs"] if r["status"] == "ok"]
+    ok = [r for r in replicates.representatives(rs) if r["status"] == "ok"]
     for scen, fn, title in (("finetune", finetune_rows, "Fine-tuning"), ("infer", infer_rows, "Inference")):
         runs = [r for r in ok if r["spec"]["scenario"] == scen]
         if runs:
             head, rows = fn(rs, runs)
             lines += ["", f"## {title}", "", tabulate(rows, head, tablefmt="github", disable_numparse=True)]
     lines += pruning_section(rs, ok)
+    lines += replication_section(rs)
+    trade = tradeoff.lines(rs)
+    if trade:
+        lines += ["", "## Quality and speed against the baseline", ""] + trade
     if rs.get("kernels"):
         from .cli_kernels import kernel_markdown
 

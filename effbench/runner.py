@@ -7,6 +7,7 @@ reason and never started.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -38,19 +39,33 @@ def precheck(spec: config.RunSpec) -> str | None:
     return None
 
 
-def run_child(spec: config.RunSpec, folder: Path, echo=print) -> dict:
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def child_env(threads: int | None) -> dict:
+    """The child's environment: with a thread count, every BLAS/OpenMP pool is sized before import."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update({k: str(threads) for k in THREAD_VARS})
+    return env
+
+
+def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = ()) -> dict:
+    """Run one spec in its own process: `[*wrap] python -m effbench.child SPEC OUT` (python: this
+    interpreter unless given, e.g. the other checkout's `.venv/bin/python` in `effbench ab`)."""
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     spec_path, out_path, log_path = (folder / f"{spec.id}.{s}" for s in ("spec.json", "result.json", "log"))
     spec_path.write_text(json.dumps(spec.to_dict(), indent=1))
     out_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "effbench.child", str(spec_path), str(out_path)]
+    cmd = [*wrap, python or sys.executable, "-m", "effbench.child", str(spec_path), str(out_path)]
     status, detail = None, ""
     with open(log_path, "w") as logf:
         # cwd: the run's folder, never the repository root, whose `kernels/` folder would shadow
         # the real `kernels` package that transformers and bitsandbytes probe for (`-m` puts the
         # working directory first on sys.path).
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1, cwd=folder)
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1, cwd=folder,
+                                env=child_env(spec.threads))
         timer = threading.Timer(spec.timeout_s, proc.kill)  # a silent hang is killed too
         timer.start()
         try:
@@ -80,31 +95,45 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print) -> dict:
     return r
 
 
+def check_only(suite: config.Suite, only: list[str] | None) -> None:
+    unknown = sorted(set(only or ()) - {r.id for r in suite.runs})
+    if unknown:
+        raise config.ConfigError(f"unknown run id(s) {unknown}; valid: {[r.id for r in suite.runs]}")
+
+
+def execute(spec: config.RunSpec, out: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = ()) -> dict:
+    """One member: skipped with the reason where the device or scenario cannot host it, else a child."""
+    t0 = time.monotonic()
+    why = precheck(spec)
+    if why:
+        r = results.new_run(spec.id, spec.to_dict(), status="skipped", reason=why)
+    else:
+        r = run_child(spec, out / "runs", echo, python, wrap)
+    msg = r.get("reason") or r.get("error") or ""
+    echo(f"    -> {r['status']} in {time.monotonic() - t0:.0f}s{': ' + msg[:300] if msg else ''}")
+    return r
+
+
+def label(spec: config.RunSpec) -> str:
+    rep = f", seed {spec.seed} replicate {spec.replicate}{' timing only' if spec.timing_only else ''}" if spec.id != spec.group else ""
+    return f"{spec.id} ({spec.scenario}, {report.techniques_label({'spec': spec.to_dict()})}{rep})"
+
+
 def run_suite(suite: config.Suite, out_root: Path, only: list[str] | None = None, echo=print) -> Path:
-    runs = [r for r in suite.runs if not only or r.id in only]
-    if only:
-        unknown = sorted(set(only) - {r.id for r in suite.runs})
-        if unknown:
-            raise config.ConfigError(f"unknown run id(s) {unknown}; valid: {[r.id for r in suite.runs]}")
+    check_only(suite, only)
+    runs = suite.members(only)
     device = runs[0].device if runs else "cpu"
     env = measure.environment(device)
     rs = results.new_set(suite, env, env["git"])
     out = results.set_dir(out_root, suite.name, env["git"].get("sha"))
     out.mkdir(parents=True, exist_ok=True)
-    echo(f"effbench: suite {suite.name!r}, {len(runs)} runs on {env.get('device_name')} -> {out}")
+    echo(f"effbench: suite {suite.name!r}, {len(runs)} runs ({len({r.group for r in runs})} suite runs x seeds x replicates) "
+         f"on {env.get('device_name')} -> {out}")
     t_suite = time.monotonic()
     for i, spec in enumerate(runs, 1):
-        echo(f"[{i}/{len(runs)}] {spec.id} ({spec.scenario}, {report.techniques_label({'spec': spec.to_dict()})})")
-        t0 = time.monotonic()
-        why = precheck(spec)
-        if why:
-            r = results.new_run(spec.id, spec.to_dict(), status="skipped", reason=why)
-        else:
-            r = run_child(spec, out / "runs", echo)
-        rs["runs"].append(r)
+        echo(f"[{i}/{len(runs)}] {label(spec)}")
+        rs["runs"].append(execute(spec, out, echo))
         results.write_json_atomic(out / "results.json", rs)
-        msg = r.get("reason") or r.get("error") or ""
-        echo(f"    -> {r['status']} in {time.monotonic() - t0:.0f}s{': ' + msg[:300] if msg else ''}")
     if suite.kernel_bench != "none":
         echo(f"kernel micro-benchmark ({suite.kernel_bench} sweep)")
         rs.update(run_kernel_bench_child(out, device, quick=suite.kernel_bench == "quick"))

@@ -1,16 +1,27 @@
 """Statistics for comparing two result sets: one verdict rule per kind of metric.
 
 Why three rules: the figures differ in where their noise comes from.
-- Timings (a metric with repeated `samples`): samples on the two sides are independent, so the
-  change is the ratio of medians with a percentile bootstrap CI (each side resampled on its own),
-  significance from a Mann-Whitney U test (the percentile bootstrap is anti-conservative for the
-  2-10 samples a run records; with 2-3 samples a side, a Welch t-test on log times). `worse`/`better` needs p < alpha *and* the change to reach a
-  minimum effect (default 5%): a real but tiny difference is not worth a red mark.
+- Timings: judged on replicates (below, `replicate_timing`). `timing` compares the samples inside
+  one run on each side (ratio of medians, percentile bootstrap CI, Mann-Whitney U / Welch t on
+  logs); compare uses only its CI, to describe a single pair of runs, never as a verdict, since
+  samples from one process are not replicates of the run. `worse`/`better` needs p < alpha *and*
+  the change to reach a minimum effect (default 5%): a real but tiny difference is not worth a red mark.
 - Accuracies: both sides score the same eval items, so the test is paired. 0/1 scores: exact
   McNemar test on the discordant items; other scores: paired bootstrap of the mean difference.
   The CI of the difference (points) comes from the paired bootstrap in both cases.
 - Byte counts and deterministic figures (perplexity, KLD, loss): no sampling noise from the
   harness, so an exact comparison with a small relative tolerance.
+
+Replicates. The run (its own process) is the unit of replication: between runs the machine, the
+allocator and the thread placement change, and that run-to-run variation is the main noise when
+one side runs after the other. So a timing verdict comes from the per-replicate values (each
+replicate's median, or the summary its value is), never from samples inside one run:
+`replicate_timing` is a Welch t-test on log replicate values (timing noise is multiplicative),
+with its CI, the minimum detectable effect (`mde`: the true change this test detects with 80%
+power given the run-to-run spread measured) and the replicates a side needs to detect
+`min_effect`. One replicate on a side means no test (the caller shows `info`). Accuracies over
+several seeds: Welch t on the per-seed accuracies (seed variance included); one seed: McNemar on
+items. `noninferiority`: paired one-sided test that head is not worse than base by `margin`.
 
 Every function is deterministic for a given `seed` (results and tests are reproducible).
 """
@@ -32,6 +43,9 @@ class Outcome:
     p: float | None  # p-value where the rule has one
     direction: int  # +1 head is larger, -1 smaller, 0 no detectable difference
     method: str
+    mde: float | None = None  # timing: smallest relative change detectable at 80% power (replicate level)
+    n_needed: int | None = None  # timing: replicates per side to detect min_effect at 80% power
+    sd_log: float | None = None  # timing: pooled run-to-run sd of log replicate values
 
 
 # "hmean": a throughput computed as work / median time from 2 samples is their harmonic mean.
@@ -142,3 +156,123 @@ def tolerance(base: float, head: float, rel_tol: float = 0.01, abs_tol: float = 
     change = head / base - 1 if base else float("inf") * np.sign(head)
     big = abs(head - base) > max(abs_tol, rel_tol * max(abs(base), abs(head)))
     return Outcome(float(change), None, None, None, int(np.sign(head - base)) if big else 0, f"exact ± {rel_tol:.0%}")
+
+
+POWER = 0.8  # power at which the minimum detectable effect and the replicates needed are stated
+MAX_REPLICATES = 1000
+
+
+def _power(delta: float, sd: float, n_b, n_h, alpha: float):
+    """Power of the two-sided two-sample t-test on logs for a true log-change `delta` (noncentral t;
+    pooled degrees of freedom). Vectorised over n_b, n_h."""
+    n_b, n_h = np.asarray(n_b, float), np.asarray(n_h, float)
+    df = n_b + n_h - 2
+    nc = delta / (sd * np.sqrt(1 / n_b + 1 / n_h))
+    t = sps.t.ppf(1 - alpha / 2, df)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc)
+    # scipy's noncentral t returns NaN far in its tails: there the normal approximation holds
+    return np.where(np.isfinite(p), p, sps.norm.sf(t - nc) + sps.norm.cdf(-t - nc))
+
+
+def pooled_sd(*groups) -> float:
+    """Pooled standard deviation of several samples (each of >= 2 values)."""
+    ss = sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups)
+    df = sum(len(g) - 1 for g in groups)
+    return math.sqrt(ss / df) if df > 0 else float("nan")
+
+
+def mde(sd_log: float, n_b: int, n_h: int, alpha: float = 0.05, power: float = POWER) -> float | None:
+    """Smallest relative change (exp(delta) - 1) detected with `power` by the t-test on log values,
+    with `sd_log` the run-to-run standard deviation of log replicate values."""
+    from scipy.optimize import brentq
+
+    if min(n_b, n_h) < 2 or not math.isfinite(sd_log):
+        return None
+    if sd_log == 0:
+        return 0.0
+    hi = sd_log
+    while _power(hi, sd_log, n_b, n_h, alpha) < power:
+        hi *= 2
+        if hi > 1e3 * sd_log + 50:  # beyond any timing change: no practical MDE
+            return None
+    return float(math.expm1(brentq(lambda d: float(_power(d, sd_log, n_b, n_h, alpha)) - power, 0.0, hi)))
+
+
+def replicates_needed(sd_log: float, min_effect: float, alpha: float = 0.05, power: float = POWER) -> int | None:
+    """Replicates per side for the t-test on logs to detect a `min_effect` change with `power`
+    (None: more than MAX_REPLICATES, or the noise is unknown)."""
+    if not math.isfinite(sd_log) or min_effect <= 0:
+        return None
+    if sd_log == 0:
+        return 2
+    n = np.arange(2, MAX_REPLICATES + 1)
+    ok = np.nonzero(_power(math.log1p(min_effect), sd_log, n, n, alpha) >= power)[0]
+    return int(n[ok[0]]) if len(ok) else None
+
+
+def replicate_timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: float = 0.95) -> Outcome:
+    """Per-replicate values (>= 2 a side): change = ratio of geometric means - 1, Welch t-test and
+    its CI on log values, MDE and replicates needed from the pooled run-to-run spread."""
+    lb, lh = np.log(np.asarray(base, float)), np.log(np.asarray(head, float))
+    if min(len(lb), len(lh)) < 2:
+        raise ValueError(f"a replicate-level test needs >= 2 replicates a side, got {len(lb)}/{len(lh)}")
+    d = float(lh.mean() - lb.mean())
+    sd = pooled_sd(lb, lh)
+    if sd == 0:
+        p, lo, hi = (1.0 if d == 0 else 0.0), d, d
+    else:
+        with warnings.catch_warnings():  # one side constant: scipy warns, the Welch result is still defined
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t = sps.ttest_ind(lh, lb, equal_var=False)
+            lo, hi = t.confidence_interval(conf)
+        p = 1.0 if math.isnan(t.pvalue) else float(t.pvalue)
+    change = math.expm1(d)
+    direction = int(np.sign(d)) if p < alpha and abs(change) >= min_effect else 0
+    return Outcome(change, math.expm1(lo), math.expm1(hi), p, direction,
+                   f"Welch t on log replicate values, {len(lb)}/{len(lh)} replicates",
+                   mde(sd, len(lb), len(lh), alpha), replicates_needed(sd, min_effect, alpha), sd)
+
+
+def seed_accuracy(base, head, alpha: float = 0.05, conf: float = 0.95) -> Outcome:
+    """Per-seed accuracies (>= 2 a side): mean difference (fraction), Welch t-test and its CI, so
+    that the training's seed-to-seed variation is part of the noise."""
+    b, h = np.asarray(base, float), np.asarray(head, float)
+    d = float(h.mean() - b.mean())
+    if pooled_sd(b, h) == 0:
+        p, lo, hi = (1.0 if d == 0 else 0.0), d, d
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t = sps.ttest_ind(h, b, equal_var=False)
+            lo, hi = t.confidence_interval(conf)
+        p = 1.0 if math.isnan(t.pvalue) else float(t.pvalue)
+    return Outcome(d, float(lo), float(hi), p, int(np.sign(d)) if p < alpha else 0,
+                   f"Welch t over seeds, {len(b)}/{len(h)} seeds")
+
+
+def noninferiority(base, head, margin: float) -> tuple[float, float]:
+    """Paired one-sided test of H0: mean(head - base) <= -margin against 'not worse by more than
+    margin': (mean difference, p). `base`/`head` are paired per-item scores, or per-seed
+    accuracies of common seeds."""
+    d = np.asarray(head, float) - np.asarray(base, float)
+    if len(d) < 2:
+        raise ValueError(f"a non-inferiority test needs >= 2 paired values, got {len(d)}")
+    m = float(d.mean())
+    if np.all(d == d[0]):
+        return m, (0.0 if m > -margin else 1.0)
+    return m, float(sps.ttest_1samp(d, -margin, alternative="greater").pvalue)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (family-wise error rate over several tests), in input order."""
+    p = np.asarray(p_values, float)
+    m = len(p)
+    if not m:
+        return p
+    order = np.argsort(p)
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from _resultsets import finetune_run, infer_run, make_set, write
+from _resultsets import finetune_run, infer_run, make_set, replicated, write
 
 from effbench import cli, compare, compare_format, stats
 
@@ -72,14 +72,16 @@ def test_tolerance_rule():
 
 
 def _pair():
-    """Base and head with known differences: train throughput -20% (worse), b8 decode +20% (better),
-    peak RSS +10% (worse), 8 of 100 eval items lost (worse); everything else equal."""
+    """Base and head, 4 replicates each, with known differences: train throughput -20% (worse), b8
+    decode +20% (better), peak RSS +10% (worse), 8 of 100 eval items lost (worse); else equal."""
     lost = [0.0] * 8 + [1.0] * 42 + [0.0] * 50
-    base = make_set([finetune_run(), infer_run(), infer_run("infer-old", techniques=[{"name": "nf4", "params": {}}])])
+    rep = dict(n=4, drift_cv=0.01, step_cv=0.01)
+    base = make_set(replicated(finetune_run(), seed=1, **rep) + replicated(infer_run(), seed=2, **rep)
+                    + [infer_run("infer-old", techniques=[{"name": "nf4", "params": {}}])])
     head_infer = infer_run()
-    head_infer["metrics"]["decode_tokens_per_s.b8"] = infer_run(dec=600.0, seed=3)["metrics"]["decode_tokens_per_s.b8"]
-    head = make_set([finetune_run(items=lost, tps=800.0, peak=950 * 2**20, seed=5), head_infer,
-                     infer_run("infer-new", techniques=[{"name": "int8", "params": {}}])])
+    head_infer["metrics"]["decode_tokens_per_s.b8"]["value"] *= 1.2
+    head = make_set(replicated(finetune_run(items=lost, tps=800.0, peak=950 * 2**20, seed=5), seed=3, **rep)
+                    + replicated(head_infer, seed=4, **rep) + [infer_run("infer-new", techniques=[{"name": "int8", "params": {}}])])
     return base, head
 
 
@@ -91,7 +93,7 @@ def test_known_differences_give_expected_verdicts_headline_and_exit():
     assert v[("finetune-full", "accuracy")] == "worse"
     assert v[("finetune-full", "peak_rss_bytes")] == "worse"
     assert v[("infer-baseline", "decode_tokens_per_s.b8")] == "better"
-    assert v[("finetune-full", "steps")] == "info" and v[("infer-baseline", "speed_wall_s")] == "info"
+    assert v[("finetune-full", "steps")] == "info" and v[("infer-baseline", "decode_tokens_per_s.b1")] == "same"
     assert ("finetune-full", "mfu") not in v  # null on both sides: nothing to say
     judged = [r for r in res["rows"] if r["verdict"] in ("worse", "better")]
     assert len(judged) == 4
@@ -108,8 +110,8 @@ def test_known_differences_give_expected_verdicts_headline_and_exit():
 
 
 def test_aa_on_identical_and_resampled_sets_is_all_same():
-    a = make_set([finetune_run(seed=1), infer_run(seed=2)])
-    b = make_set([finetune_run(seed=11), infer_run(seed=12)])  # same distributions, new samples
+    a = make_set(replicated(finetune_run(), 3, seed=1) + replicated(infer_run(), 3, seed=2))
+    b = make_set(replicated(finetune_run(), 3, seed=11) + replicated(infer_run(), 3, seed=12))  # new replicates
     for res in (compare.compare(a, a), compare.compare(a, b)):
         assert res["counts"]["worse"] == res["counts"]["better"] == 0 and compare.exit_status(res) == 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from _resultsets import finetune_run, infer_run, make_set, write
+from _resultsets import finetune_run, infer_run, make_set, replicated, write
 
 from effbench import cli, plot, plot_curves, pr_report
 
@@ -92,9 +92,10 @@ def test_plot_command_writes_png_and_svg_into_the_set_folder(tmp_path):
 
 
 def test_report_readme_and_pr_entry(tmp_path):
-    base = write(smoke_like(), tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa")
-    head_rs = smoke_like()
-    head_rs["runs"][0]["metrics"]["train_tokens_per_s"] = finetune_run(tps=700.0, seed=9)["metrics"]["train_tokens_per_s"]
+    base_rs, head_rs = smoke_like(), smoke_like()  # finetune-full with 3 replicates a side, -30% in head
+    base_rs["runs"][:1] = replicated(finetune_run(), 3, 1, drift_cv=0.01)
+    head_rs["runs"][:1] = replicated(finetune_run(tps=700.0), 3, 2, drift_cv=0.01)
+    base = write(base_rs, tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa")
     write(head_rs, tmp_path / "head" / "smoke" / "20260101T010000Z_bbbb")
     comment = tmp_path / "comment.md"
     assert pr_report.main([str(tmp_path / "base"), str(tmp_path / "head"), "--comment", str(comment)]) == 1

@@ -103,6 +103,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     checkpoint(0)
     model.train()
     mem.reset()
+    segment_peaks: list[dict] = []
     with energy:
         for step in range(1, n_steps + 1):
             if b.train_tokens is not None and tokens_seen >= b.train_tokens:
@@ -136,10 +137,16 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
             if not math.isfinite(losses[-1]):
                 raise FloatingPointError(f"training loss became {losses[-1]} at step {step}")
             if step % b.eval_every == 0 and step != n_steps:
+                # Evaluations lie outside the memory and energy regions, as they lie outside train_wall_s.
+                segment_peaks.append(mem.read())
+                energy.pause()
                 model.eval()
                 checkpoint(step)
                 model.train()
-    peak = mem.read()
+                mem.reset()
+                energy.resume()
+    segment_peaks.append(mem.read())
+    peak = {k: (max(p[k] for p in segment_peaks) if k != "method" else segment_peaks[-1][k]) for k in segment_peaks[-1]}
     log(f"trained {len(losses)} steps, {tokens_seen} tokens in {train_wall:.0f}s; final evaluation")
     model.eval()
     no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
