@@ -193,6 +193,7 @@ def _build_smollm2(out: Path) -> None:
     fresh.load_state_dict(src.state_dict())
     del src
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache folder is readable like any other
     try:
         fresh.save_pretrained(tmp, safe_serialization=True)
         for p in TOKENIZER_DIR.iterdir():  # equal to the GGUF's (tests/test_default_model.py)
