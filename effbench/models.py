@@ -233,6 +233,19 @@ def _load_smollm2():
     raise AssertionError("unreachable")
 
 
+def _reload_in(folder: Path, verified, dtype: torch.dtype):
+    """The checkpoint loaded by from_pretrained in `dtype` (which keeps buffers such as RoPE's
+    inv_freq in float32, unlike `.to(dtype)`), checked equal to the verified float32 weights cast."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    ref = verified.state_dict()
+    for k, t in model.state_dict().items():
+        if k not in ref or not torch.equal(t, ref[k].to(t.dtype)):
+            raise ModelError(f"{folder}: {k} differs from the verified weights (changed while loading?)")
+    return model
+
+
 def smollm2_checkpoint() -> Path:
     """The verified plain checkpoint folder of the default model (for tools such as lm-eval's `hf`)."""
     return _load_smollm2()[1]
@@ -280,7 +293,8 @@ def load(name: str = DEFAULT_MODEL, device: str = "cpu", dtype: torch.dtype | No
         from transformers import AutoTokenizer
 
         model, d, verified_sha = _load_smollm2()
-        model.to(dtype)
+        if dtype != torch.float32:
+            model = _reload_in(d, model, dtype)
         tok = AutoTokenizer.from_pretrained(d) if with_tokenizer else None
         source, random_w = f"{SMOLLM2_INSTALL} ({SMOLLM2_GGUF}, dequantized)", False
         note = "weights carry Q4_1 rounding from the GGUF file they come from"

@@ -51,6 +51,16 @@ def test_cache_is_a_plain_checkpoint_loaded_without_gguf(checkpoint, monkeypatch
     assert models.state_dict_sha256(model) == models.SMOLLM2_WEIGHTS_SHA256
 
 
+def test_bf16_load_matches_the_verified_weights_and_keeps_fp32_rope(checkpoint):
+    import torch
+
+    model, _, info = models.load("smollm2-135m", dtype=torch.bfloat16, with_tokenizer=False)
+    ref, _, _ = models.load("smollm2-135m", dtype=torch.float32, with_tokenizer=False)
+    assert info.dtype == "bfloat16" and info.weights_sha256 == models.state_dict_sha256(model)
+    assert all(torch.equal(t, ref.state_dict()[k].to(torch.bfloat16)) for k, t in model.state_dict().items())
+    assert model.model.rotary_emb.inv_freq.dtype == torch.float32  # as from_pretrained(dtype=bf16) keeps it
+
+
 def test_lm_eval_hf_model_accepts_the_cache(checkpoint):
     from lm_eval.models.huggingface import HFLM
 
