@@ -171,7 +171,6 @@ def _cache_problem(d: Path) -> str | None:
     return None
 
 
-
 def _build_smollm2(out: Path) -> None:
     """Dequantize the pinned GGUF into `out` as a plain checkpoint (safetensors, config.json without
     quantization_config, the shipped tokenizer files), atomically (built aside, then renamed)."""
@@ -200,16 +199,22 @@ def _build_smollm2(out: Path) -> None:
             shutil.copyfile(p, tmp / p.name)
         (tmp / "effbench.json").write_text(json.dumps({"format": CACHE_FORMAT, "gguf": gguf.name, "gguf_sha256": gguf_sha,
                                                        "weights_sha256": state_dict_sha256(fresh)}, indent=1))
-        if out.exists():
+        if out.is_symlink() or out.is_file():
+            out.unlink()
+        elif out.exists():
             shutil.rmtree(out)
-        tmp.rename(out)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished the same build first
+            if _cache_problem(out) is not None:
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load_smollm2():
     """The default model in float32 from the verified cache, building or rebuilding it as needed.
-    Returns (model, folder, weights sha256). The weights are hashed once per load (~1 s)."""
+    Returns (model, folder, weights sha256). The weights are hashed once per load (~0.5 s for 538 MB)."""
     from transformers import AutoModelForCausalLM
 
     out = cache_dir() / "smollm2-135m"
