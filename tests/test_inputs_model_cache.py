@@ -7,6 +7,7 @@ untouched are hard links to the shared cache, files it changes are replaced, nev
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -18,6 +19,14 @@ import pytest
 from effbench import models
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _free_models():
+    """Models hold reference cycles: collect them here, or a later test's garbage collection frees
+    hundreds of MB mid-measurement (test_measure's region-peak test reads such a drop as no peak)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
