@@ -9,8 +9,8 @@ the device is skipped with the reason, never replaced by something else.
 
 Parameters are checked in one place, `build` -> `check_fields`, before any work: each value's
 type against the Config annotation, every number finite, and each field a Config lists in its
-`ranges` class attribute (`ranges: ClassVar[dict] = {"r": at_least(1, 4096)}`) inside its
-Range. `__post_init__` keeps only the checks that relate several fields.
+`ranges` class attribute (`ranges = {"r": at_least(1, 4096)}`: unannotated, so not a field)
+inside its Range. `__post_init__` keeps only the checks that relate several fields.
 
 Techniques know nothing about suites, files or reports: they see a `Context`.
 """
