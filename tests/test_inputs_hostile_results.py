@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import io
 import json
 import os
@@ -40,6 +41,14 @@ def _base() -> dict:
 
 BASE = _base()
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage():
+    """matplotlib figures and the fuzz's objects hold reference cycles: free them here, not in a
+    later test's memory measurement."""
+    yield
+    gc.collect()
 
 def _paths(obj, prefix=()):
     """Every place in `obj` (long lists: the list and its first two elements)."""

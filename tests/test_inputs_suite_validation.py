@@ -5,6 +5,7 @@ every value inside its declared range, or raise ConfigError, never another excep
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 import types
@@ -17,6 +18,13 @@ from hypothesis import strategies as st
 from effbench import config
 from effbench.techniques import TechniqueError, build, registry
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage():
+    """hypothesis leaves reference cycles: free them here, not in a later test's memory measurement."""
+    yield
+    gc.collect()
 
 @pytest.mark.parametrize("scenario,budget,words", [
     ("finetune", {"max_steps": -5}, ["max_steps=-5", "[1, 1e+07]"]),
