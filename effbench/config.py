@@ -3,7 +3,10 @@
 A suite (benchmarks/<name>.toml) lists runs; each run names a scenario (`finetune` or `infer`),
 techniques with parameters, and may override the scenario's budget. Everything is validated here,
 before any model is loaded: unknown keys, techniques, parameters, tasks and models fail with the
-valid choices named.
+valid choices named. Every budget value is checked for its type and its range (`ranges` on the
+budget classes, through techniques.check_fields, the same check technique parameters get), and the
+suite file's tables and keys for their types, so a bad value fails here with the key, the value and
+what is valid, never later in a child process after the model loaded.
 
 Replication: the run (one child process) is the unit of replication. A suite run with
 `seeds = [0, 1, 2]` and `replicates = 3` expands (Suite.members) into 9 RunSpecs sharing a `group`
@@ -26,7 +29,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from . import models, results
-from .techniques import TechniqueError, build_all, check_scenario
+from .result_schema import RUN_ID_PATTERN, RUN_ID_RE
+from .techniques import Range, TechniqueError, build_all, check_fields, check_scenario
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 SCENARIO_OF = {"finetune": "train", "infer": "infer"}  # workload -> technique scenario
@@ -55,6 +59,11 @@ class FinetuneBudget:
     n_train: int = 2000  # train examples generated
     n_eval: int = 200  # eval examples generated (final accuracy uses all of them)
 
+    ranges = {"batch_size": Range(1, 4096), "lr": Range(0.0, 1.0, lo_open=True), "warmup_steps": Range(0, 10**7),
+              "max_steps": Range(1, 10**7), "train_tokens": Range(1, 10**13), "epochs": Range(0.0, 10**4, lo_open=True),
+              "eval_every": Range(1, 10**7), "eval_limit": Range(1, 10**7), "eval_batch_size": Range(1, 4096),
+              "timing_warmup_steps": Range(0, 10**7), "n_train": Range(1, 10**7), "n_eval": Range(1, 10**7)}
+
 
 @dataclass(frozen=True)
 class InferBudget:
@@ -69,6 +78,19 @@ class InferBudget:
     eval_batch_size: int = 32
     quality: bool = True  # run the quality suite (probe, arith, perplexity, KLD)
     extra_tasks: tuple[str, ...] = ()  # any lm-eval task names, evaluated where their data is reachable
+
+    # Positions: prompt + decoded tokens and the perplexity window fit the default model's 8192.
+    ranges = {"batch_sizes": Range(1, 4096), "prompt_len": Range(1, 8192), "decode_tokens": Range(1, 8192),
+              "repeats": Range(1, 1000), "ppl_tokens": Range(2, 10**8), "ppl_window": Range(2, 8192),
+              "probe_limit": Range(1, 10**7), "arith_limit": Range(1, 10**7), "eval_batch_size": Range(1, 4096)}
+
+    def __post_init__(self):
+        if not self.batch_sizes:
+            raise ValueError("batch_sizes is empty; give at least one batch size, e.g. [1, 8]")
+        if self.prompt_len + self.decode_tokens > 8192:
+            raise ValueError(f"prompt_len + decode_tokens = {self.prompt_len + self.decode_tokens} exceeds the 8192 positions")
+        if self.ppl_window > self.ppl_tokens:
+            raise ValueError(f"ppl_window={self.ppl_window} is longer than ppl_tokens={self.ppl_tokens}")
 
 
 BUDGETS = {"finetune": FinetuneBudget, "infer": InferBudget}
@@ -124,17 +146,29 @@ def member_id(group: str, seed: int, replicate: int, first_seed: int) -> str:
 
 
 def make_budget(scenario: str, overrides: dict):
+    """The scenario's budget with `overrides`, each checked for type and range (ConfigError)."""
     cls = BUDGETS[scenario]
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"a {scenario} budget must be a table of key = value, got {overrides!r}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     bad = sorted(set(overrides) - set(names))
     if bad:
         raise ConfigError(f"unknown {scenario} budget key(s) {bad}; valid: {sorted(names)}")
-    vals = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return cls(**vals)
+    try:
+        vals = check_fields(f"{scenario} budget:", cls, overrides)
+        return cls(**vals)
+    except (TechniqueError, TypeError, ValueError) as e:
+        raise ConfigError(f"{scenario} budget: {e}" if not str(e).startswith(scenario) else str(e)) from None
 
 
 def validate(spec: RunSpec) -> None:
     """Every check that can fail before expensive work starts."""
+    if not isinstance(spec.id, str) or not RUN_ID_RE.match(spec.id):
+        raise ConfigError(f"run id {spec.id!r} is not a plain name (it names files): it must match {RUN_ID_PATTERN}")
+    for key, typ, rng in (("seed", int, Range(0, 2**32 - 1)), ("timeout_s", (int, float), Range(1, 10**7))):
+        v = getattr(spec, key)
+        if not isinstance(v, typ) or isinstance(v, bool) or v != v or v not in rng:
+            raise ConfigError(f"run {spec.id!r}: {key}={v!r} must be a number in {rng}")
     if spec.scenario not in BUDGETS:
         raise ConfigError(f"run {spec.id!r}: unknown scenario {spec.scenario!r}; valid: {sorted(BUDGETS)}")
     if spec.device not in ("cpu", "cuda"):
@@ -160,7 +194,11 @@ def validate(spec: RunSpec) -> None:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
     if spec.threads is not None and (isinstance(spec.threads, bool) or not isinstance(spec.threads, int) or spec.threads < 1):
         raise ConfigError(f"run {spec.id!r}: threads={spec.threads!r} must be an integer >= 1 (or absent: torch's default)")
-    if spec.text and not Path(spec.text).is_file():
+    try:
+        text_ok = not spec.text or Path(spec.text).is_file()
+    except (OSError, ValueError):  # e.g. an embedded NUL byte
+        text_ok = False
+    if not text_ok:
         raise ConfigError(f"run {spec.id!r}: reference text {spec.text!r} does not exist")
 
 
@@ -233,6 +271,50 @@ def check_seeds(where: str, v) -> list[int]:
     return list(v)
 
 
+# The type of every value a suite file may hold, checked before anything is built from it.
+TEXT, NUMBER = (str,), (int, float)
+SUITE_TYPES = {"name": TEXT, "description": TEXT, "device": TEXT, "model": TEXT, "seed": (int,), "price_per_hour": NUMBER,
+               "price_source": TEXT, "target_fraction": NUMBER, "target_reference": TEXT, "timeout_s": NUMBER,
+               "kernel_bench": TEXT, "replicates": (int,), "seeds": (list,), "threads": (int,), "quality_replicates": (int,),
+               "noninferiority_margin": NUMBER}
+SUITE_RANGES = {"price_per_hour": Range(0.0, 1e6), "target_fraction": Range(0.0, 1.0, lo_open=True),
+                "seed": Range(0, 2**32 - 1), "timeout_s": Range(1, 10**7), "replicates": Range(1, 1000),
+                "threads": Range(1, 4096), "quality_replicates": Range(0, 1000), "noninferiority_margin": Range(0.0, 1.0)}
+RUN_TYPES = {"id": TEXT, "scenario": TEXT, "model": TEXT, "task": TEXT, "techniques": (list,), "budget": (dict,),
+             "seed": (int,), "device": TEXT, "dtype": TEXT, "text": TEXT, "timeout_s": NUMBER, "replicates": (int,),
+             "seeds": (list,), "threads": (int,)}
+
+
+def _check_types(where: str, table: Any, types: dict, ranges: dict | None = None) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {table!r}")
+    for key, value in table.items():
+        want = types.get(key)
+        if want and (not isinstance(value, want) or isinstance(value, bool)):
+            raise ConfigError(f"{where}: {key} = {value!r} must be {' or '.join(t.__name__ for t in want)}")
+        r = (ranges or {}).get(key)
+        if r is not None and (value != value or value not in r):
+            raise ConfigError(f"{where}: {key} = {value!r} is out of range; valid: {r}")
+
+
+def check_suite_file(raw: dict, path: Path) -> None:
+    """The shape of a parsed suite file: tables where tables belong, and each key's type."""
+    _check_types(f"{path}: [suite]", raw.get("suite", {}), SUITE_TYPES, SUITE_RANGES)
+    defaults = raw.get("defaults", {})
+    _check_types(f"{path}: [defaults]", defaults, {k: (dict,) for k in BUDGETS})
+    bad = sorted(set(defaults) - set(BUDGETS))
+    if bad:
+        raise ConfigError(f"{path}: unknown [defaults.*] scenario(s) {bad}; valid: {sorted(BUDGETS)}")
+    runs = raw.get("run", [])
+    if not isinstance(runs, list):
+        raise ConfigError(f"{path}: `run` must be an array of tables ([[run]]), got {runs!r}")
+    for i, r in enumerate(runs):
+        _check_types(f"{path}: run #{i}", r, RUN_TYPES)
+        for t in r.get("techniques", []):
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("params", {}), dict):
+                raise ConfigError(f"{path}: run #{i}: a technique must be {{name = \"...\", params = {{...}}}}, got {t!r}")
+
+
 def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
     """Load and validate a suite. `overrides` (from the CLI) replace suite-level settings:
     device, model, seed, price_per_hour, text, replicates, seeds, threads, and `budget` (merged
@@ -242,6 +324,11 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    check_suite_file(raw, path)
+    _check_types(f"{path}: command-line override", {k: v for k, v in (overrides or {}).items() if k in SUITE_TYPES},
+                 SUITE_TYPES, SUITE_RANGES)
     head = raw.get("suite", {})
     bad = sorted(set(head) - SUITE_KEYS)
     if bad:

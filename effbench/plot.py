@@ -125,10 +125,12 @@ def pareto_figure(sets: list[dict], scenario: str):
 
 
 def save(fig, folder: Path, name: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = [folder / f"{name}.{ext}" for ext in ("png", "svg")]
-    for p in out:
-        fig.savefig(p, dpi=110 if p.suffix == ".png" else None)
+    """PNG and SVG of `fig` as folder/name.*, kept inside `folder` (results.output_file)."""
+    out = []
+    for ext in ("png", "svg"):
+        p = results.output_file(folder, f"{name}.{ext}")
+        results.replace_file(p, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=110 if ext == "png" else None))
+        out.append(p)
     plt.close(fig)
     return out
 

@@ -45,15 +45,16 @@ def write_readme(path: str | Path, baseline: str | Path | None = None, opts: com
                   compare_format.markdown(cmp, title="compare")]
     files = plot.plot([rs["_path"]], folder)
     if baseline:  # the same plots with both sets, in two colours
-        files += plot.plot([sets[1]["_path"], rs["_path"]], folder / "vs_baseline")
+        files += plot.plot([sets[1]["_path"], rs["_path"]], results.output_dir(folder, "vs_baseline"))
     pngs = [f for f in files if f.suffix == ".png"]
     if pngs:
         lines += ["## Plots", ""]
         for f in pngs:
             rel = f.relative_to(folder).as_posix()
             lines += [f"![{rel}]({rel})", f"[SVG]({rel[:-4]}.svg)", ""]
-    (folder / "README.md").write_text("\n".join(lines))
-    return folder / "README.md", cmp
+    readme = results.output_file(folder, "README.md")
+    results.replace_file(readme, lambda tmp: tmp.write_text("\n".join(lines)))
+    return readme, cmp
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,11 +20,20 @@ its own process. `spec` gains `group` (the suite run's id, shared by its members
 replicate that measured timings only: no evaluations). A member's `id` is the group id for its
 first seed's replicate 0 and `<group>@s<seed>r<replicate>` otherwise. Version 1 files (one run per
 suite run, no such fields) load as groups of one member: their timings have one replicate each.
+
+Loading treats a file as untrusted data (a pull request's benchmark writes the result set that
+the gate then reads): at most MAX_FILE_BYTES, nesting at most MAX_DEPTH deep, no NaN/Infinity
+and no integer beyond 64 bits, then every field the readers use is type- and range-checked
+(effbench.result_schema). Any problem is a ResultError naming the file and the place in it.
+Writers never produce NaN/Infinity: a non-finite number is written as null (a metric's value
+with the reason). Files the readers write go through `output_file`, which keeps them inside the
+result set's folder.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -38,8 +47,27 @@ READABLE_SET = (SET_SCHEMA, "effbench.resultset/1")
 STATUSES = ("ok", "skipped", "failed", "oom", "timeout")
 
 
+MAX_FILE_BYTES = 256 * 2**20  # a real 23-run set is 0.44 MB; a suite with thousands of runs still fits
+MAX_DEPTH = 32  # nesting of objects/lists (real files: 7)
+
+
 class ResultError(ValueError):
     pass
+
+
+def finite(obj: Any) -> Any:
+    """`obj` with every NaN/Infinity replaced by None; a metric whose value is not finite gets a reason."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        out = {k: finite(v) for k, v in obj.items()}
+        v = obj.get("value")
+        if isinstance(v, float) and not math.isfinite(v) and not out.get("reason"):
+            out["reason"] = f"the measured value was {v} (not finite)"
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -49,7 +77,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_default, allow_nan=True)
+            json.dump(finite(json.loads(json.dumps(obj, default=_default))), f, indent=1, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -71,6 +99,14 @@ def new_run(run_id: str, spec: dict, status: str = "ok", reason: str | None = No
             "metrics": {}, "curves": {}, "items": {}, "technique_records": {}}
 
 
+def _check_schema(obj: Any, where: str, model) -> None:
+    from . import result_schema
+
+    found = result_schema.problems(obj, model)
+    if found:
+        raise ResultError(f"{where}: invalid result data:\n  " + "\n  ".join(found))
+
+
 def validate_run(r: Any, where: str = "run") -> dict:
     if not isinstance(r, dict):
         raise ResultError(f"{where}: expected an object, got {type(r).__name__}")
@@ -86,6 +122,9 @@ def validate_run(r: Any, where: str = "run") -> dict:
             raise ResultError(f"{where}: metric {name!r} has no value")
         if m["value"] is None and not m.get("reason"):
             raise ResultError(f"{where}: metric {name!r} is missing without a reason")
+    from . import result_schema
+
+    _check_schema(r, where, result_schema.Run)
     return r
 
 
@@ -99,6 +138,10 @@ def validate_set(obj: Any, where: str) -> dict:
     for i, r in enumerate(obj["runs"]):
         validate_run(r, f"{where}: runs[{i}]")
         _upgrade_run(r)
+
+    from . import result_schema
+
+    _check_schema(obj, where, result_schema.ResultSet)
     return obj
 
 
@@ -121,15 +164,97 @@ def resolve(path: str | Path) -> Path:
     return p
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number a result file may hold")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:  # beyond 64 bits; also keeps Python's int parsing linear
+        raise ValueError(f"integer {text[:24]}... is beyond 64 bits")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"number {text[:24]} overflows a float")
+    return x
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of lists/objects, without recursion."""
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        o, d = todo.pop()
+        if isinstance(o, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:
+                todo.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
+def parse(data: bytes, where: str) -> Any:
+    """JSON text of a result file -> Python objects, refusing what no effbench writer produces."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ResultError(f"{where}: {len(data)} bytes is over the {MAX_FILE_BYTES}-byte limit of a result file")
+    try:
+        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int,
+                         parse_float=_parse_float)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise ResultError(f"{where}: corrupt result file ({e})") from None
+    except RecursionError:
+        raise ResultError(f"{where}: corrupt result file (nested deeper than the {MAX_DEPTH} levels allowed)") from None
+    if _depth(obj) > MAX_DEPTH:
+        raise ResultError(f"{where}: corrupt result file (nested deeper than the {MAX_DEPTH} levels allowed)")
+    return obj
+
+
 def load(path: str | Path) -> dict:
     p = resolve(path)
-    try:
-        obj = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultError(f"{p}: corrupt result file ({e})") from None
-    obj = validate_set(obj, str(p))
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:  # checked before reading a byte
+        raise ResultError(f"{p}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit of a result file")
+    with open(p, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)  # a file growing meanwhile is still cut at the limit
+    obj = validate_set(parse(data, str(p)), str(p))
     obj["_path"] = str(p)
     return obj
+
+
+def output_file(folder: str | Path, name: str) -> Path:
+    """`folder/name` for a file a reader writes into a result set's folder (plots, README), refusing
+    a name or a symlinked subfolder that would land outside the folder. The file itself should be
+    written with `replace_file` (a symlink already at that name is replaced, never followed)."""
+    root = Path(folder).resolve()
+    rel = Path(name)
+    if rel.is_absolute() or any(part in ("", ".", "..") for part in rel.parts) or not rel.parts:
+        raise ResultError(f"output name {name!r} is not a plain relative name inside {root}")
+    target = root / rel
+    if not target.parent.resolve().is_relative_to(root):
+        raise ResultError(f"output {name!r} would be written outside the result folder {root} (a symlinked folder?)")
+    return target
+
+
+def output_dir(folder: str | Path, name: str) -> Path:
+    """A subfolder of a result set's folder for a reader's files; refused if it resolves outside."""
+    sub = output_file(folder, name)
+    if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
+        raise ResultError(f"output folder {str(sub)!r} exists and is not a plain folder")
+    sub.mkdir(exist_ok=True)
+    return sub
+
+
+def replace_file(path: Path, write) -> None:
+    """Call `write(tmp_path)` for a temporary file beside `path`, then rename it onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def new_set(suite, env: dict, git: dict) -> dict:

@@ -1,6 +1,7 @@
 """Efficiency techniques, one module per family. Each module registers its techniques on import;
 the imports below are explicit so that registration is visible and a name collision raises."""
-from .base import Context, Technique, TechniqueError, build, build_all, check_scenario, get, register, registry  # noqa: F401
+from .base import (Context, Range, Technique, TechniqueError, build, build_all, check_fields, check_scenario, get,  # noqa: F401
+                   register, registry)
 from . import baseline  # noqa: F401
 from . import fused  # noqa: F401
 from . import lora  # noqa: F401

@@ -31,11 +31,6 @@ _COPIES = ("clean", "duplicate", "near_duplicate")  # kinds that share a problem
 _ORIGIN = "_pruning_origin"  # Context attribute: the train split before the first strategy
 
 
-def check_fraction(fraction: float) -> None:
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction={fraction} must be in (0, 1]")
-
-
 def n_keep(n: int, fraction: float) -> int:
     """Examples a kept `fraction` of `n` means: rounded, and at least one of a non-empty split."""
     return min(n, max(1, round(fraction * n))) if n else 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Context, Technique, register, requirement_missing
+from .base import PROBABILITY, Context, Range, Technique, at_least, register, requirement_missing
 
 
 @register
@@ -34,11 +34,8 @@ class Adam8bit(Technique):
         beta2: float = 0.999
         eps: float = 1e-8
 
-        def __post_init__(self):
-            if self.min_8bit_size < 0:
-                raise ValueError(f"min_8bit_size={self.min_8bit_size}: must be >= 0")
-            if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
-                raise ValueError(f"betas ({self.beta1}, {self.beta2}): each must be in [0, 1)")
+        ranges = {"min_8bit_size": at_least(0), "beta1": PROBABILITY, "beta2": PROBABILITY,
+                  "eps": Range(0.0, 1.0, lo_open=True)}
 
     def skip_reason(self, scenario: str, device: str) -> str | None:
         reason = super().skip_reason(scenario, device)

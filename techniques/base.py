@@ -7,12 +7,18 @@ that same instance is allowed, a copy is not) and the optimizer (`make_optimizer
 the scenarios it applies to and what it requires; a technique that does not fit the scenario or
 the device is skipped with the reason, never replaced by something else.
 
+Parameters are checked in one place, `build` -> `check_fields`, before any work: each value's
+type against the Config annotation, every number finite, and each field a Config lists in its
+`ranges` class attribute (`ranges = {"r": at_least(1, 4096)}`: unannotated, so not a field)
+inside its Range. `__post_init__` keeps only the checks that relate several fields.
+
 Techniques know nothing about suites, files or reports: they see a `Context`.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -131,6 +137,9 @@ def register(cls: type[Technique]) -> type[Technique]:
     bad = set(cls.scenarios) - set(SCENARIOS)
     if bad:
         raise TechniqueError(f"{cls.name}: unknown scenarios {sorted(bad)}; valid: {SCENARIOS}")
+    stray = set(getattr(cls.Config, "ranges", {})) - {f.name for f in dataclasses.fields(cls.Config)}
+    if stray:
+        raise TechniqueError(f"{cls.name}: Config.ranges names no field: {sorted(stray)}")
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -146,16 +155,45 @@ def get(name: str) -> type[Technique]:
         raise TechniqueError(f"unknown technique {name!r}; valid: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def _coerce(name: str, fld: dataclasses.Field, value: Any, hints: dict[str, Any]) -> Any:
-    """Check one parameter's type against the dataclass annotation (ints may stand for floats)."""
-    tp = hints.get(fld.name, Any)
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a number (for a tuple field: of each element). Declared per field in a
+    config's `ranges` class attribute; `None` bounds are open-ended."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # True: lo itself is excluded
+    hi_open: bool = False
+
+    def __contains__(self, x) -> bool:
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return not (self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi))
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{'(' if self.lo_open or self.lo is None else '['}{lo}, {hi}{')' if self.hi_open or self.hi is None else ']'}"
+
+
+def at_least(lo: float, hi: float | None = None) -> Range:
+    return Range(lo, hi)
+
+
+FRACTION = Range(0.0, 1.0, lo_open=True)  # (0, 1]: a kept fraction
+PROBABILITY = Range(0.0, 1.0, hi_open=True)  # [0, 1): dropout, sparsity, betas
+
+
+def _coerce(owner: str, key: str, value: Any, tp: Any) -> Any:
+    """Check one value's type against a dataclass annotation (ints may stand for floats; a bool is
+    not an int; lists become tuples)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
         return value
     if origin is typing.Literal:
-        if value not in args:
-            raise TechniqueError(f"{name}: parameter {fld.name}={value!r} is not one of {list(args)}")
+        if value not in args or type(value) is not type(next(a for a in args if a == value)):
+            raise TechniqueError(f"{owner} {key}={value!r} is not one of {list(args)}")
         return value
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
@@ -164,34 +202,55 @@ def _coerce(name: str, fld: dataclasses.Field, value: Any, hints: dict[str, Any]
             if a is type(None):
                 continue
             try:
-                return _coerce(name, fld, value, {fld.name: a})
+                return _coerce(owner, key, value, a)
             except TechniqueError:
                 continue
-        raise TechniqueError(f"{name}: parameter {fld.name}={value!r} does not fit {tp}")
+        raise TechniqueError(f"{owner} {key}={value!r} does not fit {tp}")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise TechniqueError(f"{name}: parameter {fld.name} must be a list, got {value!r}")
+            raise TechniqueError(f"{owner} {key} must be a list, got {value!r}")
         inner = args[0] if args else Any
-        return tuple(_coerce(name, fld, v, {fld.name: inner}) for v in value)
+        return tuple(_coerce(owner, key, v, inner) for v in value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if tp is bool and not isinstance(value, bool):
-        raise TechniqueError(f"{name}: parameter {fld.name} must be true/false, got {value!r}")
+    if tp in (bool, int, float) and isinstance(value, bool) is not (tp is bool):
+        raise TechniqueError(f"{owner} {key} must be {'true/false' if tp is bool else tp.__name__}, got {value!r}")
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise TechniqueError(f"{name}: parameter {fld.name} must be {tp.__name__}, got {value!r}")
+        raise TechniqueError(f"{owner} {key} must be {tp.__name__}, got {value!r}")
     return value
+
+
+def check_fields(owner: str, cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Type- and range-check `values` for the dataclass `cls` before it is built: each value must fit
+    its annotation, every number must be finite, and a field named in `cls.ranges` must lie in its
+    Range. Errors name the owner, the key, the value and what is valid. Returns the values coerced
+    (ints to floats where a float is declared, lists to tuples)."""
+    hints = typing.get_type_hints(cls)
+    ranges: dict[str, Range] = getattr(cls, "ranges", {})
+    out = {}
+    for key, value in values.items():
+        v = _coerce(owner, key, value, hints.get(key, Any))
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise TechniqueError(f"{owner} {key}={value!r} is not a finite number")
+            r = ranges.get(key)
+            if r is not None and isinstance(x, (int, float)) and not isinstance(x, bool) and x not in r:
+                raise TechniqueError(f"{owner} {key}={value!r} is out of range; valid: {r}")
+        out[key] = v
+    return out
 
 
 def build(name: str, params: dict[str, Any] | None = None) -> Technique:
     """Instantiate a technique from its name and parameters, validating both."""
     cls = get(name)
+    if params is not None and not isinstance(params, dict):
+        raise TechniqueError(f"{name}: params must be a table of parameter = value, got {params!r}")
     params = dict(params or {})
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
     unknown = sorted(set(params) - set(fields))
     if unknown:
         raise TechniqueError(f"{name}: unknown parameter(s) {unknown}; valid: {sorted(fields) or 'none'}")
-    hints = typing.get_type_hints(cls.Config)
-    checked = {k: _coerce(name, fields[k], v, hints) for k, v in params.items()}
+    checked = check_fields(f"{name}: parameter", cls.Config, params)
     try:
         config = cls.Config(**checked)
     except (TypeError, ValueError) as e:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Context, Technique, TechniqueError, register
+from .base import Context, Technique, TechniqueError, at_least, register
 
 
 def _base_model(model):
@@ -35,9 +35,7 @@ class GradCkpt(Technique):
         every_n_layers: int = 1  # checkpoint every n-th block; higher: less recompute, more memory
         use_reentrant: bool = False  # torch.utils.checkpoint flavour; False is the recommended one
 
-        def __post_init__(self):
-            if self.every_n_layers < 1:
-                raise ValueError(f"every_n_layers={self.every_n_layers}: must be >= 1")
+        ranges = {"every_n_layers": at_least(1, 1024)}
 
     def apply(self, model, ctx: Context):
         from transformers.modeling_layers import GradientCheckpointingLayer

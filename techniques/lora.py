@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Context, Technique, register
+from .base import PROBABILITY, Context, Range, Technique, at_least, register
 from .bnb4bit import disable_cpu_repack, is_4bit
 
 ALL_LINEAR = "all-linear"  # peft: every Linear in the blocks, the output layer excluded
@@ -36,11 +36,9 @@ class LoraParams:
     target_modules: tuple[str, ...] = (ALL_LINEAR,)  # module-name suffixes, or "all-linear"
     use_dora: bool = False  # DoRA: weight-decomposed adapters (magnitude + direction)
 
+    ranges = {"r": at_least(1, 4096), "alpha": Range(0.0, 1e6, lo_open=True), "dropout": PROBABILITY}
+
     def __post_init__(self):
-        if self.r < 1:
-            raise ValueError(f"r={self.r}: must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout={self.dropout}: must be in [0, 1)")
         if not self.target_modules:
             raise ValueError(f"target_modules is empty: name module suffixes or {ALL_LINEAR!r}")
         if ALL_LINEAR in self.target_modules and len(self.target_modules) > 1:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import _pruning
-from .base import Technique, register
+from .base import FRACTION, Technique, at_least, register
 
 _TOKEN = re.compile(r"\d+|[^\W\d_]+|[^\w\s]")
 
@@ -120,11 +120,7 @@ class Dedup(Technique):
         num_perm: int = 256  # MinHash permutations; higher: fewer candidates to check, slower hashing
         commutative: bool = True  # a + b is b + a when normalising; off for text where order matters
 
-        def __post_init__(self):
-            if not 0.0 < self.threshold <= 1.0:
-                raise ValueError(f"threshold={self.threshold} must be in (0, 1]")
-            if self.num_perm < 16:
-                raise ValueError(f"num_perm={self.num_perm} must be at least 16")
+        ranges = {"threshold": FRACTION, "num_perm": at_least(16, 8192)}
 
     def prepare_data(self, data, ctx):
         lines = [_pruning.text(e) for e in data.train]

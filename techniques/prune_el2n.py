@@ -19,7 +19,7 @@ from typing import Literal
 
 from . import _prune_scoring as scoring
 from . import _pruning
-from .base import TechniqueError, Technique, register
+from .base import FRACTION, PROBABILITY, Range, TechniqueError, Technique, at_least, register
 
 
 @register
@@ -37,12 +37,12 @@ class EL2NPrune(Technique):
         batch_size: int = 16  # examples per warm-up step and per scoring pass
         scope: Literal["answer", "text"] = "answer"  # tokens scored: the answer (trained on) or the whole line
 
+        ranges = {"fraction": FRACTION, "drop_top": PROBABILITY, "warmup_steps": at_least(0, 100_000),
+                  "warmup_lr": Range(0.0, 1.0, lo_open=True), "batch_size": at_least(1, 4096)}
+
         def __post_init__(self):
-            _pruning.check_fraction(self.fraction)
-            if not 0.0 <= self.drop_top < 1.0 or self.fraction + self.drop_top > 1.0:
-                raise ValueError(f"drop_top={self.drop_top} must be in [0, 1) with fraction + drop_top <= 1")
-            if self.warmup_steps < 0 or self.batch_size < 1 or self.warmup_lr <= 0:
-                raise ValueError("warmup_steps must be >= 0, batch_size >= 1 and warmup_lr > 0")
+            if self.fraction + self.drop_top > 1.0:
+                raise ValueError(f"fraction={self.fraction} + drop_top={self.drop_top} must be <= 1")
 
     def prepare_data(self, data, ctx):
         if ctx.load_reference_model is None or ctx.tokenizer is None:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from . import _prune_scoring as scoring
 from . import _pruning
-from .base import TechniqueError, Technique, register
+from .base import FRACTION, TechniqueError, Technique, at_least, register
 
 
 @register
@@ -38,10 +38,7 @@ class PerplexityPrune(Technique):
         scope: Literal["text", "answer"] = "text"  # tokens scored: the whole line or the answer only
         batch_size: int = 32  # examples per scoring forward pass; higher: faster, more memory
 
-        def __post_init__(self):
-            _pruning.check_fraction(self.fraction)
-            if self.batch_size < 1:
-                raise ValueError(f"batch_size={self.batch_size} must be positive")
+        ranges = {"fraction": FRACTION, "batch_size": at_least(1, 4096)}
 
     def prepare_data(self, data, ctx):
         if ctx.load_reference_model is None or ctx.tokenizer is None:

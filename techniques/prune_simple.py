@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from . import _pruning
-from .base import Technique, register
+from .base import FRACTION, Technique, at_least, register
 
 # A problem: anything, then "<int> <op> <int> =" at the end (spacing free); an answer: one integer.
 _PROBLEM = re.compile(r".*?-?\d+\s*[-+*/]\s*-?\d+\s*=\s*")
@@ -30,8 +30,7 @@ class RandomPrune(Technique):
     class Config:
         fraction: float = 0.5  # kept fraction of the train split; lower: less training, less data
 
-        def __post_init__(self):
-            _pruning.check_fraction(self.fraction)
+        ranges = {"fraction": FRACTION}
 
     def prepare_data(self, data, ctx):
         n = len(data.train)
@@ -55,9 +54,7 @@ class HeuristicPrune(Technique):
     class Config:
         max_chars: int = 64  # longest kept line (prompt + answer); lower: stricter, may drop phrasings
 
-        def __post_init__(self):
-            if self.max_chars < 1:
-                raise ValueError(f"max_chars={self.max_chars} must be positive")
+        ranges = {"max_chars": at_least(1, 100_000)}
 
     def prepare_data(self, data, ctx):
         keep = [i for i, e in enumerate(data.train) if parses(e.prompt, e.answer, self.config.max_chars)]

@@ -23,7 +23,7 @@ import torch
 
 from . import bnb4bit
 from ._infer_common import QUANTIZERS, block_linears, record_bits
-from .base import Context, Technique, register
+from .base import Context, Technique, at_least, register
 
 
 def _others(name: str) -> tuple[str, ...]:
@@ -58,9 +58,7 @@ class Int8(Technique):
     class Config:
         threshold: float = 6.0  # |activation| above which a column runs in 16-bit; 0: all int8 (faster, worse)
 
-        def __post_init__(self):
-            if self.threshold < 0:
-                raise ValueError(f"threshold must be >= 0, got {self.threshold}")
+        ranges = {"threshold": at_least(0.0)}
 
     def apply(self, model, ctx: Context):
         import bitsandbytes as bnb

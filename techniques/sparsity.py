@@ -18,7 +18,7 @@ import torch
 
 from . import _prune
 from ._infer_common import QUANTIZERS, SPARSIFIERS, block_linears, check_order, head_tied, measured_sparsity
-from .base import Context, Technique, TechniqueError, register
+from .base import PROBABILITY, Context, Technique, TechniqueError, at_least, register
 
 DENSE_NOTE = "zeros are stored in dense tensors and multiplied by dense kernels: speed here is not a sparsity speed"
 
@@ -65,9 +65,7 @@ class Magnitude(_Sparsifier):
         include_head: bool = False  # also prune the output head (tied to the embeddings in SmolLM2)
         include_embeddings: bool = False  # also prune the input embedding matrix
 
-        def __post_init__(self):
-            if not 0.0 <= self.sparsity < 1.0:
-                raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        ranges = {"sparsity": PROBABILITY}
 
     def apply(self, model, ctx: Context):
         s = self.config.sparsity
@@ -98,14 +96,12 @@ class Wanda(_Sparsifier):
         seq_len: int = 128  # tokens per calibration sequence
         include_head: bool = False  # also prune the output head (tied to the embeddings in SmolLM2)
 
+        ranges = {"sparsity": PROBABILITY, "n_samples": at_least(1, 4096), "seq_len": at_least(2, 8192)}
+
         def __post_init__(self):
             nm = _prune.parse_pattern(self.pattern)
-            if self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:
-                raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
             if nm and self.sparsity is not None and abs(self.sparsity - (1 - nm[0] / nm[1])) > 1e-9:
                 raise ValueError(f"pattern {self.pattern} fixes sparsity at {1 - nm[0] / nm[1]}, got {self.sparsity}")
-            if self.n_samples < 1 or self.seq_len < 2:
-                raise ValueError(f"need n_samples >= 1 and seq_len >= 2, got {self.n_samples}, {self.seq_len}")
 
     def apply(self, model, ctx: Context):
         cfg = self.config
@@ -137,6 +133,8 @@ class SemiStructured24(_Sparsifier):
         n_samples: int = 32  # calibration sequences (wanda only)
         seq_len: int = 128  # tokens per calibration sequence (wanda only)
         sparse_kernel: bool = True  # on CUDA: convert to torch's semi-structured sparse tensors
+
+        ranges = {"n_samples": at_least(1, 4096), "seq_len": at_least(2, 8192)}
 
     def apply(self, model, ctx: Context):
         cfg = self.config

@@ -1,7 +1,8 @@
 """Evaluate built-in tasks (and any lm-eval task by name) on an in-memory model through lm-eval.
 
 Each built-in task is written as an lm-eval task (YAML + JSONL with absolute paths) into the
-cache, in a folder named by its data hash, and evaluated with `lm_eval.simple_evaluate`. lm-eval
+cache, in a folder named by its data hash (verified against the data on every use, rebuilt if it
+differs), and evaluated with `lm_eval.simple_evaluate`. lm-eval
 is imported lazily, here only, so that speed/memory runs work where it is not installed.
 
 Every evaluation returns per-item scores in item order, so two result sets can be compared with a
@@ -15,6 +16,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +29,50 @@ ARITH_TASK = "effbench_arith"
 PROBE_TASK = "effbench_probe"
 
 
+def _task_files_problem(d: Path, expected: dict[str, bytes]) -> str | None:
+    """Why the cached task folder is not exactly `expected` (name -> bytes), or None. lm-eval reads
+    every YAML file in the folder (and YAML can name Python functions), so extra files count too."""
+    if d.is_symlink() or not d.is_dir():
+        return "missing" if not d.exists() and not d.is_symlink() else "not a plain folder"
+    names = {p.name for p in d.iterdir()}
+    if names != set(expected):
+        return f"unexpected files {sorted(names ^ set(expected))}"
+    for name, data in expected.items():
+        f = d / name
+        if f.is_symlink() or hashlib.sha256(f.read_bytes()).digest() != hashlib.sha256(data).digest():
+            return f"{name} differs from the task's data (sha256)"
+    return None
+
+
 def _write_task(name: str, yaml_text: str, rows: list[dict]) -> tuple[Path, str]:
-    """Write the JSONL rows and the YAML into `<cache>/lmeval/<name>-<sha12>/`; returns (dir, sha)."""
+    """Write the JSONL rows and the YAML into `<cache>/lmeval/<name>-<sha12>/`; returns (dir, sha).
+    A cached folder is reused only if its files equal what this call would write (checked each time:
+    two small files); otherwise it is rebuilt, with a message, so a tampered cache is never read."""
     data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
     sha = hashlib.sha256(data).hexdigest()
     d = cache_dir() / "lmeval" / f"{name}-{sha[:12]}"
-    if not (d / f"{name}.yaml").exists():
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "data.jsonl").write_bytes(data)
-        (d / f"{name}.yaml").write_text(yaml_text.replace("@DATA@", str((d / "data.jsonl").resolve())))
+    expected = {"data.jsonl": data, f"{name}.yaml": yaml_text.replace("@DATA@", str(d.resolve() / "data.jsonl")).encode()}
+    problem = _task_files_problem(d, expected)
+    if problem is None:
+        return d, sha
+    if problem != "missing":
+        print(f"effbench: cached lm-eval task {d} fails verification ({problem}); rebuilding it", file=sys.stderr)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=d.name + ".", suffix=".tmp", dir=d.parent))
+    try:
+        for fname, content in expected.items():
+            (tmp / fname).write_bytes(content)
+        if d.is_symlink() or d.is_file():
+            d.unlink()
+        elif d.exists():
+            shutil.rmtree(d)
+        try:
+            tmp.rename(d)
+        except OSError:  # another process rebuilt it meanwhile
+            if _task_files_problem(d, expected) is not None:
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return d, sha
 
 
