@@ -41,7 +41,8 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
     for i, (k, rs, sw) in enumerate(entries):
         st = series_style(i)
         pts = [q for q in sw["points"] if q["quality"] is not None]
-        name = sw["id"] + (f" [{label(rs)}]" if len(sets) > 1 else "")
+        name = sw["id"] + (f" [{label(rs)}]" if len(sets) > 1 else "") \
+            + (" (no point non-inferior: no knee)" if sw["knee"] is None and sw["aggressive"] != "none" else "")
         for ax, (key, xlabel, hib) in zip(axes, panels):
             xy = [(q[key] / (2**20 if key == "memory_bytes" else 1), 100 * q["quality"], q) for q in pts if q[key] is not None]
             if not xy:
