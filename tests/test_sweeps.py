@@ -143,3 +143,17 @@ def test_a_sweep_point_must_be_well_formed_in_a_result_file():
     bad = dict(r, spec=dict(r["spec"], sweep={"id": "mag", "axis": "magnitude.sparsity", "value": {"x": 1}}))
     with pytest.raises(results.ResultError, match="sweep"):
         make_set([infer_run(), bad])
+
+
+@pytest.mark.parametrize("name", config.suite_names())
+def test_every_committed_suite_loads_with_its_sweeps_validated(name):
+    s = config.load_suite(name)
+    points: dict[str, list] = {}
+    for r in s.runs:
+        if r.sweep:
+            points.setdefault(r.sweep["id"], []).append(r.sweep["value"])
+    if name == "cpu":  # `make bench` draws at least one curve of 3 or more points
+        assert max(map(len, points.values())) >= 3
+    if name in ("cpu-sweeps", "gpu"):
+        axes = {r.sweep["axis"].rpartition(".")[2] for r in s.runs if r.sweep}
+        assert {"sparsity", "technique", "r", "fraction"} <= axes
