@@ -22,6 +22,7 @@ X_LABELS = {"sparsity": "sparsity (fraction of block-linear weights zeroed)", "b
             "batch_size": "batch size (sequences)"}
 QUALITY = {"finetune": "arith exact match after fine-tuning (%)", "infer": "probe accuracy (%)"}
 SPEED = {"finetune": "train throughput (tokens/s)", "infer": "decode throughput, largest batch (tokens/s)"}
+BASE_STYLES = ["--", ":", "-."]  # the baseline line of each result set (dashed for the first)
 MEMORY = {"finetune": "peak memory (MiB)", "infer": "weight memory (MiB, stored bytes)"}
 
 
@@ -53,7 +54,8 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
             ax.plot(xs, ys, ls="-", ms=6, **st, label=name if ax is axes[0] else None, gid=f"sweep:{sw['id']}")
             if sw["axis"] == "technique" and ax is axes[0]:  # a bits axis: name each point's technique
                 for x, y, q in xy:
-                    ax.annotate(str(q["value"]), (x, y), xytext=(6, -3), textcoords="offset points", fontsize=8, color=st["color"])
+                    ax.annotate(str(q["value"]), (x, y), xytext=(10, 5), textcoords="offset points", fontsize=8, color=st["color"])
+                ax.margins(x=0.12)  # room for the names at both ends
             if sw["knee"] is not None and sw["knee"] in ps:
                 j = ps.index(sw["knee"])
                 ax.plot([xs[j]], [ys[j]], ls="none", marker="o", ms=16, color="red", mfc="none", mew=2, gid=f"knee:{sw['id']}",
@@ -66,7 +68,7 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
             y, e = 100 * b["quality"], 100 * (b["stderr"] or 0)
             blab = f"baseline {b['id']}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
             for ax, (key, _, _) in zip(axes, panels):
-                ax.axhline(y, color="black", ls="--", lw=1, gid="baseline", label=blab if ax is axes[0] else None)
+                ax.axhline(y, color="black", ls=BASE_STYLES[k % len(BASE_STYLES)], lw=1, gid="baseline", label=blab if ax is axes[0] else None)
                 ax.axhspan(y - e, y + e, color="grey", alpha=0.15, lw=0)
                 if key != "x" and b[key] is not None:
                     ax.plot([b[key] / (2**20 if key == "memory_bytes" else 1)], [y], ls="none", marker="*", ms=14, color="black",
@@ -74,11 +76,12 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
     for ax in axes:
         ax.set_ylabel(QUALITY[scenario])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()  # under the panels: never over a curve
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False)
     margins = sorted({sw["margin"] for _, _, sw in entries})
     fig.suptitle(f"{scenario} sweeps over {param}: quality vs {param}, throughput and memory "
                  f"(knee: non-inferior at -{'/'.join(f'{100 * m:g}' for m in margins)} pt, p < 0.05)\n{describe(sets)}")
-    fig.subplots_adjust(top=0.85, bottom=0.12, wspace=0.28)
+    fig.subplots_adjust(top=0.85, bottom=0.16 + 0.035 * ((len(labels) + 2) // 3), wspace=0.28)
     return fig
 
 
