@@ -5,7 +5,8 @@
   Dollars = price x (setup + training seconds), as in effbench.cost. Training-technique runs and
   data-pruning runs (report._is_pruning_run) are drawn in two separate figures.
 - pruning: final accuracy against the kept fraction of the train split, one line per strategy
-  (runs whose data records n_train_kept), the unpruned baseline as a star at 1.0.
+  (runs whose data records n_train_kept), the unpruned run on the same noisy split (not the
+  plain fine-tuning run on clean data) as a star at 1.0.
 - kernels: from a set's top-level "kernels" records, effbench's speed-up (their median / ours)
   over eager and liger per kernel across token counts; above 1 means effbench is faster.
 Several sets: same colour and marker per run or strategy (plot.series_style), solid line for the
@@ -81,9 +82,9 @@ def pruning_figure(sets: list[dict]):
         lines: dict[str, list] = {}
         for r in filter(ok, rs["runs"]):
             m, d = r["metrics"]["accuracy"], r.get("data") or {}
-            if not r["spec"].get("techniques"):
+            if report._is_pruning_run(r) and not _pruning_strategy(r):  # the unpruned run on the same noisy split
                 ax.errorbar([1.0], [100 * m["value"]], yerr=[100 * (m.get("stderr") or 0)], fmt="*", ms=12, color="black",
-                            label="no pruning" if k == 0 else None)
+                            label=f"no pruning: {r['id']}" if k == 0 else None)
             elif d.get("n_train_kept") is not None and _pruning_strategy(r):
                 lines.setdefault(_pruning_strategy(r), []).append((d["n_train_kept"] / d["n_train"], 100 * m["value"], 100 * (m.get("stderr") or 0)))
         for s, pts in sorted(lines.items()):

@@ -78,3 +78,9 @@ def test_plot_writes_png_and_svg_of_every_sweep(tmp_path):
     names = {p.name for p in written}
     for n in ("sweep_infer_sparsity", "sweep_infer_bits", "sweep_finetune_r", "sweep_finetune_fraction"):
         assert {f"{n}.png", f"{n}.svg"} <= names
+
+
+def test_pruning_reference_is_the_unpruned_run_on_the_noisy_split(figs):
+    ax = figs["pruning"].axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "no pruning: prune-none" in labels and not any("finetune-full" in lab for lab in labels)
