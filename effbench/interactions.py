@@ -17,9 +17,9 @@ device; the one with the stack's budget where there is one). From them:
   variance from each run's standard error (per item, plus the across-seed sd / sqrt(seeds) where
   there are several seeds), normal quantile.
 
-A row is flagged `better` or `worse than predicted` when the 95% CI of D excludes zero; a
-quantity with no variation at all (bytes) is flagged when it differs from the prediction by more
-than 1%. Data-pruning runs (a pruner + LoRA) are left out: the pruning table compares each with
+A row is flagged `better` or `worse than predicted` when the 95% CI of D excludes zero; stored
+weight bytes (no run-to-run variation), or any quantity whose replicates do not vary at all, are
+flagged when they differ from the prediction by more than 1%. Data-pruning runs (a pruner + LoRA) are left out: the pruning table compares each with
 its unpruned twin. Where a single run, a figure or the replicates for a CI are missing, the row says so.
 """
 from __future__ import annotations
@@ -58,8 +58,9 @@ def _logs(g: list[dict], name: str) -> list[float]:
     return [math.log(v) for v in replicates.values(g, name)]
 
 
-def multiplicative(stack, singles, base, name: str, invert: bool = False) -> dict:
-    """Measured and predicted ratio to the baseline of metric `name` (1/value where `invert`)."""
+def multiplicative(stack, singles, base, name: str, invert: bool = False, exact: bool = False) -> dict:
+    """Measured and predicted ratio to the baseline of metric `name` (1/value where `invert`);
+    `exact`: a figure without run-to-run variation (stored bytes), judged by EXACT_TOL."""
     terms = [stack, *singles, base]
     logs = [[-x if invert else x for x in _logs(g, name)] for g in terms]
     if any(not ls for ls in logs):
@@ -70,6 +71,10 @@ def multiplicative(stack, singles, base, name: str, invert: bool = False) -> dic
     out = {"measured": math.exp(ls_s - ls_b), "predicted": math.exp(sum(ls_i) - k * ls_b)}
     d = ls_s - sum(ls_i) + (k - 1) * ls_b
     out["interaction"] = math.exp(d)  # measured / predicted
+    if exact:
+        out["verdict"] = ("worse" if d > 0 else "better") if abs(d) > EXACT_TOL else "as predicted"
+        out["note"] = "exact figure: flagged beyond 1%"
+        return out
     multi = [ls for ls in logs if len(ls) >= 2]
     if not multi:
         out["reason"] = "one replicate per run: no CI"
@@ -142,7 +147,7 @@ def interactions(rs: dict) -> list[dict]:
         speed, _ = tradeoff.speed_name(scen, p)
         rows = [("time per token (x)", multiplicative(g, singles, base, speed, invert=True) if speed else {"reason": "no throughput"}),
                 ("peak memory (x)", multiplicative(g, singles, base, _memory_name(p))),
-                ("weight bytes (x)", multiplicative(g, singles, base, "weight_bytes")),
+                ("weight bytes (x)", multiplicative(g, singles, base, "weight_bytes", exact=True)),
                 (f"{tradeoff.QUALITY[scen][2]} loss (pts)", additive_loss(g, singles, base, tradeoff.QUALITY[scen][0]))]
         out += [{**head, "quantity": q, **r} for q, r in rows]
     return out

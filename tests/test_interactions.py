@@ -74,7 +74,7 @@ def test_bytes_multiply_exactly(recs):
     _, out = recs
     r = out[("infer-mag-nf4", "weight bytes")]
     assert r["measured"] == pytest.approx(160e6 / 500e6) and r["predicted"] == pytest.approx(1.0 * 160e6 / 500e6)
-    assert r["verdict"] == "as predicted" and "no variation" in r["note"]
+    assert r["verdict"] == "as predicted" and "exact" in r["note"]
 
 
 def test_quality_losses_add_in_points(recs):
@@ -105,3 +105,13 @@ def test_report_shows_the_table_and_flags(recs):
     table = md.split("## Interactions of stacked techniques")[1]
     assert table.count("**worse than predicted**") == 2  # mag-int8: time and quality
     assert "no single run of wanda" in table
+
+
+def test_exact_bytes_are_flagged_beyond_one_percent():
+    def stack(nbytes):
+        runs = (group("infer-baseline", [], BASE, 500e6, 80) + group("infer-mag", [MAG], A, 500e6, 70)
+                + group("infer-nf4", [NF4], B, 160e6, 75) + group("infer-mag-nf4", [MAG, NF4], ADDS_UP, nbytes, 65))
+        (r,) = [r for r in interactions.interactions(make_set(runs)) if r["quantity"].startswith("weight bytes")]
+        return r["verdict"]
+    assert stack(160e6 * 1.009) == "as predicted"
+    assert stack(160e6 * 1.02) == "worse" and stack(160e6 * 0.98) == "better"
