@@ -366,6 +366,10 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         if "id" not in r or "scenario" not in r:
             raise ConfigError(f"{path}: run #{i} needs an id and a scenario")
         budget = {**defaults.get(r["scenario"], {}), **r.get("budget", {}), **ov.get("budget", {}).get(r["scenario"], {})}
+        swept = sweep["axis"].partition(".")[2] if sweep and sweep["axis"].startswith("budget.") else None
+        if swept and swept in ov.get("budget", {}).get(r["scenario"], {}):
+            raise ConfigError(f"{path}: sweep {sweep['id']!r} sweeps budget key {swept!r}; a command-line --budget "
+                              f"{swept}=... would replace every point's value: leave it out")
         spec = RunSpec(
             id=r["id"], scenario=r["scenario"], model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
             task=r.get("task", "arith"), techniques=tuple(r.get("techniques", ())), budget=budget,

@@ -157,3 +157,11 @@ def test_every_committed_suite_loads_with_its_sweeps_validated(name):
     if name in ("cpu-sweeps", "gpu"):
         axes = {r.sweep["axis"].rpartition(".")[2] for r in s.runs if r.sweep}
         assert {"sparsity", "technique", "r", "fraction"} <= axes
+
+
+def test_a_command_line_budget_may_not_replace_a_swept_budget_key(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(HEAD + '[[sweep]]\nid = "dec"\nscenario = "infer"\naxis = "budget.decode_tokens"\nvalues = [8, 16]\n')
+    assert [r.budget["decode_tokens"] for r in config.load_suite(str(p), {"budget": {"infer": {"repeats": 2}}}).runs[1:]] == [8, 16]
+    with pytest.raises(config.ConfigError, match="sweeps budget key 'decode_tokens'"):
+        config.load_suite(str(p), {"budget": {"infer": {"decode_tokens": 4}}})
