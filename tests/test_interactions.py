@@ -2,6 +2,7 @@
 predicted ratios (multiplicative) and quality losses (additive), and which stacks are flagged."""
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -11,6 +12,13 @@ from _resultsets import infer_run, make_set
 from effbench import interactions, report
 
 MAG, NF4, INT8, WANDA = ({"name": n, "params": {}} for n in ("magnitude", "nf4", "int8", "wanda"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage():
+    """result sets validated through pydantic hold reference cycles: free them here, not in a later test's memory measurement."""
+    yield
+    gc.collect()
 
 
 def probe(acc_pct: int) -> list[float]:

@@ -3,7 +3,10 @@ baseline line, knee, error bars; no two series on one axis share colour and mark
 model, device and suite; PNG and SVG written."""
 from __future__ import annotations
 
+import gc
+
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
 import pytest
 from _resultsets import write
 from _sweepset import sweep_set
@@ -11,10 +14,20 @@ from _sweepset import sweep_set
 from effbench import plot
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage():
+    """matplotlib figures hold reference cycles: free them here, not in a later test's memory measurement."""
+    yield
+    gc.collect()
+
+
 @pytest.fixture(scope="module")
 def figs():
     rs = sweep_set()
-    return plot.figures([{**rs, "_members": rs["runs"]}])
+    out = plot.figures([{**rs, "_members": rs["runs"]}])
+    yield out
+    for fig in out.values():
+        plt.close(fig)
 
 
 def _series(ax):

@@ -2,6 +2,7 @@
 crossed with a stack), the knee of a hand-made sweep, and the schema of a sweep point."""
 from __future__ import annotations
 
+import gc
 import textwrap
 
 import pytest
@@ -17,6 +18,13 @@ model = "tiny"
 id = "infer-baseline"
 scenario = "infer"
 """
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage():
+    """suites and result sets hold reference cycles: free them here, not in a later test's memory measurement."""
+    yield
+    gc.collect()
 
 
 def suite(tmp_path, body: str) -> config.Suite:
