@@ -13,6 +13,9 @@ Replication: the run (one child process) is the unit of replication. A suite run
 (the suite run's id); each is executed by its own child and recorded as its own RunResult. The
 first `quality_replicates` replicates of each seed evaluate quality; the others measure timings
 only (`timing_only`: no evaluations), which keeps the suites inside their time budgets.
+
+Sweeps: a `[[sweep]]` table is a run template (the keys of a [[run]]) plus `axis` and `values`;
+it expands (effbench.sweeps) into one run per value, each validated like any run before any work.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import models, results
+from . import models, results, sweeps
 from .result_schema import RUN_ID_PATTERN, RUN_ID_RE
 from .techniques import Range, TechniqueError, build_all, check_fields, check_scenario
 
@@ -113,10 +116,13 @@ class RunSpec:
     replicate: int = 0  # 0-based replicate index within (group, seed)
     threads: int | None = None  # CPU threads for torch and BLAS/OpenMP in the child (None: torch's default)
     timing_only: bool = False  # a timing replicate: no evaluations (quality comes from replicate 0)
+    sweep: dict | None = None  # a sweep point: {id, axis, value, aggressive} (effbench.sweeps)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["techniques"] = [dict(t) for t in self.techniques]
+        if d["sweep"] is None:  # a plain run's spec stays as before sweeps existed (same match keys everywhere)
+            del d["sweep"]
         return d
 
     @classmethod
@@ -252,6 +258,7 @@ SUITE_KEYS = {"name", "description", "device", "model", "seed", "price_per_hour"
 KERNEL_BENCH = ("none", "quick", "full")
 RUN_KEYS = {"id", "scenario", "model", "task", "techniques", "budget", "seed", "device", "dtype", "text", "timeout_s",
             "replicates", "seeds", "threads"}
+SWEEP_KEYS = RUN_KEYS | {"axis", "values", "aggressive"}
 
 
 def check_count(where: str, key: str, v, lo: int = 1, none_ok: bool = False):
@@ -305,10 +312,12 @@ def check_suite_file(raw: dict, path: Path) -> None:
     bad = sorted(set(defaults) - set(BUDGETS))
     if bad:
         raise ConfigError(f"{path}: unknown [defaults.*] scenario(s) {bad}; valid: {sorted(BUDGETS)}")
-    runs = raw.get("run", [])
-    if not isinstance(runs, list):
-        raise ConfigError(f"{path}: `run` must be an array of tables ([[run]]), got {runs!r}")
-    for i, r in enumerate(runs):
+    for kind in ("run", "sweep"):
+        if not isinstance(raw.get(kind, []), list):
+            raise ConfigError(f"{path}: `{kind}` must be an array of tables ([[{kind}]]), got {raw[kind]!r}")
+    for i, sw in enumerate(raw.get("sweep", [])):
+        _check_types(f"{path}: sweep #{i}", sw, {**RUN_TYPES, "axis": TEXT, "values": (list,), "aggressive": TEXT})
+    for i, r in enumerate(raw.get("run", []) + raw.get("sweep", [])):
         _check_types(f"{path}: run #{i}", r, RUN_TYPES)
         for t in r.get("techniques", []):
             if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("params", {}), dict):
@@ -345,21 +354,34 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
         raise ConfigError(f"{where}: noninferiority_margin={margin!r} must be a fraction in [0, 1), e.g. 0.01 for 1 point")
     runs, plan = [], {}
-    for i, r in enumerate(raw.get("run", [])):
+    try:
+        entries = [(r, None) for r in raw.get("run", [])] + [x for i, sw in enumerate(raw.get("sweep", []))
+                                                            for x in sweeps.expand(sw, f"{path}: sweep #{i}", SWEEP_KEYS)]
+    except sweeps.SweepError as e:
+        raise ConfigError(str(e)) from None
+    for i, (r, sweep) in enumerate(entries):
         bad = sorted(set(r) - RUN_KEYS)
         if bad:
             raise ConfigError(f"{path}: run #{i}: unknown key(s) {bad}; valid: {sorted(RUN_KEYS)}")
         if "id" not in r or "scenario" not in r:
             raise ConfigError(f"{path}: run #{i} needs an id and a scenario")
         budget = {**defaults.get(r["scenario"], {}), **r.get("budget", {}), **ov.get("budget", {}).get(r["scenario"], {})}
+        swept = sweep["axis"].partition(".")[2] if sweep and sweep["axis"].startswith("budget.") else None
+        if swept and swept in ov.get("budget", {}).get(r["scenario"], {}):
+            raise ConfigError(f"{path}: sweep {sweep['id']!r} sweeps budget key {swept!r}; a command-line --budget "
+                              f"{swept}=... would replace every point's value: leave it out")
         spec = RunSpec(
             id=r["id"], scenario=r["scenario"], model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
             task=r.get("task", "arith"), techniques=tuple(r.get("techniques", ())), budget=budget,
             seed=ov.get("seed", r.get("seed", head.get("seed", 0))), device=ov.get("device") or r.get("device", head.get("device", "cpu")),
             dtype=r.get("dtype"), text=ov.get("text") or r.get("text"), timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)),
-            threads=ov["threads"] if "threads" in ov else check_count(f"{where}: run {r['id']!r}", "threads", r.get("threads", s_threads), none_ok=True))
+            threads=ov["threads"] if "threads" in ov else check_count(f"{where}: run {r['id']!r}", "threads", r.get("threads", s_threads), none_ok=True),
+            sweep=sweep)
         spec = dataclasses.replace(spec, group=spec.id)
-        validate(spec)
+        try:
+            validate(spec)
+        except ConfigError as e:  # a sweep point's error names the sweep, the axis and the value
+            raise ConfigError(f"{path}: sweep {sweep['id']!r}, {sweep['axis']} = {sweep['value']!r}: {e}" if sweep else str(e)) from None
         runs.append(spec)
         rw = f"{where}: run {r['id']!r}"
         seeds = ov.get("seeds") or (check_seeds(rw, r["seeds"]) if "seeds" in r else s_seeds) or [spec.seed]
@@ -373,7 +395,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     if dup:
         raise ConfigError(f"{path}: run ids repeated: {dup}")
     if not runs:
-        raise ConfigError(f"{path}: the suite has no [[run]] entries")
+        raise ConfigError(f"{path}: the suite has no [[run]] or [[sweep]] entries")
     kb = ov.get("kernel_bench") or head.get("kernel_bench", "none")
     if kb not in KERNEL_BENCH:
         raise ConfigError(f"{path}: kernel_bench={kb!r}; valid: {list(KERNEL_BENCH)}")

@@ -4,7 +4,9 @@
   against throughput, peak memory and cost; one point per run, the Pareto frontier of each set
   drawn. Runs are numbered on the points and named in a key under the axes, so labels stay short
   and do not collide (no label-placement library needed).
-- finetune_curves, pruning, kernels: effbench.plot_curves.
+- finetune_curves, pruning_curves, pruning, kernels: effbench.plot_curves.
+- sweep_<scenario>_<parameter>: effbench.plot_sweeps, one figure per swept parameter.
+Series on one axis never share both colour and marker (series_style).
 
 Each figure function returns the Figure (tests count its points) or None when there is nothing
 to draw; points carry gid "points:<set label>" and frontiers "frontier:<set label>".
@@ -21,7 +23,16 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import cost, report, results  # noqa: E402
 
-COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+PALETTE = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def series_style(i: int) -> dict:
+    """Colour and marker of the i-th series on one axis: no two of the first 80 share both
+    (same colour every 10 series; the marker then moves on by 3 of 8, since 11 m mod 8 != 0 for m < 8)."""
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[(i + i // len(PALETTE)) % len(MARKERS)]}
+
+
 OFFSETS = [(5, 5), (5, -11), (-11, 5), (-11, -11)]  # points; cycling spreads labels of close points
 QUALITY = {"finetune": ("accuracy", "task accuracy, arith exact match (%)"), "infer": ("probe_acc", "probe accuracy (%)")}
 
@@ -87,7 +98,8 @@ def pareto_figure(sets: list[dict], scenario: str):
     for k, rs in enumerate(sets):
         price, _ = report.price(rs)
         runs = [r for r in rs["runs"] if r["spec"]["scenario"] == scenario and r["status"] == "ok"]
-        color, lab = COLORS[k % len(COLORS)], label(rs)
+        st, lab = series_style(k), label(rs)
+        color = st["color"]
         for ax, (xlabel, fx, hib) in zip(axes, axes_specs(scenario)):
             pts = []
             for r in runs:
@@ -100,7 +112,7 @@ def pareto_figure(sets: list[dict], scenario: str):
             drawn = True
             xs, ys, es, ns = zip(*pts)
             ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
-            ax.scatter(xs, ys, color=color, s=28, zorder=3, label=lab if len(sets) > 1 else "runs", gid=f"points:{lab}")
+            ax.scatter(xs, ys, color=color, marker=st["marker"], s=28, zorder=3, label=lab if len(sets) > 1 else "runs", gid=f"points:{lab}")
             f = frontier([(x, y) for x, y, _, _ in pts], hib)
             ax.plot([xs[i] for i in f], [ys[i] for i in f], color=color, ls="--", lw=1.2, marker="o", ms=11, mfc="none",
                     label=f"Pareto frontier{' ' + lab if len(sets) > 1 else ''}", gid=f"frontier:{lab}")
@@ -140,8 +152,11 @@ def figures(sets: list[dict]) -> dict:
     from . import plot_curves
 
     figs = {f"pareto_{s}": pareto_figure(sets, s) for s in QUALITY}
-    figs.update(finetune_curves=plot_curves.finetune_figure(sets), pruning=plot_curves.pruning_figure(sets),
-                kernels=plot_curves.kernels_figure(sets))
+    from . import plot_sweeps
+
+    figs.update(finetune_curves=plot_curves.finetune_figure(sets), pruning_curves=plot_curves.finetune_figure(sets, pruning=True),
+                pruning=plot_curves.pruning_figure(sets), kernels=plot_curves.kernels_figure(sets))
+    figs.update(plot_sweeps.figures(sets))
     return {k: v for k, v in figs.items() if v is not None}
 
 
@@ -151,7 +166,8 @@ def plot(paths: list, out: str | Path | None = None) -> list[Path]:
     from .replicates import representatives
 
     # one point per suite run: replicate medians and seed means stand for a run's members
-    sets = [{**rs, "runs": representatives(rs)} for rs in map(results.load, paths)]
+    # (sweeps test each point against its baseline over the members: `_members` keeps them)
+    sets = [{**rs, "runs": representatives(rs), "_members": rs["runs"]} for rs in map(results.load, paths)]
     folder = Path(out) if out else Path(sets[0]["_path"]).parent
     written = []
     for name, fig in figures(sets).items():

@@ -2,27 +2,32 @@
 
 - finetune: accuracy (± stderr) against training wall time and against dollars, one line per run
   (its techniques), the suite's target accuracy (cost.target_accuracy) as a horizontal line.
-  Dollars = price x (setup + training seconds), as in effbench.cost.
+  Dollars = price x (setup + training seconds), as in effbench.cost. Training-technique runs and
+  data-pruning runs (report._is_pruning_run) are drawn in two separate figures.
 - pruning: final accuracy against the kept fraction of the train split, one line per strategy
-  (runs whose data records n_train_kept), the unpruned baseline as a star at 1.0.
+  (runs whose data records n_train_kept), the unpruned run on the same noisy split (not the
+  plain fine-tuning run on clean data) as a star at 1.0.
 - kernels: from a set's top-level "kernels" records, effbench's speed-up (their median / ours)
   over eager and liger per kernel across token counts; above 1 means effbench is faster.
-Several sets: same colour per run or strategy, solid line for the first set, dashed for others.
+Several sets: same colour and marker per run or strategy (plot.series_style), solid line for the
+first set, dashed for others.
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
 from . import cost, report
-from .plot import COLORS, describe, label
+from .plot import describe, label, series_style
 
 PRUNERS = ("random", "dedup", "heuristic", "perplexity", "el2n")
 STYLES = ["-", "--", ":", "-."]
 
 
-def finetune_figure(sets: list[dict]):
+def finetune_figure(sets: list[dict], pruning: bool = False):
+    """Accuracy curves of the training-technique runs, or (pruning=True) of the data-pruning runs."""
     runs = [(k, rs, r) for k, rs in enumerate(sets) for r in rs["runs"]
-            if r["spec"]["scenario"] == "finetune" and r["status"] == "ok" and (r.get("curves") or {}).get("accuracy_vs_time")]
+            if r["spec"]["scenario"] == "finetune" and r["status"] == "ok" and (r.get("curves") or {}).get("accuracy_vs_time")
+            and report._is_pruning_run(r) == pruning]
     if not runs:
         return None
     names = list(dict.fromkeys(r["id"] for _, _, r in runs))
@@ -34,11 +39,12 @@ def finetune_figure(sets: list[dict]):
         y = [100 * p["accuracy"] for p in c]
         e = [100 * (p.get("stderr") or 0) for p in c]
         lab = f"{r['id']}: {report.techniques_label(r)}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
-        color = COLORS[names.index(r["id"]) % len(COLORS)]
+        st = series_style(names.index(r["id"]))
+        color = st["color"]
         xs = [[p["train_wall_s"] for p in c]] + ([[price * (setup + p["train_wall_s"]) / 3600 for p in c]] if price is not None else [])
         for ax, x in zip(axes, xs):
             ax.errorbar(x, y, yerr=e, fmt="none", ecolor=color, alpha=0.5, capsize=2)
-            ax.plot(x, y, color=color, ls=STYLES[k % len(STYLES)], marker="o", ms=3, gid=f"curve:{r['id']}",
+            ax.plot(x, y, color=color, ls=STYLES[k % len(STYLES)], marker=st["marker"], ms=4, gid=f"curve:{r['id']}",
                     label=lab if ax is axes[0] else None)
     for k, rs in enumerate(sets):
         t = cost.target_accuracy(rs)
@@ -52,7 +58,8 @@ def finetune_figure(sets: list[dict]):
         ax.set_ylabel("eval accuracy (%)")
         ax.grid(alpha=0.3)
     fig.legend(loc="lower center", ncol=min(3, len(runs)), fontsize=8, frameon=False)
-    fig.suptitle(f"fine-tuning: accuracy vs time and cost\n{describe(sets)}")
+    what = "data pruning (LoRA on the noisy split)" if pruning else "fine-tuning"
+    fig.suptitle(f"{what}: accuracy vs time and cost\n{describe(sets)}")
     fig.subplots_adjust(bottom=0.14 + 0.04 * ((len(runs) + 2) // 3), top=0.86)
     return fig
 
@@ -75,19 +82,20 @@ def pruning_figure(sets: list[dict]):
         lines: dict[str, list] = {}
         for r in filter(ok, rs["runs"]):
             m, d = r["metrics"]["accuracy"], r.get("data") or {}
-            if not r["spec"].get("techniques"):
+            if report._is_pruning_run(r) and not _pruning_strategy(r):  # the unpruned run on the same noisy split
                 ax.errorbar([1.0], [100 * m["value"]], yerr=[100 * (m.get("stderr") or 0)], fmt="*", ms=12, color="black",
-                            label="no pruning" if k == 0 else None)
+                            label=f"no pruning: {r['id']}" if k == 0 else None)
             elif d.get("n_train_kept") is not None and _pruning_strategy(r):
                 lines.setdefault(_pruning_strategy(r), []).append((d["n_train_kept"] / d["n_train"], 100 * m["value"], 100 * (m.get("stderr") or 0)))
         for s, pts in sorted(lines.items()):
             strategies += [s] if s not in strategies else []
             xs, ys, es = zip(*sorted(pts))
-            color = COLORS[strategies.index(s) % len(COLORS)]
+            st = series_style(strategies.index(s))
+            color = st["color"]
             ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
-            ax.plot(xs, ys, marker="o", color=color, ls=STYLES[k % len(STYLES)], gid=f"strategy:{s}",
+            ax.plot(xs, ys, marker=st["marker"], color=color, ls=STYLES[k % len(STYLES)], gid=f"strategy:{s}",
                     label=s + (f" [{label(rs)}]" if len(sets) > 1 else ""))
-    ax.set_xlabel("kept fraction of the train split")
+    ax.set_xlabel("kept fraction of the train split (0-1, examples)")
     ax.set_ylabel("final eval accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -114,7 +122,7 @@ def kernels_figure(sets: list[dict]):
                     lines.setdefault((k, other, which, hidden, dtype), []).append((tokens, ms[other] / ms["effbench"]))
         for i, ((k, other, which, hidden, dtype), pts) in enumerate(sorted(lines.items(), key=str)):
             xs, ys = zip(*sorted(pts))
-            ax.plot(xs, ys, marker="o", ms=3, ls=STYLES[k % len(STYLES)], color=COLORS[i % len(COLORS)],
+            ax.plot(xs, ys, ms=4, ls=STYLES[k % len(STYLES)], **series_style(i),
                     label=f"vs {other}, {which}, {dtype}" + (f" [{label(sets[k])}]" if len(sets) > 1 else ""), gid=f"speedup:{other}")
         ax.axhline(1.0, color="grey", lw=1)
         ax.set_xscale("log", base=2)

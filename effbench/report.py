@@ -210,6 +210,10 @@ def summary_markdown(rs: dict) -> str:
     trade = tradeoff.lines(rs)
     if trade:
         lines += ["", "## Quality and speed against the baseline", ""] + trade
+    from . import interactions, sweep_curves  # both read report's helpers
+
+    lines += sweep_curves.section(rs)
+    lines += interactions.section(rs)
     if rs.get("kernels"):
         from .cli_kernels import kernel_markdown
 

@@ -1,0 +1,117 @@
+"""The points of each sweep in a result set, its baseline and its knee (read side of effbench.sweeps).
+
+A sweep's runs are those whose `spec.sweep.id` is the sweep's. Each point: the swept value (for
+`axis = "technique"`: the measured bits per weight of the appended technique), quality (finetune:
+arith accuracy; infer: probe accuracy) with its per-item stderr and, with several seeds, the
+across-seed sd; throughput (train tokens/s, or decode tokens/s at the largest batch; median over
+replicates); memory (infer: weight bytes; finetune: peak bytes). Each point is tested against the
+baseline (the run without techniques; for a data-pruning sweep, the unpruned run with the same
+other techniques, report's twin) with tradeoff.quality_test, the paired non-inferiority test
+at the suite's margin. The knee is the most aggressive point (sweep's `aggressive` end of the
+axis) that is non-inferior at p < 0.05; none where no point is, or where the axis has no
+aggressive end.
+"""
+from __future__ import annotations
+
+from . import replicates, report, tradeoff
+
+ALPHA = 0.05
+
+
+def axis_param(axis: str) -> str:
+    """'magnitude.sparsity' -> 'sparsity'; 'technique' -> 'bits'; 'budget.batch_size' -> 'batch_size'."""
+    return "bits" if axis == "technique" else axis.partition(".")[2]
+
+
+def x_value(run: dict) -> float | None:
+    sw = run["spec"]["sweep"]
+    if sw["axis"] == "technique":
+        rec = (run.get("technique_records") or {}).get(sw["value"]) or {}
+        return rec.get("bits_per_weight")
+    v = sw["value"]
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _speed(run: dict, scen: str):
+    key, _ = tradeoff.speed_name(scen, run)
+    return results_value(run, key) if key else None
+
+
+def results_value(run: dict, name: str | None):
+    return (run.get("metrics", {}).get(name) or {}).get("value") if name else None
+
+
+def _memory(run: dict, scen: str):
+    return results_value(run, "weight_bytes") if scen == "infer" else report.peak_bytes(run)
+
+
+def point(g: list[dict], scen: str) -> dict:
+    rep = replicates.representative(g)
+    q = rep["metrics"].get(tradeoff.QUALITY[scen][0]) or {}
+    return {"id": rep["id"], "value": rep["spec"].get("sweep", {}).get("value"), "x": x_value(rep) if rep["spec"].get("sweep") else None,
+            "quality": q.get("value"), "stderr": q.get("stderr"), "seed_sd": q.get("seed_sd"), "speed": _speed(rep, scen),
+            "memory_bytes": _memory(rep, scen), "label": report.techniques_label(rep)}
+
+
+def sweeps(rs: dict) -> list[dict]:
+    """One record per sweep: {id, axis, param, scenario, aggressive, margin, points, base, knee}."""
+    margin = rs.get("noninferiority_margin", 0.01)
+    gs = [g for g in replicates.groups(rs).values() if replicates.primary(g)["status"] == "ok"]
+    by_id: dict[str, list] = {}
+    for g in gs:
+        sw = replicates.primary(g)["spec"].get("sweep")
+        if sw:
+            by_id.setdefault(sw["id"], []).append(g)
+    out = []
+    for sid, members in by_id.items():
+        p = replicates.primary(members[0])["spec"]
+        scen, sw = p["scenario"], p["sweep"]
+        pruning = report._is_pruning_run(replicates.primary(members[0]))
+        base = _unpruned_group(members[0], gs) if pruning else tradeoff.baseline_of(members[0], gs)
+        pts = []
+        for g in members:
+            pt = point(g, scen)
+            t = tradeoff.quality_test(g, base, scen, margin) if base is not None else None
+            pt["noninferior_p"] = t[1] if t else None
+            pt["noninferior"] = t is not None and t[1] < ALPHA
+            pts.append(pt)
+        pts.sort(key=lambda q: (q["x"] is None, q["x"] if q["x"] is not None else 0))
+        knee = None
+        if sw.get("aggressive") in ("higher", "lower"):
+            cands = [q for q in pts if q["noninferior"] and q["x"] is not None]
+            if cands:
+                knee = (max if sw["aggressive"] == "higher" else min)(cands, key=lambda q: q["x"])
+        out.append({"id": sid, "axis": sw["axis"], "param": axis_param(sw["axis"]), "scenario": scen,
+                    "aggressive": sw.get("aggressive", "none"), "margin": margin, "points": pts,
+                    "base": point(base, scen) if base is not None else None, "knee": knee,
+                    "pruning": pruning})
+    return out
+
+
+def _unpruned_group(g: list[dict], gs: list[list[dict]]) -> list[dict] | None:
+    """A pruning sweep's reference: the unpruned run with the same other techniques (report's twin)."""
+    twin = report._unpruned_twin(replicates.primary(g), [replicates.primary(h) for h in gs])
+    return next((h for h in gs if twin is not None and replicates.primary(h) is twin), None)
+
+
+def section(rs: dict) -> list[str]:
+    """The report's sweep table: each sweep's points, their non-inferiority and the knee."""
+    from tabulate import tabulate
+
+    recs = sweeps(rs)
+    if not recs:
+        return []
+    rows = []
+    for s in recs:
+        for q in s["points"]:
+            rows.append([s["id"], s["axis"], report.fmt(q["value"], "g") if not isinstance(q["value"], str) else q["value"],
+                         report.fmt(q["x"], ".3g"), report.fmt(None if q["quality"] is None else 100 * q["quality"], ".1f")
+                         + ("" if q["stderr"] is None else f" ± {100 * q['stderr']:.1f}"),
+                         report.fmt(q["noninferior_p"], ".3g"), "**knee**" if q is s["knee"] else ""])
+    margins = sorted({s["margin"] for s in recs})
+    return ["", "## Sweeps", "", tabulate(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"],
+                                          tablefmt="github", disable_numparse=True), "",
+            f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
+            f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
+            "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis."]
+
