@@ -2,9 +2,10 @@
 
 - `die_with_parent()`: a `preexec_fn` for a child run. On Linux the child asks the kernel for
   SIGKILL when the thread that started it dies (prctl PR_SET_PDEATHSIG, through ctypes), so a suite
-  killed with SIGKILL leaves no run still going that `--resume` would start a second time. It also
-  leads its own process group (`start_new_session` in the caller), so a terminal's Ctrl-C reaches the
-  parent only, which then records the interruption. Elsewhere (macOS) only the process group applies.
+  killed with SIGKILL leaves no run still going that `--resume` would start a second time. The child
+  stays in the suite's process group, so a terminal's Ctrl-C (or a scheduler's signal to the group)
+  reaches it as before. Elsewhere (macOS) there is no parent-death signal: a SIGKILLed suite's
+  running child finishes on its own (its result is then ignored by --resume, which reruns it).
   Caveat of PR_SET_PDEATHSIG: it fires when the starting *thread* exits; the executors start each
   child from a thread that waits for it, so that thread outlives the child.
 - `FolderLock`: an exclusive, non-blocking `flock` on `<folder>/.effbench.lock` for as long as a

@@ -5,7 +5,7 @@ Ray tasks); the runner submits specs, keeps as many in flight as the executor ha
 rewrites results.json atomically after every run that arrives, in the suite's member order. So a
 crash of one run, or a SIGKILL of this process at any moment, leaves a results.json that loads, and
 `--resume` keeps its finished runs and runs the rest. A lock on the folder keeps a second suite
-out of it. Children lead their own process group and die with this process (effbench.lifetime).
+out of it. Children die with this process (effbench.lifetime).
 `--shard i/N` runs the members of one stable shard (effbench.shards). A run that the device or
 scenario cannot host is recorded as skipped with the reason and never started.
 """
@@ -69,8 +69,8 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None
               env: dict | None = None) -> dict:
     """Run one spec in its own process: `[*wrap] python -m effbench.child SPEC OUT` (python: this
     interpreter unless given, e.g. the other checkout's `.venv/bin/python` in `effbench ab`; env:
-    variables to set, None to unset, e.g. CUDA_VISIBLE_DEVICES). The child leads its own process
-    group and is killed by the kernel when this process dies (lifetime.die_with_parent)."""
+    variables to set, None to unset, e.g. CUDA_VISIBLE_DEVICES). The child is killed by the kernel
+    when this process dies (lifetime.die_with_parent)."""
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     spec_path, out_path, log_path = (folder / f"{spec.id}.{s}" for s in ("spec.json", "result.json", "log"))
@@ -83,8 +83,7 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None
         # the real `kernels` package that transformers and bitsandbytes probe for (`-m` puts the
         # working directory first on sys.path).
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1, cwd=folder,
-                                env=child_env(spec.threads, env), start_new_session=True,
-                                preexec_fn=lifetime.die_with_parent())
+                                env=child_env(spec.threads, env), preexec_fn=lifetime.die_with_parent())
         timer = threading.Timer(spec.timeout_s, proc.kill)  # a silent hang is killed too
         timer.start()
         try:
@@ -93,6 +92,10 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None
                 if line.startswith(PREFIX):
                     echo(f"    {line[len(PREFIX):].rstrip()}")
             proc.wait()
+        except BaseException:  # Ctrl-C or an error here: the child does not outlive its run
+            proc.kill()
+            proc.wait()
+            raise
         finally:
             timed_out = not timer.is_alive() and proc.returncode is not None and proc.returncode < 0
             timer.cancel()
@@ -248,7 +251,9 @@ def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
                 echo(f"    {spec.id} -> {r['status']}{': ' + (r.get('reason') or r.get('error') or '')[:300] if r['status'] != 'ok' else ''}")
             write()
         fill()
-    if suite.kernel_bench != "none" and (shard_ix is None or shard_ix[0] == 0):
+    if prev and ("kernels" in prev or "kernels_missing" in prev):
+        rs.update({k: prev[k] for k in ("kernels", "kernels_missing") if k in prev})
+    elif suite.kernel_bench != "none" and (shard_ix is None or shard_ix[0] == 0):
         echo(f"kernel micro-benchmark ({suite.kernel_bench} sweep)")
         rs.update(run_kernel_bench_child(out, device, quick=suite.kernel_bench == "quick"))
         write()
