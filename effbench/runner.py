@@ -246,9 +246,10 @@ def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
         for f in finished:
             spec = pending.pop(f)
             done[spec.id] = f.result()
-            if ex.slots > 1:
+            if ex.slots > 1:  # runs end out of order: say which one this is
                 r = done[spec.id]
-                echo(f"    {spec.id} -> {r['status']}{': ' + (r.get('reason') or r.get('error') or '')[:300] if r['status'] != 'ok' else ''}")
+                why = (r.get("reason") or r.get("error") or "")[:300]
+                echo(f"    {spec.id} -> {r['status']}{': ' + why if why else ''}")
             write()
         fill()
     if prev and ("kernels" in prev or "kernels_missing" in prev):
