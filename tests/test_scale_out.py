@@ -3,9 +3,9 @@ serial run (conftest's smoke_serial) in every deterministic figure: status, spec
 hashes, per-item scores, losses, accuracies, perplexity, KL divergence, sizes and counts. Timings
 and resident memory are left out: they differ from any run to the next.
 
-Time on top of the serial run the end-to-end tests share: the Ray test took 3.8 min on the shared
-2-core machine under a load average of ~6 (the serial run 5.1 min there); on an idle machine about
-the smoke suite's minute plus ~10 s of Ray start-up (estimated). The shards together run the suite once.
+Time on top of the serial run the end-to-end tests share, on the shared 2-core machine: the Ray
+test 3.8 min under a load average of ~6 (the serial run 5.1 min there), the shards 2.0 min under a
+load of 2 to 4 (the serial run 2.7 min there).
 """
 from __future__ import annotations
 
