@@ -159,13 +159,15 @@ class Ray:
                 r, log = f.result()
             except Exception as e:  # the task itself failed: the worker died, or the cluster went away
                 r, log = runner.failed(spec, f"Ray task failed: {type(e).__name__}: {e}"), ""
-            (self.out / "runs").mkdir(parents=True, exist_ok=True)
-            (self.out / "runs" / f"{spec.id}.log").write_text(log)
-            code = shards.code_id(r.get("env", {}).get("git") or {}) if r.get("env") else self.code
-            if code != self.code:
-                r.update(status="failed", error=f"the Ray worker ran code {code}, the driver {self.code}: "
-                                                 "every node needs the same checkout")
-            out.set_result(r)
+            try:
+                code = shards.code_id(r.get("env", {}).get("git") or {}) if r.get("env") else self.code
+                if code != self.code:
+                    r.update(status="failed", error=f"the Ray worker ran code {code}, the driver {self.code}: "
+                                                     "every node needs the same checkout")
+                (self.out / "runs").mkdir(parents=True, exist_ok=True)
+                (self.out / "runs" / f"{spec.id}.log").write_text(log)
+            finally:  # the runner waits on this future: it is always set
+                out.set_result(r)
 
         ref.future().add_done_callback(arrived)
         return out
