@@ -15,7 +15,7 @@ LOCK ?= $(if $(HAS_NVIDIA),constraints-cuda.txt,constraints.txt)
 # Where torch comes from: PyPI by default (its Linux wheel is the CUDA build). On a CPU-only machine
 # without a local CPU wheel, TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU build.
 TORCH_INDEX ?=
-EXTRAS := eval,quant,kernels,data,gpu,test
+EXTRAS := eval,quant,kernels,data,gpu,ray,test
 
 .PHONY: setup lock bench test smoke lint aa compare plots report kernels gpu-check gpu-check-wheels clean-venv
 

@@ -3,6 +3,8 @@
   effbench list                          techniques, tasks, models and suites
   effbench run --suite cpu               run a suite (auto: `gpu` with CUDA, else `cpu`)
   effbench run --scenario infer -t nf4   one ad-hoc run
+  effbench run --suite gpu --devices 0,1  one child per local GPU (also: --executor ray, --shard i/N, --resume SET)
+  effbench merge OUT SET SET...          join shard result sets into one
   effbench show RESULTS                  print a result set's summary table
   effbench compare BASE HEAD             verdicts per metric with CIs; exit 1 on a regression
   effbench plot|report|aa ...            plots, a README for a result set, the A/A check (cli_compare)
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from . import config, models, results
+from .lifetime import FolderBusy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,7 +153,8 @@ def cmd_run(args) -> int:
         suite = config.Suite(name="adhoc", description="ad-hoc run from the command line", runs=[spec],
                              price_per_hour=args.price_per_hour, price_source="--price-per-hour" if args.price_per_hour else "",
                              plan={rid: {"seeds": seeds, "replicates": args.replicates or 1}}, threads=args.threads)
-    out = run_suite(suite, Path(args.out), only=args.only)
+    out = run_suite(suite, Path(args.out), only=args.only, executor=args.executor, devices=args.devices,
+                    address=args.address, shard=args.shard, resume=args.resume)
     rs = results.load(out)
     from .report import summary_markdown
 
@@ -164,6 +168,14 @@ def _fields(cls) -> set[str]:
     import dataclasses
 
     return {f.name for f in dataclasses.fields(cls)}
+
+
+def cmd_merge(args) -> int:
+    from .shards import merge
+
+    out = merge(args.sets, Path(args.out))
+    print(f"merged {len(args.sets)} result sets: {out}")
+    return 0
 
 
 def cmd_show(args) -> int:
@@ -195,7 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kernel-bench", dest="kernel_bench", choices=["none", "quick", "full"],
                    help="override the suite's kernel micro-benchmark (CUDA only)")
     r.add_argument("--out", default=str(REPO / "results"), help="folder that receives <suite>/<time>_<sha>/")
+    r.add_argument("--executor", default="serial", choices=["serial", "ray"],
+                   help="where runs go: serial (default) or Ray tasks, one GPU each (pip install 'effbench[ray]')")
+    r.add_argument("--address", help="--executor ray: the cluster's address (default: a new local Ray instance)")
+    r.add_argument("--devices", help="one child per local GPU at a time, e.g. 0,1,2,3 (CUDA only: refused for CPU runs)")
+    r.add_argument("--shard", metavar="i/N", help="run only shard i of N (stable by each run's spec); join with `effbench merge`")
+    r.add_argument("--resume", metavar="RESULT_SET", help="finish an interrupted result set in its folder: keep its "
+                   "finished runs with the same code and spec, run the rest (--out is not used)")
     r.set_defaults(fn=cmd_run)
+    m = sub.add_parser("merge", help="join shard result sets (same code, suite and device) into one")
+    m.add_argument("out", help="new folder for the merged result set")
+    m.add_argument("sets", nargs="+", help="the shards' results.json files or folders")
+    m.set_defaults(fn=cmd_merge)
     s = sub.add_parser("show", help="print a result set's summary")
     s.add_argument("results", help="results.json or its folder")
     s.set_defaults(fn=cmd_show)
@@ -232,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (config.ConfigError, results.ResultError, models.ModelError, ValueError, FileNotFoundError) as e:
+    except (config.ConfigError, results.ResultError, models.ModelError, ValueError, FileNotFoundError, FolderBusy) as e:
         print(f"effbench: error: {e}", file=sys.stderr)
         return 2
 

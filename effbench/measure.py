@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import resource
@@ -239,7 +240,11 @@ def _git(args: list[str]) -> str | None:
 def git_state() -> dict:
     sha = _git(["rev-parse", "HEAD"])
     dirty = _git(["status", "--porcelain", "--untracked-files=no"])
-    return {"sha": sha, "dirty": bool(dirty) if dirty is not None else None}
+    out = {"sha": sha, "dirty": bool(dirty) if dirty is not None else None}
+    if dirty:  # which uncommitted changes: `--resume` and `merge` accept only the same code
+        diff = _git(["diff", "HEAD", "--no-ext-diff", "--binary"])
+        out["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest() if diff is not None else None
+    return out
 
 
 def library_versions() -> dict:

@@ -40,3 +40,15 @@ def ctx_factory(tiny):
                        hparams={"lr": 1e-3, "batch_size": 4}, techniques=names)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def smoke_serial(tmp_path_factory):
+    """(exit code, result set, folder) of the smoke suite run serially on CPU, once per session:
+    the end-to-end tests check it, the scale-out tests reproduce it through Ray and shards."""
+    from effbench import cli, results
+
+    out = tmp_path_factory.mktemp("smoke")
+    code = cli.main(["run", "--suite", "smoke", "--device", "cpu", "--out", str(out)])
+    folder = next((out / "smoke").iterdir())
+    return code, results.load(folder), folder

@@ -14,11 +14,8 @@ def _only(rs):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke")
-    code = cli.main(["run", "--suite", "smoke", "--device", "cpu", "--out", str(out)])
-    folder = next((out / "smoke").iterdir())
-    return code, results.load(folder), folder
+def smoke(smoke_serial):
+    return smoke_serial  # one serial smoke run per session (conftest), shared with test_scale_out
 
 
 def test_smoke_suite_runs_every_technique(smoke):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-EXTRAS = ("eval", "quant", "kernels", "data", "gpu", "test")
+EXTRAS = ("eval", "quant", "kernels", "data", "gpu", "ray", "test")
 
 
 def pins(text: str) -> dict[str, str]:
@@ -39,6 +39,7 @@ def test_locks_differ_where_the_platforms_do():
     cpu, cuda = (pins((REPO / f).read_text()) for f in ("constraints.txt", "constraints-cuda.txt"))
     assert cpu["torch"] == cuda["torch"] == "2.13.0"
     assert "scipy" in cpu and "scipy" in cuda  # imported by the CLI: a declared dependency
+    assert {"ray", "hypothesis"} <= set(cpu) & set(cuda)  # their tests run in `make test`, never skipped
     # the CPU build of torch needs no CUDA library (nvidia-ml-py is NVML's Python binding, a plain package)
     assert not [p for p in cpu if p.startswith(("nvidia-", "cuda-")) and p != "nvidia-ml-py"]
     assert {"cuda-toolkit", "triton", "nvidia-cudnn-cu13"} <= set(cuda)
