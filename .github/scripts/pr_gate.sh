@@ -70,6 +70,7 @@ check_pr_user() {
 cmd=${1:-}; JOB=${2:-}
 [ -n "$cmd" ] && [ -n "$JOB" ] || die "usage: pr_gate.sh prepare|head-setup|base-warm|snapshot|bench|verify|report|cleanup JOB ..."
 shift 2
+JOB=$(realpath -m "$JOB")
 case "$cmd" in
 prepare)
     check_pr_user
@@ -97,7 +98,8 @@ head-setup)
     sandbox sh -c 'cd "$0" && exec "$@"' "$JOB/pr/src" "$@"
     ;;
 base-warm)
-    base=${1:?base-warm JOB BASE}; base_env
+    base=$(cd "${1:?base-warm JOB BASE}" && pwd); base_env
+    cd "$JOB/state"  # never a folder with importable names: `python -m`/`-c` put the working directory first on sys.path
     "$base/.venv/bin/python" -c "from effbench import models; print(models.smollm2_checkpoint())"
     ;;
 snapshot)
@@ -111,13 +113,14 @@ $w"
     say "snapshot of $(wc -l < "$JOB/state/before") entries under ${paths[*]}"
     ;;
 bench)
-    base=${1:?bench JOB BASE SUITE [AB ARGS...]}; suite=${2:?bench JOB BASE SUITE}; shift 2
+    base=$(cd "${1:?bench JOB BASE SUITE [AB ARGS...]}" && pwd); suite=$(realpath -e "${2:?bench JOB BASE SUITE}" 2>/dev/null || echo "$2"); shift 2
     [ -s "$JOB/state/before" ] || die "no snapshot: run 'pr_gate.sh snapshot' before the head's code runs"
     base_env
     pass=()
     for v in $PASS; do [ -z "${!v:-}" ] || pass+=("$v=${!v}"); done
     wrap=$(printf '%q ' "${AS[@]}" "$JOB/bin/pr_sandbox.sh" run "$JOB/pr" "${pass[@]}" --)
     set +e
+    cd "$JOB/state"
     "$base/.venv/bin/python" -m effbench.cli ab "$base" "$JOB/pr/src" --suite "$suite" --out "$JOB/out" \
         --wrap "head=$wrap" "$@"
     rc=$?
@@ -151,8 +154,9 @@ $owned}" 3
     say "verified: $(wc -l < "$JOB/state/after") entries unchanged, none writable by the PR user"
     ;;
 report)
-    base=${1:?report JOB BASE}; base_env
+    base=$(cd "${1:?report JOB BASE}" && pwd); base_env
     set +e
+    cd "$JOB/state"
     "$base/.venv/bin/python" -m effbench.pr_report "$JOB/out/base" "$JOB/out/head" --comment "$JOB/comment/comment.md"
     rc=$?
     set -e
