@@ -3,8 +3,9 @@
 README.md sits beside results.json and embeds the plots by relative path, so committing
 results/<suite>/<run>/ shows the whole report on the code host's page.
 
-`python -m effbench.pr_report BASE HEAD --comment FILE` is what the PR workflow
-(.github/workflows/bench.yml) calls after `effbench ab BASE_CHECKOUT HEAD_CHECKOUT --out DIR`
+`python -m effbench.pr_report BASE HEAD --comment FILE` is what the PR gate (`pr_gate.sh report`,
+from .github/workflows/bench.yml; always the base's code) calls after
+`effbench ab BASE_CHECKOUT HEAD_CHECKOUT --out DIR`
 (BASE = DIR/base, HEAD = DIR/head; a folder holding results.json is taken as it is, else the
 newest result set under it, as `make bench OUT=ROOT` writes): it writes the head's README.md
 against the base, writes the comparison markdown for the PR comment, and exits like

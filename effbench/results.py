@@ -78,6 +78,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide a PR gate head's results from the runner's user
         with os.fdopen(fd, "w") as f:
             json.dump(finite(json.loads(json.dumps(obj, default=_default))), f, indent=1, allow_nan=False)
             f.write("\n")

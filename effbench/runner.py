@@ -20,7 +20,7 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-from . import config, lifetime, measure, report, results, shards
+from . import childfiles, config, lifetime, measure, report, results, shards
 from .techniques import build_all
 
 PREFIX = "[effbench] "
@@ -74,11 +74,12 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     spec_path, out_path, log_path = (folder / f"{spec.id}.{s}" for s in ("spec.json", "result.json", "log"))
-    spec_path.write_text(json.dumps(spec.to_dict(), indent=1))
+    # childfiles: the folder may be writable by the child's user (the PR gate's head), never trusted
+    childfiles.write_new(spec_path, json.dumps(spec.to_dict(), indent=1))
     out_path.unlink(missing_ok=True)
     cmd = [*wrap, python or sys.executable, "-m", "effbench.child", str(spec_path), str(out_path)]
     status, detail = None, ""
-    with open(log_path, "w") as logf:
+    with childfiles.open_new(log_path) as logf:
         # cwd: the run's folder, never the repository root, whose `kernels/` folder would shadow
         # the real `kernels` package that transformers and bitsandbytes probe for (`-m` puts the
         # working directory first on sys.path).
@@ -99,12 +100,12 @@ def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None
         finally:
             timed_out = not timer.is_alive() and proc.returncode is not None and proc.returncode < 0
             timer.cancel()
-    if timed_out and not out_path.exists():
+    if timed_out and not os.path.lexists(out_path):
         status, detail = "timeout", f"run exceeded timeout_s={spec.timeout_s} and was killed"
-    if status is None and out_path.exists():
+    if status is None and os.path.lexists(out_path):
         try:
-            return results.validate_run(json.loads(out_path.read_text()), str(out_path))
-        except (json.JSONDecodeError, results.ResultError) as e:
+            return childfiles.read_result(out_path)
+        except results.ResultError as e:
             status, detail = "failed", f"child wrote an unreadable result: {e}"
     if status is None:
         rc = proc.returncode
