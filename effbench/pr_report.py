@@ -51,7 +51,7 @@ def write_readme(path: str | Path, baseline: str | Path | None = None, opts: com
     if pngs:
         lines += ["## Plots", ""]
         for f in pngs:
-            rel = f.relative_to(folder).as_posix()
+            rel = Path(f).resolve().relative_to(folder.resolve()).as_posix()  # plot returns absolute paths
             lines += [f"![{rel}]({rel})", f"[SVG]({rel[:-4]}.svg)", ""]
     readme = results.output_file(folder, "README.md")
     results.replace_file(readme, lambda tmp: tmp.write_text("\n".join(lines)))
