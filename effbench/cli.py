@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list techniques, tasks, models and suites").set_defaults(fn=cmd_list)
     r = sub.add_parser("run", help="run a suite, or one ad-hoc run")
     r.add_argument("--suite", help="suite name (benchmarks/NAME.toml), a .toml path, or 'auto' (gpu with CUDA, else cpu)")
-    r.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these run ids of the suite")
+    r.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these runs of the suite: run ids, or sweep ids (every point of the sweep)")
     r.add_argument("--scenario", choices=sorted(config.BUDGETS), help="ad-hoc run: the workload")
     r.add_argument("-t", "--technique", action="append", metavar="NAME[:k=v,...]", help="ad-hoc run: a technique (repeatable, in order)")
     r.add_argument("--task", default="arith", help="ad-hoc run: training/eval task (arith, arith-noisy)")

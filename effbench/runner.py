@@ -127,9 +127,8 @@ def skipped(spec: config.RunSpec, why: str) -> dict:
 
 
 def check_only(suite: config.Suite, only: list[str] | None) -> None:
-    unknown = sorted(set(only or ()) - {r.id for r in suite.runs})
-    if unknown:
-        raise config.ConfigError(f"unknown run id(s) {unknown}; valid: {[r.id for r in suite.runs]}")
+    """Refuse, before any work, an `--only` name that is neither a run id nor a sweep id."""
+    suite.select(only)
 
 
 def execute(spec: config.RunSpec, out: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
