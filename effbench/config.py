@@ -20,7 +20,6 @@ it expands (effbench.sweeps) into one run per value, each validated like any run
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
