@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compare, compare_format, config, measure, report, results, runner
+from . import compare, compare_format, config, measure, member, report, results
 
 SIDES = ("base", "head")
 SETTABLE = {"threads": int}  # --set SIDE:KEY=VALUE: per-side spec settings (not part of the match key)
@@ -120,7 +120,7 @@ def run_ab(suite: config.Suite, base: Side, head: Side, out: Path, opts: compare
            src: Path | None = None) -> dict:
     """Run both sides interleaved, write both result sets and compare.md; returns the comparison.
     Git refs are checked out under `src` (default out/src)."""
-    runner.check_only(suite, only)
+    suite.select(only)
     sides = {"base": base, "head": head}
     for s in sides.values():
         checkout(s, Path(src) if src else out / "src", echo)
@@ -144,8 +144,8 @@ def run_ab(suite: config.Suite, base: Side, head: Side, out: Path, opts: compare
     for i, (name, m) in enumerate(plan, 1):
         s = sides[name]
         spec = dataclasses.replace(m, **s.settings)
-        echo(f"[{i}/{len(plan)}] {name}: {runner.label(spec)}")
-        sets[name]["runs"].append(runner.execute(spec, folders[name], echo, s.python, s.wrap))
+        echo(f"[{i}/{len(plan)}] {name}: {member.label(spec)}")
+        sets[name]["runs"].append(member.execute(spec, folders[name], echo, s.python, s.wrap))
         results.write_json_atomic(folders[name] / "results.json", sets[name])
     for name in sides:
         (folders[name] / "summary.md").write_text(report.summary_markdown(sets[name]))

@@ -48,7 +48,7 @@ def execute(spec_dict: dict) -> dict:
     from . import config, measure, models, results, tasks
     from .tasks import reftext
     from .techniques import Context, build_all
-    from .runner import log
+    from .member import log
     from .workloads import finetune, infer
 
     spec = config.RunSpec.from_dict(spec_dict)

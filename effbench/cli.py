@@ -15,63 +15,14 @@ model is loaded.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from . import config, models, results
+from .cli_args import add_replication_flags, auto_device, parse_kv, parse_technique, suite_overrides
 from .lifetime import FolderBusy
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def parse_value(text: str):
-    """CLI parameter values: JSON where it parses (numbers, true/false, lists), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_technique(text: str) -> dict:
-    """`lora` or `lora:r=16,alpha=32` -> {name, params}."""
-    name, _, rest = text.partition(":")
-    params = {}
-    for part in filter(None, rest.split(",")):
-        k, eq, v = part.partition("=")
-        if not eq:
-            raise config.ConfigError(f"technique parameter {part!r} in {text!r} is not key=value")
-        params[k.strip()] = parse_value(v.strip())
-    return {"name": name.strip(), "params": params}
-
-
-def parse_kv(items: list[str]) -> dict:
-    out = {}
-    for it in items or []:
-        k, eq, v = it.partition("=")
-        if not eq:
-            raise config.ConfigError(f"--budget {it!r} is not key=value")
-        out[k] = parse_value(v)
-    return out
-
-
-def auto_device(device: str) -> str:
-    """`auto`: cuda where torch can use a GPU; cpu where there is none. Where nvidia-smi lists a GPU
-    that torch cannot use (a driver too old for the wheel's CUDA, a CPU-only torch), stop with the
-    reason instead of running on the CPU in silence (effbench.cuda_env)."""
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    from .cuda_env import check_gpu_usable
-
-    try:
-        check_gpu_usable()
-    except RuntimeError as e:
-        raise config.ConfigError(str(e)) from None
-    return "cpu"
 
 
 def cmd_list(args) -> int:
@@ -92,34 +43,6 @@ def cmd_list(args) -> int:
             suites.append([name, "?", f"INVALID: {e}"])
     print("\nSuites (benchmarks/*.toml)\n" + tabulate(suites, ["name", "runs", "description"], tablefmt="simple"))
     return 0
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise config.ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
-    return config.check_seeds("--seeds", seeds)
-
-
-def suite_overrides(args, device: str | None) -> dict:
-    """Suite-level overrides from the command line (run, ab, aa); device None: the suite's own."""
-    overrides: dict = {"device": device} if device else {}
-    for key in ("model", "seed", "price_per_hour", "text", "kernel_bench", "replicates", "threads"):
-        if getattr(args, key, None) is not None:
-            overrides[key] = getattr(args, key)
-    if getattr(args, "seeds", None):
-        overrides["seeds"] = parse_seeds(args.seeds)
-    for key in ("replicates", "threads"):
-        if key in overrides:
-            config.check_count(f"--{key}", key, overrides[key])
-    return overrides
-
-
-def add_replication_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--replicates", type=int, help="timed replicates per run and seed, each its own process (suite's otherwise)")
-    p.add_argument("--seeds", help="comma-separated seeds for every run, e.g. 0,1,2 (suite's otherwise)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch, OpenMP and BLAS in every run (recorded)")
 
 
 def cmd_run(args) -> int:
@@ -192,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list techniques, tasks, models and suites").set_defaults(fn=cmd_list)
     r = sub.add_parser("run", help="run a suite, or one ad-hoc run")
     r.add_argument("--suite", help="suite name (benchmarks/NAME.toml), a .toml path, or 'auto' (gpu with CUDA, else cpu)")
-    r.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these run ids of the suite")
+    r.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these runs of the suite: run ids, or sweep ids (every point of the sweep)")
     r.add_argument("--scenario", choices=sorted(config.BUDGETS), help="ad-hoc run: the workload")
     r.add_argument("-t", "--technique", action="append", metavar="NAME[:k=v,...]", help="ad-hoc run: a technique (repeatable, in order)")
     r.add_argument("--task", default="arith", help="ad-hoc run: training/eval task (arith, arith-noisy)")

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from . import compare, compare_format, config, results
+from .cli_args import add_replication_flags, auto_device, suite_overrides
 
 
 def parse_fail_on(items: list[str] | None) -> dict:
@@ -91,7 +92,6 @@ def judged(res: dict) -> list[str]:
 
 def cmd_ab(args) -> int:
     from . import ab
-    from .cli import auto_device, suite_overrides
 
     opts = options(args)
     sets, wraps = ab.parse_sets(args.set), ab.parse_wraps(args.wrap)
@@ -164,10 +164,8 @@ def add_parsers(sub) -> None:
             a.set_defaults(set=None, wrap=None)
         a.add_argument("--suite", default="aa" if name == "aa" else None, required=name == "ab", help="suite name or .toml path")
         a.add_argument("--out", required=True, help="folder receiving base/, head/ and compare.md")
-        a.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids of the suite")
+        a.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these runs of the suite: run ids or sweep ids")
         a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        from .cli import add_replication_flags
-
         add_replication_flags(a)
         _compare_options(a)
         a.set_defaults(fn=cmd_ab if name == "ab" else cmd_aa)

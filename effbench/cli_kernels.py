@@ -9,32 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import config, measure, results
+from .kernel_report import kernel_markdown
 
 
 class KernelBenchError(ValueError):
     pass
-
-
-def kernel_markdown(records: list[dict]) -> str:
-    from tabulate import tabulate
-
-    from .kernelbench import speedup_rows
-
-    frac = {(r["kernel"], r["pass"], r["tokens"], r["dtype"]): r.get("frac_peak_bw")
-            for r in records if r["impl"] == "effbench"}
-    rows = []
-    for s in sorted(speedup_rows(records), key=lambda s: (s["kernel"], s["pass"], s["dtype"], s["tokens"])):
-        f = frac.get((s["kernel"], s["pass"], s["tokens"], s["dtype"]))
-        rows.append([s["kernel"], s["pass"], s["dtype"], s["tokens"], _f(s.get("effbench_ms"), ".3f"),
-                     _f(s.get("speedup_vs_eager"), ".2f"), _f(s.get("speedup_vs_compile"), ".2f"),
-                     _f(s.get("speedup_vs_liger"), ".2f"), _f(f and 100 * f, ".0f")])
-    head = ["kernel", "pass", "dtype", "tokens", "effbench ms", "x eager", "x compile", "x liger", "% peak BW"]
-    return "## Kernel micro-benchmark\n\nSpeed-up = their median time / ours (> 1: effbench faster).\n\n" + \
-        tabulate(rows, head, tablefmt="github", disable_numparse=True) + "\n"
-
-
-def _f(x, spec):
-    return "–" if x is None else format(x, spec)
 
 
 def cmd_kernels(args) -> int:

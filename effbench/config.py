@@ -20,7 +20,6 @@ it expands (effbench.sweeps) into one run per value, each validated like any run
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -224,11 +223,33 @@ class Suite:
     noninferiority_margin: float = 0.01  # quality-and-speed lines: "not worse than -margin" (fraction)
     threads: int | None = None
 
+    def sweep_ids(self) -> dict[str, list[str]]:
+        """Each sweep's id -> the ids of the runs it expanded into, in suite order."""
+        out: dict[str, list[str]] = {}
+        for r in self.runs:
+            if r.sweep:
+                out.setdefault(r.sweep["id"], []).append(r.id)
+        return out
+
+    def select(self, only: list[str] | None) -> set[str] | None:
+        """The run ids `--only` names: run ids, or sweep ids (all of a sweep's points). Raises
+        ConfigError naming every unknown name and the valid choices."""
+        if not only:
+            return None
+        ids, sw = [r.id for r in self.runs], self.sweep_ids()
+        unknown = [x for x in dict.fromkeys(only) if x not in ids and x not in sw]
+        if unknown:
+            raise ConfigError(f"unknown run id(s) {unknown}; valid: run ids {ids}"
+                              + (f", sweep ids {sorted(sw)}" if sw else ""))
+        return {i for x in only for i in (sw[x] if x in sw and x not in ids else [x])}
+
     def members(self, only: list[str] | None = None) -> list[RunSpec]:
-        """Every (run, seed, replicate) of the suite as its own RunSpec, runs in suite order."""
+        """Every (run, seed, replicate) of the suite as its own RunSpec, runs in suite order;
+        `only`: run ids or sweep ids (see select)."""
+        chosen = self.select(only)
         out = []
         for r in self.runs:
-            if only and r.id not in only:
+            if chosen is not None and r.id not in chosen:
                 continue
             p = self.plan.get(r.id) or {"seeds": [r.seed], "replicates": 1}
             for seed in p["seeds"]:

@@ -3,7 +3,7 @@
 An executor takes a RunSpec and gives back a `concurrent.futures.Future` of its RunResult
 (`submit`), and says how many runs it keeps in flight (`slots`). The runner submits up to `slots`
 runs, writes each RunResult into the result set as it arrives, and never knows which executor it is
-talking to. Every executor runs the same child code (`python -m effbench.child`, runner.run_child).
+talking to. Every executor runs the same child code (`python -m effbench.child`, member.run_child).
 
 - `Serial`: one run at a time in this process's child (the default).
 - `Devices`: one child per local GPU at a time (`--devices 0,1,2,3`), each started with
@@ -25,7 +25,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from . import config, measure, runner, shards
+from . import config, measure, member, shards
 
 KINDS = ("serial", "ray")  # --executor; `--devices` selects Devices
 
@@ -39,7 +39,7 @@ class Serial:
 
     def submit(self, spec: config.RunSpec) -> Future:
         f: Future = Future()
-        f.set_result(runner.execute(spec, self.out, self.echo))
+        f.set_result(member.execute(spec, self.out, self.echo))
         return f
 
     def describe(self) -> dict:
@@ -91,7 +91,7 @@ class Devices:
         dev = self.free.get()
         try:
             echo = lambda line: self.echo(f"  [gpu {dev}] {spec.id}: {line.strip()}")  # noqa: E731
-            r = runner.execute(spec, self.out, echo, env={"CUDA_VISIBLE_DEVICES": dev})
+            r = member.execute(spec, self.out, echo, env={"CUDA_VISIBLE_DEVICES": dev})
         finally:
             self.free.put(dev)
         r["executor"] = {"kind": self.kind, "cuda_visible_devices": dev, "host": socket.gethostname()}
@@ -109,7 +109,7 @@ class Devices:
 
 def _thread_env() -> dict:
     """This process's thread variables, None where unset: a Ray worker's child gets exactly these."""
-    return {k: os.environ.get(k) for k in runner.THREAD_VARS}
+    return {k: os.environ.get(k) for k in member.THREAD_VARS}
 
 
 def ray_task(spec_dict: dict, thread_env: dict) -> tuple[dict, str]:
@@ -119,7 +119,7 @@ def ray_task(spec_dict: dict, thread_env: dict) -> tuple[dict, str]:
 
     spec = config.RunSpec.from_dict(spec_dict)
     with tempfile.TemporaryDirectory(prefix="effbench-ray-") as d:
-        r = runner.run_child(spec, Path(d), echo=lambda line: None, env=thread_env)
+        r = member.run_child(spec, Path(d), echo=lambda line: None, env=thread_env)
         log_path = Path(d) / f"{spec.id}.log"
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
     ctx = ray.get_runtime_context()
@@ -147,9 +147,9 @@ class Ray:
         self.code = shards.code_id(measure.git_state())
 
     def submit(self, spec: config.RunSpec) -> Future:
-        why = runner.precheck(spec, check_local_device=False)  # the driver may have no GPU; the workers do
+        why = member.precheck(spec, check_local_device=False)  # the driver may have no GPU; the workers do
         if why:
-            return _done(runner.skipped(spec, why))
+            return _done(member.skipped(spec, why))
         res = {"num_gpus": 1} if spec.device == "cuda" else {"num_cpus": spec.threads or 1}
         ref = self.task.options(**res).remote(spec.to_dict(), _thread_env())
         out: Future = Future()
@@ -158,7 +158,7 @@ class Ray:
             try:
                 r, log = f.result()
             except Exception as e:  # the task itself failed: the worker died, or the cluster went away
-                r, log = runner.failed(spec, f"Ray task failed: {type(e).__name__}: {e}"), ""
+                r, log = member.failed(spec, f"Ray task failed: {type(e).__name__}: {e}"), ""
             try:
                 code = shards.code_id(r.get("env", {}).get("git") or {}) if r.get("env") else self.code
                 if code != self.code:

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from . import replicates, report, tradeoff
+from . import replicates, runinfo, tradeoff
 
 CONF = 0.95
 EXACT_TOL = math.log(1.01)  # a quantity without variation (bytes) is flagged beyond 1%
@@ -133,7 +133,7 @@ def interactions(rs: dict) -> list[dict]:
     out = []
     for g in gs:
         p = replicates.primary(g)
-        if len(_techs(g)) < 2 or report._is_pruning_run(p):  # pruning: its own table, against the unpruned twin
+        if len(_techs(g)) < 2 or runinfo.is_pruning_run(p):  # pruning: its own table, against the unpruned twin
             continue
         head = {"stack": p["id"]}
         base = tradeoff.baseline_of(g, gs)
@@ -153,10 +153,6 @@ def interactions(rs: dict) -> list[dict]:
     return out
 
 
-def _f(x, spec):
-    return "–" if x is None else format(x, spec)
-
-
 def section(rs: dict) -> list[str]:
     """The report's interactions table (markdown lines), empty where the set has no stacks."""
     from tabulate import tabulate
@@ -167,12 +163,12 @@ def section(rs: dict) -> list[str]:
     rows = []
     for r in recs:
         spec = ".3f" if "(x)" in r["quantity"] else "+.1f"
-        pred = _f(r.get("predicted"), spec) + (f" [{_f(r['pred_lo'], spec)}, {_f(r['pred_hi'], spec)}]" if "pred_lo" in r else "")
-        inter = _f(r.get("interaction"), spec) + (f" [{_f(r['d_lo'], spec)}, {_f(r['d_hi'], spec)}]" if "d_lo" in r else "")
+        pred = runinfo.fmt(r.get("predicted"), spec) + (f" [{runinfo.fmt(r['pred_lo'], spec)}, {runinfo.fmt(r['pred_hi'], spec)}]" if "pred_lo" in r else "")
+        inter = runinfo.fmt(r.get("interaction"), spec) + (f" [{runinfo.fmt(r['d_lo'], spec)}, {runinfo.fmt(r['d_hi'], spec)}]" if "d_lo" in r else "")
         extra = "; ".join(x for x in (r.get("note"), r.get("reason")) if x)
         verdict = {"worse": "**worse than predicted**", "better": "**better than predicted**"}.get(r.get("verdict"), r.get("verdict") or "–")
         verdict += f" ({extra})" if extra else ""
-        rows.append([r["stack"], " x ".join(r.get("singles", [])) or "–", r["quantity"], _f(r.get("measured"), spec), pred, inter,
+        rows.append([r["stack"], " x ".join(r.get("singles", [])) or "–", r["quantity"], runinfo.fmt(r.get("measured"), spec), pred, inter,
                      verdict])
     return ["", "## Interactions of stacked techniques", "",
             tabulate(rows, ["stack", "singles", "quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"],

@@ -132,23 +132,3 @@ def run_kernel_bench(device: str, quick: bool = False) -> list[dict]:
     tokens = TOKENS_QUICK if quick else TOKENS
     dtypes = (torch.bfloat16,) if quick else (torch.bfloat16, torch.float32)
     return _run("cuda", tokens, dtypes, _do_bench)
-
-
-def speedup_rows(records: list[dict]) -> list[dict]:
-    """One row per (kernel, pass, tokens, hidden, dtype): each impl's median and effbench's
-    speed-up against eager, compile and liger (their time / ours; > 1 means effbench is faster)."""
-    groups: dict[tuple, dict[str, float | None]] = {}
-    for r in records:
-        key = (r["kernel"], r["pass"], r["tokens"], r["hidden"], r["dtype"])
-        groups.setdefault(key, {})[r["impl"]] = r["median_ms"]
-    rows = []
-    for (kernel, which, tokens, hidden, dtype), ms in groups.items():
-        ours = ms.get("effbench")
-        row = {"kernel": kernel, "pass": which, "tokens": tokens, "hidden": hidden, "dtype": dtype}
-        for impl in kc.IMPLS:
-            row[f"{impl}_ms"] = ms.get(impl)
-        for other in ("eager", "compile", "liger"):
-            theirs = ms.get(other)
-            row[f"speedup_vs_{other}"] = theirs / ours if (ours and theirs) else None
-        rows.append(row)
-    return rows

@@ -15,40 +15,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from .plot_style import describe, label, series_style  # first: it selects the Agg backend
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402, I001
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import cost, report, results  # noqa: E402
+from . import cost, plot_curves, plot_sweeps, results, runinfo  # noqa: E402
+from .replicates import representatives  # noqa: E402
 
-PALETTE = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-
-
-def series_style(i: int) -> dict:
-    """Colour and marker of the i-th series on one axis: no two of the first 80 share both
-    (same colour every 10 series; the marker then moves on by 3 of 8, since 11 m mod 8 != 0 for m < 8)."""
-    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[(i + i // len(PALETTE)) % len(MARKERS)]}
-
+__all__ = ["describe", "figures", "label", "plot", "series_style"]
 
 OFFSETS = [(5, 5), (5, -11), (-11, 5), (-11, -11)]  # points; cycling spreads labels of close points
 QUALITY = {"finetune": ("accuracy", "task accuracy, arith exact match (%)"), "infer": ("probe_acc", "probe accuracy (%)")}
-
-
-def label(rs: dict) -> str:
-    p = rs.get("_path")
-    return Path(p).parent.name if p else f"{rs.get('suite')} {str((rs.get('git') or {}).get('sha'))[:8]}"
-
-
-def describe(sets: list[dict]) -> str:
-    """'model M, device D, suite S' over the given sets (joined with / where they differ)."""
-    def uniq(xs):
-        return " / ".join(dict.fromkeys(str(x) for x in xs if x)) or "?"
-    models = uniq((r.get("model") or {}).get("name") or r["spec"].get("model") for rs in sets for r in rs["runs"])
-    return f"model {models}, device {uniq((rs.get('env') or {}).get('device_name') for rs in sets)}, " \
-           f"suite {uniq(rs.get('suite') for rs in sets)}"
 
 
 def axes_specs(scenario: str):
@@ -59,7 +37,7 @@ def axes_specs(scenario: str):
     else:
         thr = ("decode throughput, largest batch (tokens/s)", lambda r, d: cost.largest_batch_decode(r)[0])
         cst = ("cost per million decoded tokens (USD)", lambda r, d: d.get("usd_per_mtok"))
-    mem = ("peak memory (MiB)", lambda r, d: (report.peak_bytes(r) or 0) / 2**20 or None)
+    mem = ("peak memory (MiB)", lambda r, d: (runinfo.peak_bytes(r) or 0) / 2**20 or None)
     return [(*thr, True), (*mem, False), (*cst, False)]
 
 
@@ -96,7 +74,7 @@ def pareto_figure(sets: list[dict], scenario: str):
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
     drawn = False
     for k, rs in enumerate(sets):
-        price, _ = report.price(rs)
+        price, _ = runinfo.price(rs)
         runs = [r for r in rs["runs"] if r["spec"]["scenario"] == scenario and r["status"] == "ok"]
         st, lab = series_style(k), label(rs)
         color = st["color"]
@@ -132,7 +110,7 @@ def pareto_figure(sets: list[dict], scenario: str):
     axes[0].legend(fontsize=8, loc="best")
     fig.suptitle(f"{scenario}: quality vs throughput, memory and cost (up and toward 'better' is better)\n{describe(sets)}")
     runs = {r["id"]: r for rs in sets for r in rs["runs"]}
-    add_key(fig, [f"{n:>2} {rid}: {report.techniques_label(runs[rid])}"[:60] for rid, n in nums.items()])
+    add_key(fig, [f"{n:>2} {rid}: {runinfo.techniques_label(runs[rid])}"[:60] for rid, n in nums.items()])
     return fig
 
 
@@ -149,11 +127,7 @@ def save(fig, folder: Path, name: str) -> list[Path]:
 
 def figures(sets: list[dict]) -> dict:
     """name -> Figure for everything these sets can show."""
-    from . import plot_curves
-
     figs = {f"pareto_{s}": pareto_figure(sets, s) for s in QUALITY}
-    from . import plot_sweeps
-
     figs.update(finetune_curves=plot_curves.finetune_figure(sets), pruning_curves=plot_curves.finetune_figure(sets, pruning=True),
                 pruning=plot_curves.pruning_figure(sets), kernels=plot_curves.kernels_figure(sets))
     figs.update(plot_sweeps.figures(sets))
@@ -163,8 +137,6 @@ def figures(sets: list[dict]) -> dict:
 def plot(paths: list, out: str | Path | None = None) -> list[Path]:
     """Load the result sets, draw every figure, write PNG and SVG into `out` (default: the first
     set's folder). Returns the files written."""
-    from .replicates import representatives
-
     # one point per suite run: replicate medians and seed means stand for a run's members
     # (sweeps test each point against its baseline over the members: `_members` keeps them)
     sets = [{**rs, "runs": representatives(rs), "_members": rs["runs"]} for rs in map(results.load, paths)]

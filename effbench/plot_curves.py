@@ -3,7 +3,7 @@
 - finetune: accuracy (± stderr) against training wall time and against dollars, one line per run
   (its techniques), the suite's target accuracy (cost.target_accuracy) as a horizontal line.
   Dollars = price x (setup + training seconds), as in effbench.cost. Training-technique runs and
-  data-pruning runs (report._is_pruning_run) are drawn in two separate figures.
+  data-pruning runs (runinfo.is_pruning_run) are drawn in two separate figures.
 - pruning: final accuracy against the kept fraction of the train split, one line per strategy
   (runs whose data records n_train_kept), the unpruned run on the same noisy split (not the
   plain fine-tuning run on clean data) as a star at 1.0.
@@ -14,10 +14,11 @@ first set, dashed for others.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from .plot_style import describe, label, series_style  # first: it selects the Agg backend
 
-from . import cost, report
-from .plot import describe, label, series_style
+import matplotlib.pyplot as plt  # noqa: E402, I001
+
+from . import cost, runinfo
 
 PRUNERS = ("random", "dedup", "heuristic", "perplexity", "el2n")
 STYLES = ["-", "--", ":", "-."]
@@ -27,18 +28,18 @@ def finetune_figure(sets: list[dict], pruning: bool = False):
     """Accuracy curves of the training-technique runs, or (pruning=True) of the data-pruning runs."""
     runs = [(k, rs, r) for k, rs in enumerate(sets) for r in rs["runs"]
             if r["spec"]["scenario"] == "finetune" and r["status"] == "ok" and (r.get("curves") or {}).get("accuracy_vs_time")
-            and report._is_pruning_run(r) == pruning]
+            and runinfo.is_pruning_run(r) == pruning]
     if not runs:
         return None
     names = list(dict.fromkeys(r["id"] for _, _, r in runs))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for k, rs, r in runs:
-        price, _ = report.price(rs)
+        price, _ = runinfo.price(rs)
         setup = (r.get("setup") or {}).get("wall_s") or 0.0
         c = r["curves"]["accuracy_vs_time"]
         y = [100 * p["accuracy"] for p in c]
         e = [100 * (p.get("stderr") or 0) for p in c]
-        lab = f"{r['id']}: {report.techniques_label(r)}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
+        lab = f"{r['id']}: {runinfo.techniques_label(r)}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
         st = series_style(names.index(r["id"]))
         color = st["color"]
         xs = [[p["train_wall_s"] for p in c]] + ([[price * (setup + p["train_wall_s"]) / 3600 for p in c]] if price is not None else [])
@@ -82,7 +83,7 @@ def pruning_figure(sets: list[dict]):
         lines: dict[str, list] = {}
         for r in filter(ok, rs["runs"]):
             m, d = r["metrics"]["accuracy"], r.get("data") or {}
-            if report._is_pruning_run(r) and not _pruning_strategy(r):  # the unpruned run on the same noisy split
+            if runinfo.is_pruning_run(r) and not _pruning_strategy(r):  # the unpruned run on the same noisy split
                 ax.errorbar([1.0], [100 * m["value"]], yerr=[100 * (m.get("stderr") or 0)], fmt="*", ms=12, color="black",
                             label=f"no pruning: {r['id']}" if k == 0 else None)
             elif d.get("n_train_kept") is not None and _pruning_strategy(r):

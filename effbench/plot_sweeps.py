@@ -12,10 +12,11 @@ circled in red.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from .plot_style import describe, label, series_style  # first: it selects the Agg backend
+
+import matplotlib.pyplot as plt  # noqa: E402, I001
 
 from . import sweep_curves
-from .plot import describe, label, series_style
 
 X_LABELS = {"sparsity": "sparsity (fraction of block-linear weights zeroed)", "bits": "bits per weight (measured, scales included)",
             "r": "LoRA rank r (adapter dimensions)", "fraction": "kept fraction of the train split (0-1, examples)",

@@ -9,59 +9,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from . import cost, replicates, tradeoff
-
-
-def _v(run, name):
-    m = run.get("metrics", {}).get(name)
-    return None if not m else m.get("value")
-
-
-def fmt(x, spec: str = ".3g", none: str = "–") -> str:
-    return none if x is None else format(x, spec)
-
-
-def pm(run, name, scale=100.0) -> str:
-    m = run.get("metrics", {}).get(name)
-    if not m or m.get("value") is None:
-        return "–"
-    se = m.get("stderr")
-    out = f"{scale * m['value']:.1f} ± {scale * se:.1f}" if se is not None else f"{scale * m['value']:.1f}"
-    if m.get("n_seeds"):
-        out += f" (sd {scale * (m.get('seed_sd') or 0):.1f}, {m['n_seeds']} seeds)"
-    return out
-
-
-def mib(x) -> str:
-    return "–" if x is None else f"{x / 2**20:.0f}"
-
-
-def techniques_label(run) -> str:
-    ts = run["spec"].get("techniques") or []
-    if not ts:
-        return "(none)"
-    parts = []
-    for t in ts:
-        p = t.get("params") or {}
-        parts.append(t["name"] + ("(" + ",".join(f"{k}={v}" for k, v in p.items()) + ")" if p else ""))
-    return " + ".join(parts)
-
-
-def peak_bytes(run):
-    return _v(run, "peak_allocated_bytes") if "peak_allocated_bytes" in run.get("metrics", {}) else _v(run, "peak_rss_bytes")
-
-
-def price(rs) -> tuple[float | None, str]:
-    return cost.price_for(rs.get("env", {}), rs.get("price_per_hour"), rs.get("price_source", ""))
-
-
-def unchanged_layers(run) -> str:
-    """Layers a technique was meant to change but left as they were (technique_records'
-    `layers_left_unchanged`, e.g. torchao skipping shapes its kernel cannot take): "–" when none."""
-    recs = run.get("technique_records") or {}
-    parts = [f"{r['layers_left_unchanged']} ({name})" for name, r in recs.items()
-             if isinstance(r, dict) and r.get("layers_left_unchanged")]
-    return ", ".join(parts) or "–"
+from . import cost, interactions, replicates, sweep_curves, tradeoff
+from .runinfo import fmt, is_pruning_run, mib, peak_bytes, pm, price, techniques_label, unchanged_layers, unpruned_twin
+from .runinfo import value as _v
 
 
 def finetune_rows(rs, runs):
@@ -100,35 +50,20 @@ def infer_rows(rs, runs):
 
 
 # -- data pruning (self-contained: the records come from techniques/_pruning.py) --------------
-def _is_pruning_run(r) -> bool:
-    return r["spec"]["scenario"] == "finetune" and (r["spec"].get("task") == "arith-noisy"
-                                                    or "pruning" in (r.get("technique_records") or {}))
-
-
-def _unpruned_twin(r, runs):
-    """The unpruned run on the same noisy task, model and other techniques (else any unpruned one)."""
-    strategies = set(((r.get("technique_records") or {}).get("pruning") or {}).get("strategies", []))
-    names = [t["name"] for t in r["spec"].get("techniques") or [] if t["name"] not in strategies]
-    plain = [q for q in runs if "pruning" not in (q.get("technique_records") or {})
-             and q["spec"].get("task") == r["spec"].get("task") and q.get("model", {}).get("name") == r.get("model", {}).get("name")]
-    same = [q for q in plain if [t["name"] for t in q["spec"].get("techniques") or []] == names]
-    return (same or plain or [None])[0]
-
-
 def pruning_rows(rs, runs):
     """One row per pruning run: what was kept and removed (by injected kind), what it cost, what it bought.
     removed columns: removed / injected; precision and recall of noise removal as defined in
     techniques/_pruning.py; Δ acc against the unpruned twin, ± sqrt(se^2 + se_twin^2)."""
     p, _ = price(rs)
     target = cost.target_accuracy(rs)
-    runs = [r for r in runs if _is_pruning_run(r)]
+    runs = [r for r in runs if is_pruning_run(r)]
     rows = []
     for r in runs:
         pr = (r.get("technique_records") or {}).get("pruning") or {}
         inj, rem = pr.get("kinds_before") or (r.get("data") or {}).get("kinds") or {}, pr.get("removed_by_kind") or {}
         d = cost.derived(r, p, target)
         per = r.get("setup", {}).get("per_technique", {})
-        twin = _unpruned_twin(r, runs) if pr else None
+        twin = unpruned_twin(r, runs) if pr else None
         a, ta = r["metrics"].get("accuracy") or {}, ((twin or {}).get("metrics") or {}).get("accuracy") or {}
         if twin is not None and a.get("value") is not None and ta.get("value") is not None:
             se = ((a.get("stderr") or 0) ** 2 + (ta.get("stderr") or 0) ** 2) ** 0.5
@@ -210,12 +145,11 @@ def summary_markdown(rs: dict) -> str:
     trade = tradeoff.lines(rs)
     if trade:
         lines += ["", "## Quality and speed against the baseline", ""] + trade
-    from . import interactions, sweep_curves  # both read report's helpers
 
     lines += sweep_curves.section(rs)
     lines += interactions.section(rs)
     if rs.get("kernels"):
-        from .cli_kernels import kernel_markdown
+        from .kernel_report import kernel_markdown
 
         lines += ["", kernel_markdown(rs["kernels"]).rstrip()]
     elif rs.get("kernels_missing"):

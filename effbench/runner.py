@@ -12,143 +12,18 @@ scenario cannot host is recorded as skipped with the reason and never started.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
 from pathlib import Path
 
-from . import childfiles, config, lifetime, measure, report, results, shards
-from .techniques import build_all
-
-PREFIX = "[effbench] "
-
-
-def log(msg: str) -> None:
-    """Progress from a child: the parent echoes lines carrying PREFIX to the console."""
-    print(PREFIX + msg, file=sys.stderr, flush=True)
-
-
-def precheck(spec: config.RunSpec, check_local_device: bool = True) -> str | None:
-    """Why a run cannot be hosted (a technique's reason, or no CUDA here), else None.
-    check_local_device=False: the run goes to another machine (Ray), whose device this one cannot see."""
-    scen = config.SCENARIO_OF[spec.scenario]
-    for t in build_all(list(spec.techniques)):
-        why = t.skip_reason(scen, spec.device)
-        if why:
-            return why
-    if spec.device == "cuda" and check_local_device:
-        import torch
-
-        if not torch.cuda.is_available():
-            return "the run asks for device 'cuda' but torch.cuda.is_available() is False"
-    return None
-
-
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-def child_env(threads: int | None, env: dict | None = None) -> dict:
-    """The child's environment: this one with `env`'s entries applied (None: unset), then, with a
-    thread count, every BLAS/OpenMP pool sized before import."""
-    out = dict(os.environ)
-    for k, v in (env or {}).items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    env = out
-    if threads is not None:
-        env.update({k: str(threads) for k in THREAD_VARS})
-    return env
-
-
-def run_child(spec: config.RunSpec, folder: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
-              env: dict | None = None) -> dict:
-    """Run one spec in its own process: `[*wrap] python -m effbench.child SPEC OUT` (python: this
-    interpreter unless given, e.g. the other checkout's `.venv/bin/python` in `effbench ab`; env:
-    variables to set, None to unset, e.g. CUDA_VISIBLE_DEVICES). The child is killed by the kernel
-    when this process dies (lifetime.die_with_parent)."""
-    folder = folder.resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_path, out_path, log_path = (folder / f"{spec.id}.{s}" for s in ("spec.json", "result.json", "log"))
-    # childfiles: the folder may be writable by the child's user (the PR gate's head), never trusted
-    childfiles.write_new(spec_path, json.dumps(spec.to_dict(), indent=1))
-    out_path.unlink(missing_ok=True)
-    cmd = [*wrap, python or sys.executable, "-m", "effbench.child", str(spec_path), str(out_path)]
-    status, detail = None, ""
-    with childfiles.open_new(log_path) as logf:
-        # cwd: the run's folder, never the repository root, whose `kernels/` folder would shadow
-        # the real `kernels` package that transformers and bitsandbytes probe for (`-m` puts the
-        # working directory first on sys.path).
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1, cwd=folder,
-                                env=child_env(spec.threads, env), preexec_fn=lifetime.die_with_parent())
-        timer = threading.Timer(spec.timeout_s, proc.kill)  # a silent hang is killed too
-        timer.start()
-        try:
-            for line in proc.stderr:  # type: ignore[union-attr]
-                logf.write(line)
-                if line.startswith(PREFIX):
-                    echo(f"    {line[len(PREFIX):].rstrip()}")
-            proc.wait()
-        except BaseException:  # Ctrl-C or an error here: the child does not outlive its run
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            timed_out = not timer.is_alive() and proc.returncode is not None and proc.returncode < 0
-            timer.cancel()
-    if timed_out and not os.path.lexists(out_path):
-        status, detail = "timeout", f"run exceeded timeout_s={spec.timeout_s} and was killed"
-    if status is None and os.path.lexists(out_path):
-        try:
-            return childfiles.read_result(out_path)
-        except results.ResultError as e:
-            status, detail = "failed", f"child wrote an unreadable result: {e}"
-    if status is None:
-        rc = proc.returncode
-        status = "oom" if rc in (-9, 137) else "failed"
-        tail = log_path.read_text()[-1500:]
-        detail = f"child process exited with code {rc} without a result (killed by the OOM killer?)" \
-            if status == "oom" else f"child process exited with code {rc}; log tail: {tail}"
-    return failed(spec, detail, status)
-
-
-def failed(spec: config.RunSpec, detail: str, status: str = "failed") -> dict:
-    r = results.new_run(spec.id, spec.to_dict(), status=status)
-    r["error"] = detail
-    return r
-
-
-def skipped(spec: config.RunSpec, why: str) -> dict:
-    return results.new_run(spec.id, spec.to_dict(), status="skipped", reason=why)
-
+from . import config, executors, lifetime, measure, report, results, shards
+from .member import label
 
 def check_only(suite: config.Suite, only: list[str] | None) -> None:
-    unknown = sorted(set(only or ()) - {r.id for r in suite.runs})
-    if unknown:
-        raise config.ConfigError(f"unknown run id(s) {unknown}; valid: {[r.id for r in suite.runs]}")
-
-
-def execute(spec: config.RunSpec, out: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
-            env: dict | None = None) -> dict:
-    """One member: skipped with the reason where the device or scenario cannot host it, else a child."""
-    t0 = time.monotonic()
-    why = precheck(spec)
-    if why:
-        r = skipped(spec, why)
-    else:
-        r = run_child(spec, out / "runs", echo, python, wrap, env)
-    msg = r.get("reason") or r.get("error") or ""
-    echo(f"    -> {r['status']} in {time.monotonic() - t0:.0f}s{': ' + msg[:300] if msg else ''}")
-    return r
-
-
-def label(spec: config.RunSpec) -> str:
-    rep = f", seed {spec.seed} replicate {spec.replicate}{' timing only' if spec.timing_only else ''}" if spec.id != spec.group else ""
-    return f"{spec.id} ({spec.scenario}, {report.techniques_label({'spec': spec.to_dict()})}{rep})"
+    """Refuse, before any work, an `--only` name that is neither a run id nor a sweep id."""
+    suite.select(only)
 
 
 FINISHED = ("ok", "skipped")  # kept by --resume; failed, oom (also: a child killed from outside), timeout run again
@@ -203,8 +78,6 @@ def run_suite(suite: config.Suite, out_root: Path, only: list[str] | None = None
 
 
 def _executor(kind, devices, address, runs, out, echo):
-    from . import executors
-
     return executors.make(kind, devices, address, runs, out, echo)
 
 

@@ -13,7 +13,7 @@ aggressive end.
 """
 from __future__ import annotations
 
-from . import replicates, report, tradeoff
+from . import replicates, runinfo, tradeoff
 
 ALPHA = 0.05
 
@@ -42,7 +42,7 @@ def results_value(run: dict, name: str | None):
 
 
 def _memory(run: dict, scen: str):
-    return results_value(run, "weight_bytes") if scen == "infer" else report.peak_bytes(run)
+    return results_value(run, "weight_bytes") if scen == "infer" else runinfo.peak_bytes(run)
 
 
 def point(g: list[dict], scen: str) -> dict:
@@ -50,7 +50,7 @@ def point(g: list[dict], scen: str) -> dict:
     q = rep["metrics"].get(tradeoff.QUALITY[scen][0]) or {}
     return {"id": rep["id"], "value": rep["spec"].get("sweep", {}).get("value"), "x": x_value(rep) if rep["spec"].get("sweep") else None,
             "quality": q.get("value"), "stderr": q.get("stderr"), "seed_sd": q.get("seed_sd"), "speed": _speed(rep, scen),
-            "memory_bytes": _memory(rep, scen), "label": report.techniques_label(rep)}
+            "memory_bytes": _memory(rep, scen), "label": runinfo.techniques_label(rep)}
 
 
 def sweeps(rs: dict) -> list[dict]:
@@ -66,7 +66,7 @@ def sweeps(rs: dict) -> list[dict]:
     for sid, members in by_id.items():
         p = replicates.primary(members[0])["spec"]
         scen, sw = p["scenario"], p["sweep"]
-        pruning = report._is_pruning_run(replicates.primary(members[0]))
+        pruning = runinfo.is_pruning_run(replicates.primary(members[0]))
         base = _unpruned_group(members[0], gs) if pruning else tradeoff.baseline_of(members[0], gs)
         pts = []
         for g in members:
@@ -89,8 +89,8 @@ def sweeps(rs: dict) -> list[dict]:
 
 
 def _unpruned_group(g: list[dict], gs: list[list[dict]]) -> list[dict] | None:
-    """A pruning sweep's reference: the unpruned run with the same other techniques (report's twin)."""
-    twin = report._unpruned_twin(replicates.primary(g), [replicates.primary(h) for h in gs])
+    """A pruning sweep's reference: the unpruned run with the same other techniques (runinfo.unpruned_twin)."""
+    twin = runinfo.unpruned_twin(replicates.primary(g), [replicates.primary(h) for h in gs])
     return next((h for h in gs if twin is not None and replicates.primary(h) is twin), None)
 
 
@@ -104,10 +104,10 @@ def section(rs: dict) -> list[str]:
     rows = []
     for s in recs:
         for q in s["points"]:
-            rows.append([s["id"], s["axis"], report.fmt(q["value"], "g") if not isinstance(q["value"], str) else q["value"],
-                         report.fmt(q["x"], ".3g"), report.fmt(None if q["quality"] is None else 100 * q["quality"], ".1f")
+            rows.append([s["id"], s["axis"], runinfo.fmt(q["value"], "g") if not isinstance(q["value"], str) else q["value"],
+                         runinfo.fmt(q["x"], ".3g"), runinfo.fmt(None if q["quality"] is None else 100 * q["quality"], ".1f")
                          + ("" if q["stderr"] is None else f" ± {100 * q['stderr']:.1f}"),
-                         report.fmt(q["noninferior_p"], ".3g"), "**knee**" if q is s["knee"] else ""])
+                         runinfo.fmt(q["noninferior_p"], ".3g"), "**knee**" if q is s["knee"] else ""])
     margins = sorted({s["margin"] for s in recs})
     return ["", "## Sweeps", "", tabulate(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"],
                                           tablefmt="github", disable_numparse=True), "",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from effbench import cli
-from effbench.cli_kernels import kernel_markdown
+from effbench.kernel_report import kernel_markdown
 
 
 def _rec(impl, ms, frac=None):

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from effbench import kernelbench as kb  # noqa: E402
+from effbench import kernel_report  # noqa: E402
 from effbench import kernelcases as kc  # noqa: E402
 
 TINY = kc.Shapes(hidden=64, intermediate=176, heads=4, kv_heads=2, head_dim=16, vocab=1000, seq=32)
@@ -60,7 +61,7 @@ def test_records_and_speedups_from_fixed_samples():
     # bytes model spot checks (fp32: 4 B): swiglu fwd reads gate, up and writes y
     sw = next(r for r in recs if r["kernel"] == "swiglu" and r["pass"] == "fwd" and r["impl"] == "eager")
     assert sw["bytes_moved"] == 3 * 64 * 176 * 4
-    rows = kb.speedup_rows(recs)
+    rows = kernel_report.speedup_rows(recs)
     assert len(rows) == n_cells
     assert all(r["speedup_vs_eager"] == 1.0 and r["speedup_vs_liger"] is None for r in rows)
 
@@ -68,7 +69,7 @@ def test_records_and_speedups_from_fixed_samples():
 def test_speedup_rows_ratio():
     recs = [{"kernel": "rmsnorm", "pass": "fwd", "tokens": 1024, "hidden": 576, "dtype": "bfloat16",
              "impl": impl, "median_ms": ms} for impl, ms in (("effbench", 0.5), ("eager", 2.0), ("liger", 0.4))]
-    (row,) = kb.speedup_rows(recs)
+    (row,) = kernel_report.speedup_rows(recs)
     assert row["speedup_vs_eager"] == 4.0 and row["speedup_vs_liger"] == pytest.approx(0.8)
     assert row["speedup_vs_compile"] is None
 

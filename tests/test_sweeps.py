@@ -62,6 +62,16 @@ def test_a_sweep_crossed_with_a_stack_expands_into_one_run_per_value_with_stable
     assert len({m.match_key() for m in members}) == 4
 
 
+def test_only_takes_run_ids_and_sweep_ids_and_names_the_valid_choices(tmp_path):
+    s = suite(tmp_path, STACK)
+    points = ["infer-mag-nf4-sparsity0.3", "infer-mag-nf4-sparsity0.5", "infer-mag-nf4-sparsity0.7"]
+    assert [m.group for m in s.members(["infer-mag-nf4"])] == [p for p in points for _ in range(2)]
+    assert {m.group for m in s.members(["infer-baseline", "infer-mag-nf4-sparsity0.5"])} == {"infer-baseline", points[1]}
+    with pytest.raises(config.ConfigError) as e:
+        s.members(["infer-mag", "infer-baseline"])
+    assert "['infer-mag']" in str(e.value) and "sweep ids ['infer-mag-nf4']" in str(e.value) and points[0] in str(e.value)
+
+
 def test_technique_and_budget_axes(tmp_path):
     s = suite(tmp_path, """
     [[sweep]]
@@ -173,3 +183,18 @@ def test_a_command_line_budget_may_not_replace_a_swept_budget_key(tmp_path):
     assert [r.budget["decode_tokens"] for r in config.load_suite(str(p), {"budget": {"infer": {"repeats": 2}}}).runs[1:]] == [8, 16]
     with pytest.raises(config.ConfigError, match="sweeps budget key 'decode_tokens'"):
         config.load_suite(str(p), {"budget": {"infer": {"decode_tokens": 4}}})
+
+
+def test_the_cpu_suites_plain_runs_are_cpu_full_runs_with_the_same_spec():
+    """cpu and cpu-full compare run for run (the verdicts issue's check of committed sets): each plain
+    run of cpu is in cpu-full under its id with the same spec, seeds aside (cpu-full may add seeds)."""
+    cpu, full = config.load_suite("cpu"), config.load_suite("cpu-full")
+    by_id = {r.id: r for r in full.runs}
+    plain = [r for r in cpu.runs if not r.sweep]
+    assert len(plain) >= 4
+    for r in plain:
+        assert r.id in by_id, f"cpu run {r.id} is not in cpu-full"
+        assert r.match_key() == by_id[r.id].match_key(), f"cpu run {r.id} differs from cpu-full's"
+        mine = cpu.plan.get(r.id) or {"seeds": [r.seed], "replicates": 1}
+        theirs = full.plan.get(r.id) or {"seeds": [r.seed], "replicates": 1}
+        assert mine["seeds"][0] in theirs["seeds"] and theirs["replicates"] >= mine["replicates"]
