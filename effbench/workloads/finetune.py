@@ -15,7 +15,7 @@ import time
 import torch
 
 from .. import measure
-from ..runner import log
+from ..member import log
 from ..tasks import lmeval
 from . import flops
 from .common import collate, encode, grad_bytes, logical_numel, optimizer_state_bytes, weight_bytes

@@ -22,7 +22,7 @@ import time
 import torch
 
 from .. import measure
-from ..runner import log
+from ..member import log
 from ..tasks import lmeval, probe, reftext
 from .common import weight_bytes
 
