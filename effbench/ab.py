@@ -120,7 +120,7 @@ def run_ab(suite: config.Suite, base: Side, head: Side, out: Path, opts: compare
            src: Path | None = None) -> dict:
     """Run both sides interleaved, write both result sets and compare.md; returns the comparison.
     Git refs are checked out under `src` (default out/src)."""
-    suite.select(only)
+    suite.select(only)  # an unknown --only name is refused before any checkout is made
     sides = {"base": base, "head": head}
     for s in sides.values():
         checkout(s, Path(src) if src else out / "src", echo)

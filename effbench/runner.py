@@ -21,11 +21,6 @@ from pathlib import Path
 from . import config, executors, lifetime, measure, report, results, shards
 from .member import label
 
-def check_only(suite: config.Suite, only: list[str] | None) -> None:
-    """Refuse, before any work, an `--only` name that is neither a run id nor a sweep id."""
-    suite.select(only)
-
-
 FINISHED = ("ok", "skipped")  # kept by --resume; failed, oom (also: a child killed from outside), timeout run again
 NOT_COMPARED = ("timeout_s",)  # spec fields a resumed run may differ in
 
@@ -54,8 +49,7 @@ def run_suite(suite: config.Suite, out_root: Path, only: list[str] | None = None
               resume: str | None = None) -> Path:
     """Run the suite's members (one shard of them with `shard`), through the executor asked for, into
     a new result folder under out_root, or into the folder of `resume`, keeping its finished runs."""
-    check_only(suite, only)
-    members = suite.members(only)
+    members = suite.members(only)  # an unknown --only name is refused here, before any work
     shard_ix = shards.parse(shard) if shard else None
     runs = shards.select(members, *shard_ix) if shard_ix else members
     device = members[0].device if members else "cpu"
@@ -69,16 +63,12 @@ def run_suite(suite: config.Suite, out_root: Path, only: list[str] | None = None
         out = results.set_dir(out_root, suite.name, env["git"].get("sha"))
         if shard_ix:
             out = out.with_name(f"{out.name}_shard{shard_ix[0]}of{shard_ix[1]}")
-    ex = _executor(executor, devices, address, runs, out, echo)  # refused here, before the folder exists
+    ex = executors.make(executor, devices, address, runs, out, echo)  # refused here, before the folder exists
     try:
         with lifetime.FolderLock(out):
             return _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
     finally:
         ex.close()
-
-
-def _executor(kind, devices, address, runs, out, echo):
-    return executors.make(kind, devices, address, runs, out, echo)
 
 
 def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo) -> Path:
