@@ -20,6 +20,7 @@ it expands (effbench.sweeps) into one run per value, each validated like any run
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -244,19 +245,22 @@ class Suite:
         return {i for x in only for i in (sw[x] if x in sw and x not in ids else [x])}
 
     def members(self, only: list[str] | None = None) -> list[RunSpec]:
-        """Every (run, seed, replicate) of the suite as its own RunSpec, runs in suite order;
-        `only`: run ids or sweep ids (see select)."""
+        """Every (run, seed, replicate) of the suite as its own RunSpec, in rounds: each run's first
+        member in suite order, then each run's second, and so on. A run's replicates and seeds are
+        thus spread over the suite's whole duration, so slow drift of a shared machine enters their
+        spread (and the test's noise) instead of landing as a difference between two runs measured
+        minutes apart, or between two sets measured one after the other. `only`: run ids or sweep
+        ids (see select)."""
         chosen = self.select(only)
-        out = []
+        per_run = []
         for r in self.runs:
             if chosen is not None and r.id not in chosen:
                 continue
             p = self.plan.get(r.id) or {"seeds": [r.seed], "replicates": 1}
-            for seed in p["seeds"]:
-                for rep in range(p["replicates"]):
-                    out.append(dataclasses.replace(r, id=member_id(r.id, seed, rep, p["seeds"][0]), group=r.id, seed=seed,
-                                                   replicate=rep, timing_only=rep >= self.quality_replicates))
-        return out
+            per_run.append([dataclasses.replace(r, id=member_id(r.id, seed, rep, p["seeds"][0]), group=r.id, seed=seed,
+                                                replicate=rep, timing_only=rep >= self.quality_replicates)
+                            for seed in p["seeds"] for rep in range(p["replicates"])])
+        return [m for rnd in itertools.zip_longest(*per_run) for m in rnd if m is not None]
 
 
 def suite_names() -> list[str]:

@@ -118,7 +118,8 @@ def test_suite_expands_into_members(tmp_path):
                  '[[run]]\nid="a"\nscenario="infer"\n[[run]]\nid="b"\nscenario="finetune"\nseeds=[3,4]\nreplicates=1\n')
     s = config.load_suite(str(p))
     ids = [(m.id, m.seed, m.replicate, m.timing_only, m.threads) for m in s.members()]
-    assert ids == [("a", 0, 0, False, 1), ("a@s0r1", 0, 1, True, 1), ("b", 3, 0, False, 1), ("b@s4r0", 4, 0, False, 1)]
+    # in rounds: every run's first member, then every run's second, so drift spreads over each run's replicates
+    assert ids == [("a", 0, 0, False, 1), ("b", 3, 0, False, 1), ("a@s0r1", 0, 1, True, 1), ("b@s4r0", 4, 0, False, 1)]
     assert len({m.match_key() for m in s.members()}) == 2  # one group per suite run
     s = config.load_suite(str(p), {"replicates": 3, "seeds": [7]})
     assert [(m.id, m.seed) for m in s.members(["b"])] == [("b", 7), ("b@s7r1", 7), ("b@s7r2", 7)]
@@ -250,3 +251,17 @@ def test_fixture_shapes_are_the_committed_ones():
     for name, (k, unit, hib) in REAL_SHAPE.items():
         m = runs["finetune-full" if name.startswith("train") else "infer-baseline"]["metrics"][name]
         assert (len(m["samples"]), m["unit"], m["higher_is_better"]) == (k, unit, hib), name
+
+
+def test_members_come_in_rounds_that_spread_each_runs_replicates_over_the_suite():
+    s = config.load_suite("cpu-full")
+    ms = s.members()
+    pos: dict[str, list[int]] = {}
+    for i, m in enumerate(ms):
+        pos.setdefault(m.group, []).append(i)
+    assert [g for g in pos] == [r.id for r in s.runs]  # first round in suite order
+    # a run's k-th member comes after every run's (k-1)-th member: no run's replicates sit side by side
+    for k in range(1, max(len(v) for v in pos.values())):
+        prev_round = max(v[k - 1] for v in pos.values() if len(v) > k - 1)
+        assert all(v[k] > prev_round for v in pos.values() if len(v) > k)
+    assert sorted(m.id for m in ms) == sorted({m.id for m in ms})  # every member once
