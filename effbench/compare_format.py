@@ -10,7 +10,7 @@ import csv
 import io
 import json
 
-from tabulate import tabulate
+from . import mdtable
 
 COLUMNS = ["scenario", "run", "metric", "kind", "unit", "base", "head", "change", "lo", "hi", "p", "mde", "n_needed", "sd_log",
            "verdict", "fail", "method"]
@@ -78,8 +78,7 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
                  change(r), interval(r), "" if r["p"] is None else f"{r['p']:.3g}", mde(r), verdict(r), r["method"]]
                 for r in res["rows"] if r["scenario"] == scen]
         lines += ["", f"#### {scen}", "",
-                  tabulate(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (replicates)", "verdict", "how"],
-                           tablefmt="github", disable_numparse=True)]
+                  mdtable.table(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (replicates)", "verdict", "how"])]
     for k in ("only_base", "only_head"):
         if res[k]:
             lines += ["", f"Runs only in {k[5:]}: " + ", ".join(f"`{i}`" for i in res[k])]

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from . import replicates, runinfo, tradeoff
+from . import mdtable, replicates, runinfo, tradeoff
 
 CONF = 0.95
 EXACT_TOL = math.log(1.01)  # a quantity without variation (bytes) is flagged beyond 1%
@@ -155,8 +155,6 @@ def interactions(rs: dict) -> list[dict]:
 
 def section(rs: dict) -> list[str]:
     """The report's interactions table (markdown lines), empty where the set has no stacks."""
-    from tabulate import tabulate
-
     recs = interactions(rs)
     if not recs:
         return []
@@ -171,8 +169,7 @@ def section(rs: dict) -> list[str]:
         rows.append([r["stack"], " x ".join(r.get("singles", [])) or "–", r["quantity"], runinfo.fmt(r.get("measured"), spec), pred, inter,
                      verdict])
     return ["", "## Interactions of stacked techniques", "",
-            tabulate(rows, ["stack", "singles", "quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"],
-                     tablefmt="github", disable_numparse=True), "",
+            mdtable.table(rows, ["stack", "singles", "quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"]), "",
             "Ratios are to the run without techniques (below 1: a saving); the prediction multiplies the singles' ratios "
             "(time, memory, bytes) or adds their quality losses in points. Interaction: measured / predicted (ratios) or "
             "measured - predicted (points); `worse`/`better than predicted` where its 95% CI excludes 1 (ratios) or 0 (points). "

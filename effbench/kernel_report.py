@@ -4,7 +4,7 @@ torch.compile and liger-kernel, with its fraction of peak bandwidth (read side: 
 """
 from __future__ import annotations
 
-from tabulate import tabulate
+from . import mdtable
 
 IMPLS = ("effbench", "eager", "compile", "liger")  # the implementations a record's `impl` names
 
@@ -40,7 +40,7 @@ def kernel_markdown(records: list[dict]) -> str:
                      _f(s.get("speedup_vs_liger"), ".2f"), _f(f and 100 * f, ".0f")])
     head = ["kernel", "pass", "dtype", "tokens", "effbench ms", "x eager", "x compile", "x liger", "% peak BW"]
     return "## Kernel micro-benchmark\n\nSpeed-up = their median time / ours (> 1: effbench faster).\n\n" + \
-        tabulate(rows, head, tablefmt="github", disable_numparse=True) + "\n"
+        mdtable.table(rows, head) + "\n"
 
 
 def _f(x, spec):

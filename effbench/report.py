@@ -7,9 +7,7 @@ the trade-off section puts each technique's speed and quality against its baseli
 """
 from __future__ import annotations
 
-from tabulate import tabulate
-
-from . import cost, interactions, replicates, sweep_curves, tradeoff
+from . import cost, interactions, mdtable, replicates, sweep_curves, tradeoff
 from .runinfo import fmt, is_pruning_run, mib, peak_bytes, pm, price, techniques_label, unchanged_layers, unpruned_twin
 from .runinfo import value as _v
 
@@ -90,7 +88,7 @@ def pruning_section(rs, ok) -> list[str]:
     head, rows = pruning_rows(rs, [r for r in ok if r["spec"]["scenario"] == "finetune"])
     if not rows:
         return []
-    return ["", "## Data pruning", "", tabulate(rows, head, tablefmt="github", disable_numparse=True), "",
+    return ["", "## Data pruning", "", mdtable.table(rows, head), "",
             "Removed columns: injected examples of that kind removed / injected (copies of one problem are "
             "interchangeable; `clean lost` = problems with no copy left). Precision = injected noise removed / all "
             "removed; recall = injected noise removed / injected noise. Kept % and tokens are of the generated train "
@@ -110,8 +108,7 @@ def replication_section(rs: dict) -> list[str]:
         rows.append([p["id"], ",".join(map(str, seeds)), reps, quality])
         (one_rep if len(replicates.ok(ms)) < 2 else []).append(p["id"])
         (one_seed if len(seeds) < 2 else []).append(p["id"])
-    lines = ["", "## Replication", "", tabulate(rows, ["run", "seeds", "replicates per seed", "quality runs"], tablefmt="github",
-                                                  disable_numparse=True), ""]
+    lines = ["", "## Replication", "", mdtable.table(rows, ["run", "seeds", "replicates per seed", "quality runs"]), ""]
     if one_rep:
         lines.append(f"Timings with one replicate (compare shows them as `info`, not tested): {', '.join(one_rep)}.")
     if one_seed:
@@ -139,7 +136,7 @@ def summary_markdown(rs: dict) -> str:
         runs = [r for r in ok if r["spec"]["scenario"] == scen]
         if runs:
             head, rows = fn(rs, runs)
-            lines += ["", f"## {title}", "", tabulate(rows, head, tablefmt="github", disable_numparse=True)]
+            lines += ["", f"## {title}", "", mdtable.table(rows, head)]
     lines += pruning_section(rs, ok)
     lines += replication_section(rs)
     trade = tradeoff.lines(rs)
@@ -157,7 +154,7 @@ def summary_markdown(rs: dict) -> str:
     other = [r for r in rs["runs"] if r["status"] != "ok"]
     if other:
         rows = [[r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other]
-        lines += ["", "## Not measured", "", tabulate(rows, ["run", "techniques", "status", "reason"], tablefmt="github")]
+        lines += ["", "## Not measured", "", mdtable.table(rows, ["run", "techniques", "status", "reason"])]
     lines += ["", "Accuracies are percentages ± one standard error over eval items; `–` marks a figure not measured "
               "(its reason is in results.json). Peak MiB: CUDA max allocated, or on CPU the peak RSS of the workload region. "
               "Quality points are above a floor: $/point per point gained over the unmodified model, $/Mtok/pt per probe "

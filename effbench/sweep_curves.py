@@ -13,7 +13,7 @@ aggressive end.
 """
 from __future__ import annotations
 
-from . import replicates, runinfo, tradeoff
+from . import mdtable, replicates, runinfo, tradeoff
 
 ALPHA = 0.05
 
@@ -96,8 +96,6 @@ def _unpruned_group(g: list[dict], gs: list[list[dict]]) -> list[dict] | None:
 
 def section(rs: dict) -> list[str]:
     """The report's sweep table: each sweep's points, their non-inferiority and the knee."""
-    from tabulate import tabulate
-
     recs = sweeps(rs)
     if not recs:
         return []
@@ -109,8 +107,7 @@ def section(rs: dict) -> list[str]:
                          + ("" if q["stderr"] is None else f" ± {100 * q['stderr']:.1f}"),
                          runinfo.fmt(q["noninferior_p"], ".3g"), "**knee**" if q is s["knee"] else ""])
     margins = sorted({s["margin"] for s in recs})
-    return ["", "## Sweeps", "", tabulate(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"],
-                                          tablefmt="github", disable_numparse=True), "",
+    return ["", "## Sweeps", "", mdtable.table(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"]), "",
             f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
             f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
             "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis."]

@@ -17,6 +17,7 @@ import gc
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -280,3 +281,25 @@ def test_writer_never_produces_nan(tmp_path):
     assert got["runs"][0]["metrics"]["final_loss"] == {**rs["runs"][0]["metrics"]["final_loss"], "value": None,
                                                       "reason": "the measured value was nan (not finite)"}
     assert got["runs"][0]["curves"]["loss"] == [1.0, None]
+
+
+def _unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_text_from_a_result_file_cannot_break_a_markdown_table():
+    """A failure reason or technique name holding `|` and line breaks stays inside its cell: every
+    row of every table has its header's column count."""
+    from effbench import report
+
+    rs = copy.deepcopy(BASE)
+    bad = rs["runs"][1]
+    bad.update(status="failed", error="Traceback (most recent call last):\n  x | y\r\nValueError: a|b")
+    bad["spec"]["techniques"] = [{"name": "evil|name\nmore", "params": {}}]
+    md = report.summary_markdown(rs)
+    tables = [b for b in md.split("\n\n") if b.lstrip().startswith("|")]
+    assert any("Not measured" in md.split(t)[0].rsplit("##", 1)[-1] for t in tables)
+    for t in tables:
+        lines = t.strip().splitlines()
+        assert len({_unescaped_pipes(line) for line in lines}) == 1, t
+    assert "x \\| y" in md and "evil\\|name more" in md

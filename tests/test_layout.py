@@ -19,7 +19,7 @@ ROOTS = {REPO / "effbench": "effbench", REPO / "techniques": "effbench.technique
 # The read side loads result files and never starts a run.
 READ_SIDE = {"results", "result_schema", "stats", "replicates", "compare", "compare_format", "report", "runinfo",
              "tradeoff", "interactions", "sweep_curves", "cost", "gpus", "plot", "plot_style", "plot_curves",
-             "plot_sweeps", "pr_report"}
+             "plot_sweeps", "pr_report", "mdtable", "kernel_report"}
 # The run side: a suite's runner, its members' children, the workloads, techniques and models.
 RUN_SIDE = {"runner", "member", "executors", "child", "workloads", "techniques", "kernels", "models", "measure",
             "lifetime", "ab"}
