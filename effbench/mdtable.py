@@ -12,12 +12,10 @@ from tabulate import tabulate
 
 def cell(x) -> str:
     """One table cell: `|` escaped as `\\|`, line breaks as spaces; None as an empty cell."""
-    text = "" if x is None else str(x)
-    return " ".join(text.replace("|", "\\|").split("\n")).replace("\r", " ")
+    return " ".join(("" if x is None else str(x)).replace("|", "\\|").splitlines())
 
 
-def table(rows, head, numparse: bool = False) -> str:
-    """A GitHub-markdown table of rows under head, every cell escaped (numbers stay numbers where
-    numparse: tabulate then right-aligns them)."""
-    esc = [[x if numparse and isinstance(x, (int, float)) else cell(x) for x in r] for r in rows]
-    return tabulate(esc, [cell(h) for h in head], tablefmt="github", disable_numparse=not numparse)
+def table(rows, head) -> str:
+    """A GitHub-markdown table of rows under head, every cell escaped and kept as written."""
+    return tabulate([[cell(x) for x in r] for r in rows], [cell(h) for h in head], tablefmt="github",
+                    disable_numparse=True)
