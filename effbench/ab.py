@@ -141,6 +141,9 @@ def run_ab(suite: config.Suite, base: Side, head: Side, out: Path, opts: compare
     echo(f"effbench ab: suite {suite.name!r}, {len(members)} runs a side, interleaved ABBA, base {base.ref} "
          f"({str(base.sha)[:10]}), head {head.ref} ({str(head.sha)[:10]}) -> {out}")
     t0 = time.monotonic()
+    for s in sides.values():  # each side's code checks (and builds) its cache before any member runs
+        member.warm_model_cache([dataclasses.replace(m, **s.settings) for m in members], echo, s.python, s.wrap,
+                                only_if_needed=False)
     for i, (name, m) in enumerate(plan, 1):
         s = sides[name]
         spec = dataclasses.replace(m, **s.settings)

@@ -11,11 +11,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-from . import childfiles, config, lifetime, results, runinfo
+from . import childfiles, config, lifetime, models, results, runinfo
 from .techniques import build_all
 
 PREFIX = "[effbench] "
@@ -40,6 +41,32 @@ def precheck(spec: config.RunSpec, check_local_device: bool = True) -> str | Non
         if not torch.cuda.is_available():
             return "the run asks for device 'cuda' but torch.cuda.is_available() is False"
     return None
+
+
+def warm_model_cache(specs, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
+                     only_if_needed: bool = True, timeout_s: float = 1800) -> list[str]:
+    """Load once, in a process of its own, each model of `specs` that loads from a cache effbench
+    builds (the default model: the GGUF dequantized, ~40 s and ~1.5 GB on 2 CPU cores), so that no
+    run builds it inside its measured start-up and memory. `python`/`wrap`: the interpreter and
+    prefix the runs will use (`ab`: each side's checkout, whose code may keep another cache format,
+    so there `only_if_needed=False` lets that side's own code check). Returns the models warmed. A
+    failure is echoed and left to the runs, which record it as their own failure."""
+    names = sorted({s.model for s in specs if s.model == models.DEFAULT_MODEL})
+    if only_if_needed:
+        names = [n for n in names if models.cache_to_build(n)]
+    for name in names:
+        echo(f"model cache: loading {name} once before the first run (built there if missing, outside every measurement)")
+        t0 = time.perf_counter()
+        code = f"from effbench import models; models.load({name!r}, with_tokenizer=False)"
+        try:  # cwd: not a checkout, whose kernels/ folder would shadow the package (see run_child)
+            p = subprocess.run([*wrap, python or sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=timeout_s, env=child_env(None), cwd=tempfile.gettempdir())
+            why = "" if p.returncode == 0 else (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            why = f"{type(e).__name__}: {e}"
+        echo(f"    {name}: {'ready' if not why else 'not ready (' + why[:300] + '); each run will record its own load'} "
+             f"in {time.perf_counter() - t0:.0f}s")
+    return names
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")

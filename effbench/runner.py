@@ -18,7 +18,7 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-from . import config, executors, lifetime, measure, report, results, shards
+from . import config, executors, lifetime, measure, member, report, results, shards
 from .member import label
 
 FINISHED = ("ok", "skipped")  # kept by --resume; failed, oom (also: a child killed from outside), timeout run again
@@ -93,6 +93,7 @@ def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
          f"{f', {len(kept)} kept from the interrupted set' if prev else ''} on {env.get('device_name')} "
          f"through {ex.describe()} -> {out}")
     t_suite = time.monotonic()
+    member.warm_model_cache(todo, echo)  # a cold cache is built here, not inside the first run's measurements
     pending: dict = {}
     queue = iter(todo)
 

@@ -89,7 +89,9 @@ def test_flipped_weight_byte_is_detected_and_rebuilt(checkpoint, tmp_path, monke
         b = f.read(1)
         f.seek(at)
         f.write(bytes([b[0] ^ 0x01]))
+    monkeypatch.setattr(models, "BUILT_IN_THIS_PROCESS", [])
     _, _, info = models.load("smollm2-135m", with_tokenizer=False)  # rebuilds from the GGUF (~35 s)
+    assert models.BUILT_IN_THIS_PROCESS == ["smollm2-135m"]  # the child reads it: this process built the cache
     err = capsys.readouterr().err
     assert "fails verification" in err and "weights sha256" in err and models.SMOLLM2_WEIGHTS_SHA256 in err
     assert info.weights_sha256 == models.SMOLLM2_WEIGHTS_SHA256
