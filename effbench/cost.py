@@ -10,7 +10,9 @@ on-demand cloud rates for one device, late 2025; they differ by provider and cha
   probe_points       = 100 * (probe_acc - chance)                               [infer; also _norm]
   usd_per_mtok_per_point = usd_per_mtok / probe_points                          [infer]
   time_to_target_s   = setup_s + training time at which accuracy first reaches the target,
-                       linearly interpolated between the two evaluations around the crossing
+                       linearly interpolated between the two evaluations around the crossing;
+                       per seed (to_target: the median of the seeds that reached it, and how many);
+                       target = target_fraction x the reference run's final accuracy (mean over seeds)
 
 Quality points count only what is above the floor a guesser reaches: the chance level recorded
 with the probe metric (mean over items of 1 / number of choices; 25% for four choices), or the
@@ -18,6 +20,8 @@ unmodified model's accuracy for fine-tuning. A run at or below that floor earns 
 cost per point is None with the reason in `<figure>_reason`, never infinite or negative.
 """
 from __future__ import annotations
+
+from .replicates import by_seed
 
 CPU_PRICE = (0.10, "typical 2-vCPU general-purpose cloud VM, late 2025")  # USD per hour
 
@@ -123,11 +127,33 @@ def derived(run: dict, price: float | None, target: float | None) -> dict:
     return out
 
 
-def target_accuracy(rs: dict) -> float | None:
-    """The suite's target: `fraction` x the final accuracy of the reference run."""
-    tgt = rs.get("target") or {}
+def reference_accuracies(rs: dict) -> dict[int, float]:
+    """seed -> final accuracy of the suite's target reference run (its quality member per seed)."""
+    ref = (rs.get("target") or {}).get("reference")
+    by_seed: dict[int, float] = {}
     for r in rs["runs"]:
-        if r["id"] == tgt.get("reference") and r["status"] == "ok":
+        if r["status"] == "ok" and not r["spec"].get("timing_only") and ref in (r["id"], r["spec"].get("group")):
             a = _v(r, "accuracy")
-            return tgt.get("fraction", 0.9) * a if a is not None else None
-    return None
+            if a is not None:
+                by_seed.setdefault(r["spec"].get("seed", 0), a)
+    return by_seed
+
+
+def target_accuracy(rs: dict) -> float | None:
+    """The suite's target: `fraction` x the final accuracy of the reference run, its mean over seeds
+    where the reference has several."""
+    accs = reference_accuracies(rs)
+    return (rs.get("target") or {}).get("fraction", 0.9) * sum(accs.values()) / len(accs) if accs else None
+
+
+def to_target(members: list[dict], price: float | None, target: float | None) -> dict:
+    """Time- and cost-to-target of a suite run over its seeds: each seed's quality member on its own
+    curve and set-up. {"seeds": n, "times_s": [per seed, None where not reached], "median_s": median
+    of the seeds that reached it, "min_s", "max_s", "median_usd"} (None where no seed reached it)."""
+    runs = list(by_seed(members, "accuracy").values()) or members[:1]
+    times = [derived(r, price, target).get("time_to_target_s") for r in runs]
+    hit = sorted(t for t in times if t is not None)
+    med = (hit[(len(hit) - 1) // 2] + hit[len(hit) // 2]) / 2 if hit else None
+    return {"seeds": len(runs), "times_s": times, "median_s": med, "min_s": hit[0] if hit else None,
+            "max_s": hit[-1] if hit else None,
+            "median_usd": price * med / 3600 if (price is not None and med is not None) else None}

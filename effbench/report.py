@@ -12,17 +12,36 @@ from .runinfo import fmt, is_pruning_run, mib, peak_bytes, pm, price, techniques
 from .runinfo import value as _v
 
 
+def members_of(rs: dict, rep: dict) -> list[dict]:
+    """The member runs a representative stands for (itself where it has none)."""
+    ids = set(rep.get("members") or ())
+    return [r for r in rs["runs"] if r["id"] in ids] or [rep]
+
+
+def target_cells(rs: dict, rep: dict, p, target) -> tuple[str, str]:
+    """Time- and cost-to-target: one seed as measured; several seeds: the median of those that
+    reached the target, how many did, and their range."""
+    t = cost.to_target(members_of(rs, rep), p, target)
+    if t["seeds"] == 1:
+        return fmt(t["median_s"], ".0f", "not reached"), fmt(t["median_usd"], ".4f", "not reached")
+    k, n = sum(x is not None for x in t["times_s"]), t["seeds"]
+    if not k:
+        return f"not reached (0/{n} seeds)", f"not reached (0/{n} seeds)"
+    spread = f", {t['min_s']:.0f}–{t['max_s']:.0f}" if k > 1 else ""
+    return f"{t['median_s']:.0f} ({k}/{n} seeds{spread})", f"{fmt(t['median_usd'], '.4f')} ({k}/{n} seeds)"
+
+
 def finetune_rows(rs, runs):
     p, _ = price(rs)
     target = cost.target_accuracy(rs)
     rows = []
     for r in runs:
         d = cost.derived(r, p, target)
+        ttt, ctt = target_cells(rs, r, p, target)
         rows.append([r["id"], techniques_label(r), pm(r, "accuracy_unmodified"), pm(r, "accuracy"), fmt(d.get("gain_points"), ".1f"),
                      fmt(_v(r, "train_tokens_per_s"), ".1f"), mib(peak_bytes(r)), fmt(_v(r, "trainable_fraction") and 100 * _v(r, "trainable_fraction"), ".2f"),
                      fmt(_v(r, "train_wall_s"), ".0f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
-                     fmt(d.get("time_to_target_s"), ".0f", "not reached"), fmt(d.get("cost_usd"), ".4f"),
-                     fmt(d.get("cost_to_target_usd"), ".4f", "not reached"), fmt(d.get("usd_per_point"), ".5f"),
+                     ttt, fmt(d.get("cost_usd"), ".4f"), ctt, fmt(d.get("usd_per_point"), ".5f"),
                      fmt(_v(r, "mfu") and 100 * _v(r, "mfu"), ".1f"), unchanged_layers(r)])
     head = ["run", "techniques", "acc before %", "acc after %", "gain pts", "train tok/s", "peak MiB", "trainable %",
             "train s", "setup s", "time-to-target s", "cost $", "cost-to-target $", "$/point", "MFU %", "layers unchanged"]
@@ -60,6 +79,7 @@ def pruning_rows(rs, runs):
         pr = (r.get("technique_records") or {}).get("pruning") or {}
         inj, rem = pr.get("kinds_before") or (r.get("data") or {}).get("kinds") or {}, pr.get("removed_by_kind") or {}
         d = cost.derived(r, p, target)
+        ttt, ctt = target_cells(rs, r, p, target)
         per = r.get("setup", {}).get("per_technique", {})
         twin = unpruned_twin(r, runs) if pr else None
         a, ta = r["metrics"].get("accuracy") or {}, ((twin or {}).get("metrics") or {}).get("accuracy") or {}
@@ -77,7 +97,7 @@ def pruning_rows(rs, runs):
                      fmt(pr.get("precision") and 100 * pr["precision"], ".1f"), fmt(pr.get("recall") and 100 * pr["recall"], ".1f"),
                      fmt(pr.get("scoring_tokens"), "d"), fmt(sum(per.get(n, 0.0) for n in pr.get("strategies", [])), ".1f"),
                      fmt(_v(r, "train_wall_s"), ".0f"), fmt(d.get("cost_usd"), ".4f"), pm(r, "accuracy"), delta,
-                     fmt(d.get("time_to_target_s"), ".0f", "not reached"), fmt(d.get("cost_to_target_usd"), ".4f", "not reached")])
+                     ttt, ctt])
     head = ["run", "strategies", "kept %", "kept tokens", "dup removed", "near-dup removed", "wrong removed", "junk removed",
             "clean lost", "precision %", "recall %", "scoring tokens", "pruning s", "train s", "cost $ (incl. setup)",
             "acc %", "Δ acc pts vs unpruned", "time-to-target s", "cost-to-target $"]
@@ -130,7 +150,9 @@ def summary_markdown(rs: dict) -> str:
         lines.append(f"- model: {name} (weights sha256 {sha}…)")
     t = cost.target_accuracy(rs)
     if t is not None:
-        lines.append(f"- fine-tuning target: {100 * t:.1f}% = {rs['target']['fraction']} x final accuracy of `{rs['target']['reference']}`")
+        n = len(cost.reference_accuracies(rs))
+        lines.append(f"- fine-tuning target: {100 * t:.1f}% = {rs['target']['fraction']} x final accuracy of `{rs['target']['reference']}`"
+                     f"{f' (mean over {n} seeds)' if n > 1 else ''}")
     ok = [r for r in replicates.representatives(rs) if r["status"] == "ok"]
     for scen, fn, title in (("finetune", finetune_rows, "Fine-tuning"), ("infer", infer_rows, "Inference")):
         runs = [r for r in ok if r["spec"]["scenario"] == scen]

@@ -81,3 +81,34 @@ def test_report_shows_cost_per_point_above_chance():
     assert rows[0][col["$/Mtok/pt"]] == format(usd_per_mtok / 25, ".4f")
     assert rows[1][col["probe pts > chance"]] == "0.0" and rows[1][col["$/Mtok/pt"]] == "–"
     assert "above chance" in report.summary_markdown(rs)
+
+
+def test_time_to_target_over_seeds_counts_each_seed_against_the_mean_target():
+    """Three seeds of the reference: the target is 0.9 x their mean final accuracy (not seed 0's),
+    and each seed's own curve and set-up give its time; the table says how many reached it."""
+    from _resultsets import finetune_run, make_set
+
+    from effbench import replicates, report
+
+    runs = []
+    for s, (a, curve) in enumerate([(30, (0.1, 0.2, 0.3)), (40, (0.1, 0.3, 0.4)), (50, (0.1, 0.4, 0.5))]):
+        r = finetune_run(items=[1.0] * a + [0.0] * (100 - a), curve_acc=curve)  # curve points 5 s apart, setup 1 s
+        r["spec"]["seed"] = s
+        r["id"] = "finetune-full" if s == 0 else f"finetune-full@s{s}r0"
+        runs.append(r)
+    rs = make_set(runs)
+    target = cost.target_accuracy(rs)
+    assert target == pytest.approx(0.9 * 0.40)  # seed 0 alone would give 0.27
+    rep = replicates.representatives(rs)[0]
+    t = cost.to_target(report.members_of(rs, rep), 3.6, target)
+    s1, s2 = 1 + 5 + 5 * (0.36 - 0.3) / 0.1, 1 + 5 * (0.36 - 0.1) / 0.3
+    assert t["seeds"] == 3 and t["times_s"][0] is None  # seed 0 ends at 0.30 < 0.36
+    assert t["times_s"][1:] == [pytest.approx(s1), pytest.approx(s2)]
+    assert t["median_s"] == pytest.approx((s1 + s2) / 2) and t["median_usd"] == pytest.approx((s1 + s2) / 2 / 1000)
+    assert report.target_cells(rs, rep, 3.6, target) == ("7 (2/3 seeds, 5–9)", "0.0072 (2/3 seeds)")
+    one = make_set(runs[:1])  # one seed: its own figure, as before
+    assert report.target_cells(one, replicates.representatives(one)[0], 3.6, 0.25) == (
+        f"{1 + 5 + 5 * 0.05 / 0.1:.0f}", f"{(1 + 5 + 5 * 0.05 / 0.1) / 1000:.4f}")
+    assert report.target_cells(rs, rep, 3.6, 0.99)[0] == "not reached (0/3 seeds)"
+    md = report.summary_markdown(rs)
+    assert "36.0% = 0.9 x final accuracy of `finetune-full` (mean over 3 seeds)" in md and "7 (2/3 seeds, 5–9)" in md
