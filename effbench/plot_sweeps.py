@@ -44,7 +44,8 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
         st = series_style(i)
         pts = [q for q in sw["points"] if q["quality"] is not None]
         name = sw["id"] + (f" [{label(rs)}]" if len(sets) > 1 else "") \
-            + (" (no point non-inferior: no knee)" if sw["knee"] is None and sw["aggressive"] != "none" else "")
+            + ((" (a point, non-inferior)" if sw["knee"] else " (a point)") if sw.get("single")
+               else " (no point non-inferior: no knee)" if sw["knee"] is None and sw["aggressive"] != "none" else "")
         for ax, (key, xlabel, hib) in zip(axes, panels):
             xy = [(q[key] / (2**20 if key == "memory_bytes" else 1), 100 * q["quality"], q) for q in pts if q[key] is not None]
             if not xy:
@@ -54,8 +55,12 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
             _errorbars(ax, xs, ys, ps, st["color"])
             ax.plot(xs, ys, ls="-", ms=6, **st, label=name if ax is axes[0] else None, gid=f"sweep:{sw['id']}")
             if sw["axis"] == "technique" and ax is axes[0]:  # a bits axis: name each point's technique
-                for x, y, q in xy:
-                    ax.annotate(str(q["value"]), (x, y), xytext=(10, 5), textcoords="offset points", fontsize=8, color=st["color"])
+                span = (max(xs) - min(xs)) or 1.0
+                for j, (x, y, q) in enumerate(xy):  # of two points at (nearly) one x, the lower one's name goes below
+                    near = [(y2, j2) for j2, (x2, y2, _) in enumerate(xy) if j2 != j and abs(x2 - x) < 0.03 * span]
+                    below = any((y, j) < n for n in near)
+                    ax.annotate(str(q["value"]), (x, y), xytext=(10, -12 if below else 5), textcoords="offset points",
+                                fontsize=8, color=st["color"])
                 ax.margins(x=0.12)  # room for the names at both ends
             if sw["knee"] is not None and sw["knee"] in ps:
                 j = ps.index(sw["knee"])
@@ -67,7 +72,7 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
         if b is not None and b["quality"] is not None and (k, b["id"]) not in bases_drawn:
             bases_drawn.add((k, b["id"]))
             y, e = 100 * b["quality"], 100 * (b["stderr"] or 0)
-            blab = f"baseline {b['id']}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
+            blab = f"baseline {b['id']}" + (f" [{label(rs)}]" if len(sets) > 1 else "") + " (★: its throughput, memory)"
             for ax, (key, _, _) in zip(axes, panels):
                 ax.axhline(y, color="black", ls=BASE_STYLES[k % len(BASE_STYLES)], lw=1, gid="baseline", label=blab if ax is axes[0] else None)
                 ax.axhspan(y - e, y + e, color="grey", alpha=0.15, lw=0)

@@ -85,6 +85,33 @@ def sweeps(rs: dict) -> list[dict]:
                     "aggressive": sw.get("aggressive", "none"), "margin": margin, "points": pts,
                     "base": point(base, scen) if base is not None else None, "knee": knee,
                     "pruning": pruning})
+    return out + sparsity_points(gs, out, margin)
+
+
+def sparsity_points(gs: list[list[dict]], swept: list[dict], margin: float) -> list[dict]:
+    """Plain runs with one sparsity technique (e.g. 2:4, whose sparsity is fixed) as one-point
+    series on a sparsity figure that has a sweep: x = the sparsity the technique recorded."""
+    figs = {s["scenario"] for s in swept if s["param"] == "sparsity"}
+    swept_techs = {s["axis"].partition(".")[0] for s in swept if s["param"] == "sparsity"}
+    out = []
+    for g in gs:
+        r = replicates.primary(g)
+        techs = r["spec"].get("techniques") or []
+        if r["spec"].get("sweep") or r["spec"]["scenario"] not in figs or len(techs) != 1 or techs[0]["name"] in swept_techs:
+            continue
+        x = ((r.get("technique_records") or {}).get(techs[0]["name"]) or {}).get("achieved_sparsity")
+        if not isinstance(x, (int, float)):
+            continue
+        scen = r["spec"]["scenario"]
+        base = tradeoff.baseline_of(g, gs)
+        pt = {**point(g, scen), "x": float(x), "value": runinfo.techniques_label(r)}
+        t = tradeoff.quality_test(g, base, scen, margin) if base is not None else None
+        pt["noninferior_p"] = t[1] if t else None
+        pt["noninferior"] = t is not None and t[1] < ALPHA
+        out.append({"id": r["id"], "axis": f"{techs[0]['name']}.sparsity", "param": "sparsity", "scenario": scen,
+                    "aggressive": "higher", "margin": margin, "points": [pt], "single": True,
+                    "base": point(base, scen) if base is not None else None, "knee": pt if pt["noninferior"] else None,
+                    "pruning": False})
     return out
 
 
@@ -110,5 +137,6 @@ def section(rs: dict) -> list[str]:
     return ["", "## Sweeps", "", mdtable.table(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"]), "",
             f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
             f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
-            "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis."]
+            "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis; "
+            "a plain run at a fixed sparsity (2:4) is a one-point row at the sparsity it recorded."]
 

@@ -21,6 +21,9 @@ def sweep_set(suite="cpu-sweeps") -> dict:
             r["spec"]["sweep"] = {"id": f"infer-{fam}", "axis": f"{fam}.sparsity", "value": v, "aggressive": "higher"}
             r["metrics"]["weight_bytes"] = {"value": 513*2**20, "unit": "B", "higher_is_better": False}
             runs.append(r)
+    r = infer_run("infer-2of4", [{"name": "semi_structured_2_4", "params": {"score": "wanda"}}], dec=510, probe=probe(60))
+    r["technique_records"] = {"semi_structured_2_4": {"achieved_sparsity": 0.5000046, "requested_sparsity": 0.5}}
+    runs.append(r)  # a plain run at a fixed sparsity: a one-point series on the sparsity figure
     for q, bits, a, dec in (("int8", 8.05, 84, 470), ("nf4", 4.14, 77, 400), ("fp4", 4.14, 70, 400)):
         r = infer_run(f"infer-bits-{q}", [{"name": q}], dec=dec, probe=probe(a))
         r["spec"]["sweep"] = {"id": "infer-bits", "axis": "technique", "value": q, "aggressive": "lower"}

@@ -71,6 +71,13 @@ def test_sweep_figure_lines_baseline_and_knee(figs):
     # wanda 0.1 has the baseline's items: non-inferior; 0.3 (-1 pt on paired items) is not shown non-inferior
     knee = [ln for ln in ax.lines if (ln.get_gid() or "").startswith("knee:")]
     assert [(k.get_gid(), list(k.get_xdata())) for k in knee] == [("knee:infer-wanda", [0.1])]
+    # 2:4 (a plain run, sparsity fixed) is a one-point series at the sparsity it recorded, not non-inferior
+    two4 = lines["sweep:infer-2of4"]
+    assert list(two4.get_xdata()) == [pytest.approx(0.5000046)] and list(two4.get_ydata()) == [60]
+    assert "infer-2of4 (a point)" in ax.get_legend_handles_labels()[1]
+    # bits: nf4 and fp4 share 4.14 bits; the lower one's name goes under its point, the other's above
+    names = {t.get_text(): t.xyann[1] for t in figs["sweep_infer_bits"].axes[0].texts}
+    assert names["fp4"] < 0 < names["nf4"] and names["int8"] > 0
     # a knee on a lower-is-aggressive axis: pruning keeps 0.7 of the data at the unpruned accuracy
     kp = [ln for ln in figs["sweep_finetune_fraction"].axes[0].lines if (ln.get_gid() or "").startswith("knee:")]
     assert [list(k.get_xdata()) for k in kp] == [[0.7]]
