@@ -34,8 +34,8 @@ def newest_set(root: str | Path) -> Path:
 
 
 def write_readme(path: str | Path, baseline: str | Path | None = None, opts: compare.Options | None = None) -> tuple[Path, dict | None]:
-    """Draw the plots into the set's folder and write its README.md; returns (README path, the
-    comparison against `baseline` or None)."""
+    """Draw the plots into the set's folder and write its README.md (and summary.md again, so both
+    show this code's derived figures); returns (README path, the comparison against `baseline` or None)."""
     rs = results.load(path)
     folder = Path(rs["_path"]).parent
     sets = [rs] + ([results.load(baseline)] if baseline else [])
@@ -55,6 +55,8 @@ def write_readme(path: str | Path, baseline: str | Path | None = None, opts: com
             lines += [f"![{rel}]({rel})", f"[SVG]({rel[:-4]}.svg)", ""]
     readme = results.output_file(folder, "README.md")
     results.replace_file(readme, lambda tmp: tmp.write_text("\n".join(lines)))
+    # summary.md, written when the set was measured, is brought up to this code's derived figures too
+    results.replace_file(results.output_file(folder, "summary.md"), lambda tmp: tmp.write_text(lines[0]))
     return readme, cmp
 
 

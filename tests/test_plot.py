@@ -8,7 +8,7 @@ import re
 import pytest
 from _resultsets import finetune_run, infer_run, make_set, replicated, write
 
-from effbench import cli, plot, plot_curves, pr_report
+from effbench import cli, plot, plot_curves, pr_report, report, results
 
 
 def _points(fig, prefix="points:"):
@@ -108,4 +108,6 @@ def test_report_readme_and_pr_entry(tmp_path):
         assert not rel.startswith("/") and (folder / rel).is_file(), rel
     assert "vs_baseline/pareto_finetune.png" in readme
     assert cli.main(["report", base]) == 0 and (tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa" / "README.md").is_file()
+    bfold = tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa"  # summary.md: this code's figures, as in README.md
+    assert (bfold / "summary.md").read_text() == report.summary_markdown(results.load(bfold))
     assert pr_report.main([str(tmp_path / "nothing"), str(tmp_path / "head"), "--comment", str(comment)]) == 2
