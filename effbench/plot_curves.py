@@ -39,7 +39,9 @@ def finetune_figure(sets: list[dict], pruning: bool = False):
         c = r["curves"]["accuracy_vs_time"]
         y = [100 * p["accuracy"] for p in c]
         e = [100 * (p.get("stderr") or 0) for p in c]
-        lab = f"{r['id']}: {runinfo.techniques_label(r)}" + (f" [{label(rs)}]" if len(sets) > 1 else "")
+        ns = (r["metrics"].get("accuracy") or {}).get("n_seeds")  # a representative of several seeds
+        lab = f"{r['id']}: {runinfo.techniques_label(r)}" + (f" [{label(rs)}]" if len(sets) > 1 else "") \
+            + (f" (seed {r['spec'].get('seed', 0)}'s curve of {ns} seeds)" if ns and ns > 1 else "")
         st = series_style(names.index(r["id"]))
         color = st["color"]
         xs = [[p["train_wall_s"] for p in c]] + ([[price * (setup + p["train_wall_s"]) / 3600 for p in c]] if price is not None else [])

@@ -112,3 +112,11 @@ def test_time_to_target_over_seeds_counts_each_seed_against_the_mean_target():
     assert report.target_cells(rs, rep, 3.6, 0.99)[0] == "not reached (0/3 seeds)"
     md = report.summary_markdown(rs)
     assert "36.0% = 0.9 x final accuracy of `finetune-full` (mean over 3 seeds)" in md and "7 (2/3 seeds, 5–9)" in md
+    # the curves figure draws the first seed's curve and says so
+    from effbench import plot_curves
+
+    fig = plot_curves.finetune_figure([{**rs, "runs": replicates.representatives(rs)}])
+    assert any("(seed 0's curve of 3 seeds)" in t.get_text() for t in fig.legends[0].get_texts())
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
