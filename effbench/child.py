@@ -146,13 +146,10 @@ def execute(spec_dict: dict) -> dict:
             for name, m in res["metrics"].items():
                 if m.get("value") is None or name == "eval_wall_s":
                     res["metrics"][name] = measure.missing(TIMING_ONLY if name in ("accuracy", "eval_wall_s") else m.get("reason"))
-        if spec.device == "cpu" and rss is not None and built_here:
-            res["metrics"]["rss_after_setup_bytes"] = {**measure.missing(
-                "the model cache was built in this run's process; its pages would count in this RSS"),
-                "unit": "B", "higher_is_better": False}
-        elif spec.device == "cpu" and rss is not None:
-            res["metrics"]["rss_after_setup_bytes"] = {"value": rss, "unit": "B", "higher_is_better": False,
-                                                       "method": "VmRSS after techniques were applied, before the workload"}
+        if spec.device == "cpu" and rss is not None:
+            measured = measure.missing("the model cache was built in this run's process; its pages would count in this "
+                                       "RSS") if built_here else {"value": rss, "method": "VmRSS after techniques were applied, before the workload"}
+            res["metrics"]["rss_after_setup_bytes"] = {**measured, "unit": "B", "higher_is_better": False}
         res["curves"] = out["curves"]
         res["items"].update(out["items"])
         res["data"].update(out.get("data", {}))

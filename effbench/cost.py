@@ -21,6 +21,8 @@ cost per point is None with the reason in `<figure>_reason`, never infinite or n
 """
 from __future__ import annotations
 
+import statistics
+
 from .replicates import by_seed
 
 CPU_PRICE = (0.10, "typical 2-vCPU general-purpose cloud VM, late 2025")  # USD per hour
@@ -130,13 +132,8 @@ def derived(run: dict, price: float | None, target: float | None) -> dict:
 def reference_accuracies(rs: dict) -> dict[int, float]:
     """seed -> final accuracy of the suite's target reference run (its quality member per seed)."""
     ref = (rs.get("target") or {}).get("reference")
-    by_seed: dict[int, float] = {}
-    for r in rs["runs"]:
-        if r["status"] == "ok" and not r["spec"].get("timing_only") and ref in (r["id"], r["spec"].get("group")):
-            a = _v(r, "accuracy")
-            if a is not None:
-                by_seed.setdefault(r["spec"].get("seed", 0), a)
-    return by_seed
+    members = [r for r in rs["runs"] if ref in (r["id"], r["spec"].get("group"))]
+    return {seed: _v(r, "accuracy") for seed, r in by_seed(members, "accuracy").items()}
 
 
 def target_accuracy(rs: dict) -> float | None:
@@ -153,7 +150,7 @@ def to_target(members: list[dict], price: float | None, target: float | None) ->
     runs = list(by_seed(members, "accuracy").values()) or members[:1]
     times = [derived(r, price, target).get("time_to_target_s") for r in runs]
     hit = sorted(t for t in times if t is not None)
-    med = (hit[(len(hit) - 1) // 2] + hit[len(hit) // 2]) / 2 if hit else None
+    med = statistics.median(hit) if hit else None
     return {"seeds": len(runs), "times_s": times, "median_s": med, "min_s": hit[0] if hit else None,
             "max_s": hit[-1] if hit else None,
             "median_usd": price * med / 3600 if (price is not None and med is not None) else None}

@@ -53,6 +53,15 @@ def point(g: list[dict], scen: str) -> dict:
             "memory_bytes": _memory(rep, scen), "label": runinfo.techniques_label(rep)}
 
 
+def tested_point(g: list[dict], base: list[dict] | None, scen: str, margin: float) -> dict:
+    """A point with its paired non-inferiority test against `base` at the margin (p, and p < ALPHA)."""
+    pt = point(g, scen)
+    t = tradeoff.quality_test(g, base, scen, margin) if base is not None else None
+    pt["noninferior_p"] = t[1] if t else None
+    pt["noninferior"] = t is not None and t[1] < ALPHA
+    return pt
+
+
 def sweeps(rs: dict) -> list[dict]:
     """One record per sweep: {id, axis, param, scenario, aggressive, margin, points, base, knee}."""
     margin = rs.get("noninferiority_margin", 0.01)
@@ -68,13 +77,7 @@ def sweeps(rs: dict) -> list[dict]:
         scen, sw = p["scenario"], p["sweep"]
         pruning = runinfo.is_pruning_run(replicates.primary(members[0]))
         base = _unpruned_group(members[0], gs) if pruning else tradeoff.baseline_of(members[0], gs)
-        pts = []
-        for g in members:
-            pt = point(g, scen)
-            t = tradeoff.quality_test(g, base, scen, margin) if base is not None else None
-            pt["noninferior_p"] = t[1] if t else None
-            pt["noninferior"] = t is not None and t[1] < ALPHA
-            pts.append(pt)
+        pts = [tested_point(g, base, scen, margin) for g in members]
         pts.sort(key=lambda q: (q["x"] is None, q["x"] if q["x"] is not None else 0))
         knee = None
         if sw.get("aggressive") in ("higher", "lower"):
@@ -104,10 +107,7 @@ def sparsity_points(gs: list[list[dict]], swept: list[dict], margin: float) -> l
             continue
         scen = r["spec"]["scenario"]
         base = tradeoff.baseline_of(g, gs)
-        pt = {**point(g, scen), "x": float(x), "value": runinfo.techniques_label(r)}
-        t = tradeoff.quality_test(g, base, scen, margin) if base is not None else None
-        pt["noninferior_p"] = t[1] if t else None
-        pt["noninferior"] = t is not None and t[1] < ALPHA
+        pt = {**tested_point(g, base, scen, margin), "x": float(x), "value": runinfo.techniques_label(r)}
         out.append({"id": r["id"], "axis": f"{techs[0]['name']}.sparsity", "param": "sparsity", "scenario": scen,
                     "aggressive": "higher", "margin": margin, "points": [pt], "single": True,
                     "base": point(base, scen) if base is not None else None, "knee": pt if pt["noninferior"] else None,
