@@ -151,6 +151,36 @@ def _pids_of(uid: int) -> list[int]:
     return out
 
 
+def _as_user(user, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--", *cmd],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _blocking_folder(user, path: Path) -> Path | None:
+    """The outermost folder above or at `path` that `user` cannot enter (None: it can reach `path`)."""
+    for d in (*reversed(path.parents), path):
+        if d.is_dir() and _as_user(user, "test", "-x", str(d)).returncode != 0:
+            return d
+    return None
+
+
+def _readable_site(user, site: Path, root: Path) -> Path:
+    """This project's site-packages where the PR user can read it: itself, or, when it lies under a
+    folder that user cannot enter (a clone under a 0700 home or `mktemp -d`), a hard-linked copy in
+    `root` (same inodes, root-owned, read-only to the PR user; seconds, no data copied). Where no link
+    can be made (another file system), the test is skipped with the reason: never failed for it."""
+    blocked = _blocking_folder(user, site)
+    if blocked is None:
+        return site
+    copy = root / "site-packages"
+    p = subprocess.run(["cp", "-al", str(site), str(copy)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"{site} lies under {blocked} (mode {blocked.stat().st_mode & 0o777:o}), which the PR user cannot "
+                    f"enter, and no hard-linked copy could be made in {root}: {p.stderr.strip()}")
+    assert _blocking_folder(user, copy) is None
+    return copy
+
+
 def _system_python() -> Path | None:
     """This Python version where any user may run it (this project's interpreter may live under /root)."""
     name = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -212,7 +242,7 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
                       "    from . import _hostile\n    _hostile.attack()\n    res = execute(spec)\n")
         cache = job / "base" / "cache"
         canary = cache / "effbench" / "canary.bin"
-        site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+        site = _readable_site(pr_user, next((REPO / ".venv" / "lib").glob("python3*/site-packages")), root)
         targets = {"write": [str(job / "out" / "base" / "results.json"), str(job / "out" / "base" / "runs" / "infer-baseline.result.json"),
                              str(base / "effbench" / "compare.py"), str(base / ".venv" / "bin" / "python"), str(canary),
                              str(job / "state" / "before"), str(job / "bin" / "pr_sandbox.sh"), str(site / "zz_hostile.pth"),
@@ -279,6 +309,42 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         assert bad.returncode == 3 and str(base / "effbench" / "compare.py") in bad.stderr
     finally:
         gate("cleanup", check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_environment_the_pr_user_cannot_enter_stops_the_gate_before_any_run(pr_user):
+    """A head whose environment points into a 0700 folder (the checkout under a private home): head-setup
+    and bench stop with exit 4, naming that folder and its mode, and no head run starts."""
+    root = Path(tempfile.mkdtemp(prefix="effbench-gate-"))
+    root.chmod(0o711)
+    private = root / "private"
+    (private / "site").mkdir(parents=True)
+    private.chmod(0o700)
+    job, base = root / "job", root / "base"
+    base.mkdir()
+    system_py = _system_python()
+    env = {**os.environ, "PR_USER": pr_user.pw_name,
+           "PR_AS": f"setpriv --reuid={pr_user.pw_uid} --regid={pr_user.pw_gid} --clear-groups --"}
+
+    def gate(*args):
+        return subprocess.run(["bash", str(GATE), args[0], str(job), *map(str, args[1:])], env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    try:
+        assert gate("prepare").returncode == 0
+        head_src = root / "head"
+        head_src.mkdir()
+        setup = gate("head-setup", head_src, "sh", "-c", f"{system_py} -m venv --without-pip .venv && printf '%s\\n' "
+                     f"{private / 'site'} > .venv/lib/{system_py.name}/site-packages/deps.pth")
+        assert setup.returncode == 4, setup.stdout + setup.stderr
+        assert f"{private} (mode 700, owner root) cannot be entered by {pr_user.pw_name}" in setup.stderr, setup.stderr
+        assert "cannot be imported" in setup.stderr and "stopped before any run" in setup.stderr
+        assert gate("snapshot", base).returncode == 0
+        bench = gate("bench", base, root / "suite.toml", "--device", "cpu")
+        assert bench.returncode == 4 and str(private) in bench.stderr, bench.stdout + bench.stderr
+        assert not (job / "state" / "ab.rc").exists() and not any((job / "out" / "head" / "runs").iterdir())
+    finally:
+        gate("cleanup")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -23,6 +23,10 @@
 # Environment: PR_USER (default effbench-pr); PR_AS, the command prefix that runs a command as the PR
 # user (default "sudo -n -u $PR_USER --"; the test, as root, uses setpriv); BASE_CACHE (default
 # JOB/base/cache: the base's EFFBENCH_CACHE, HF_HOME, ... live under it).
+#
+# Exit status: 0 done; 1 (report) a regression; 2 bad use or a misconfigured gate; 3 (verify) the
+# base's files changed; 4 (head-setup, bench) the head's environment cannot be imported as the PR
+# user: a setup error of the gate, raised before any run starts, never a verdict on the head.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PR_USER=${PR_USER:-effbench-pr}
@@ -67,6 +71,34 @@ check_pr_user() {
     [ "$uid" != "$(id -u)" ] || die "PR_AS runs commands as this same user (uid $uid); the head would have the base's rights"
 }
 
+# The head's interpreter must import torch and its own effbench as the PR user, from a folder that is
+# not the checkout (as its runs do). If it cannot (typically: its environment, or packages a .pth
+# file points at, lie under a folder the PR user cannot enter, such as a 0700 home or mktemp -d),
+# every head run would fail at once and read as the head being broken or slow: stop here instead,
+# naming the first folder on each needed path that the PR user cannot enter, and its mode.
+check_head_env() {
+    local py="$JOB/pr/src/.venv/bin/python" err
+    err=$(sandbox sh -c 'cd "$0" && "$1" -c "import torch, effbench.child" 2>&1 >/dev/null' "$JOB/pr/tmp" "$py") && return 0
+    say "the head's environment cannot be imported as $(as_pr id -un): $(printf '%s\n' "$err" | tail -n 1)"
+    # as the PR user: the interpreter, its venv's home, and every folder its .pth files name
+    as_pr sh -c '
+        py=$1; venv=${py%/bin/python}
+        { readlink -f "$py" || echo "$py"; sed -n "s/^home *= *//p" "$venv/pyvenv.cfg"
+          cat "$venv"/lib/python*/site-packages/*.pth | grep "^/"; } 2>/dev/null |
+        while read -r p; do
+            (a=""; IFS=/; set -f
+             for part in $p; do
+                 [ -n "$part" ] || continue
+                 a="$a/$part"
+                 if [ -d "$a" ] && ! [ -x "$a" ]; then
+                     echo "  $a (mode $(stat -c %a "$a"), owner $(stat -c %U "$a")) cannot be entered by $(id -un); needed for $p"
+                     break
+                 fi
+             done)
+        done | sort -u' sh "$py" >&2 || true
+    die "stopped before any run: build the head's environment inside the job folder, or give every folder above it o+x" 4
+}
+
 cmd=${1:-}; JOB=${2:-}
 [ -n "$cmd" ] && [ -n "$JOB" ] || die "usage: pr_gate.sh prepare|head-setup|base-warm|snapshot|bench|verify|report|cleanup JOB ..."
 shift 2
@@ -96,6 +128,7 @@ head-setup)
     # tar stores links as links: nothing in the head's tree is followed or run by the runner's user
     tar -C "$head" --exclude=./.git -cf - . | as_pr tar -C "$JOB/pr/src" -xf - --no-same-owner
     sandbox sh -c 'cd "$0" && exec "$@"' "$JOB/pr/src" "$@"
+    check_head_env
     ;;
 base-warm)
     base=$(cd "${1:?base-warm JOB BASE}" && pwd); base_env
@@ -115,6 +148,7 @@ $w"
 bench)
     base=$(cd "${1:?bench JOB BASE SUITE [AB ARGS...]}" && pwd); suite=$(realpath -e "${2:?bench JOB BASE SUITE}" 2>/dev/null || echo "$2"); shift 2
     [ -s "$JOB/state/before" ] || die "no snapshot: run 'pr_gate.sh snapshot' before the head's code runs"
+    check_head_env
     base_env
     pass=()
     for v in $PASS; do [ -z "${!v:-}" ] || pass+=("$v=${!v}"); done
