@@ -17,7 +17,7 @@ LOCK ?= $(if $(HAS_NVIDIA),constraints-cuda.txt,constraints.txt)
 TORCH_INDEX ?=
 EXTRAS := eval,quant,kernels,data,gpu,ray,test
 
-.PHONY: setup lock bench test smoke lint aa compare plots report kernels gpu-check gpu-check-wheels clean-venv
+.PHONY: setup lock bench test smoke lint format aa compare plots report kernels gpu-check gpu-check-wheels clean-venv
 
 setup: $(STAMP)
 
@@ -52,6 +52,15 @@ smoke: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# ruff (pyproject.toml [tool.ruff]): lint rules, then the formatter's check; `make format` rewrites.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 kernels: setup
 	$(EFFBENCH) kernels --out $(OUT)

@@ -96,7 +96,7 @@ fi
 
 stage kernels 120 "$PY" -c "
 import json, sys
-from effbench.kernelbench import run_kernel_bench
+from effbench.kernelbench.bench import run_kernel_bench
 json.dump(run_kernel_bench('cuda', quick=True), open(sys.argv[1], 'w'))
 " "$STAGE_DIR/kernels.json"
 
@@ -105,7 +105,8 @@ stage suite 275 "$PY" -m effbench.cli run --suite gpu-check --device cuda --repl
 stage report 15 "$PY" - "$OUT/gpu-check" "$STAGE_DIR/kernels.json" "$START" <<'PY'
 import json, shutil, sys, time
 from pathlib import Path
-from effbench import report, results
+from effbench.read import results
+from effbench.render import report
 root, kernels, start = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
 sets = [d for d in root.glob("*/results.json") if d.stat().st_mtime >= start]
 if not sets:

@@ -4,7 +4,7 @@ and eager PyTorch's, at the default model's widths and 8K tokens in bf16.
     pytest benchmarks/test_kernel_bench.py --benchmark-columns=median,iqr,rounds
 
 Each round synchronises the GPU, so a round's time is the kernels' time, not the launch's.
-effbench.kernelbench.run_kernel_bench (the full sweep, with do_bench, GB/s and liger/compile) is
+effbench.kernelbench.bench.run_kernel_bench (the full sweep, with do_bench, GB/s and liger/compile) is
 the source of result-set numbers; this file is for quick A/B checks while editing a kernel.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ TOKENS = 8192
 @pytest.mark.parametrize("impl", ["effbench", "eager"])
 @pytest.mark.parametrize("kernel", ["rmsnorm", "swiglu", "rope", "flce"])
 def test_fwdbwd(benchmark, kernel, impl):
-    from effbench import kernelcases as kc
+    from effbench.kernelbench import cases as kc
 
     case = kc.make_case(kernel, TOKENS, torch.bfloat16, "cuda")
     fn = kc.impl_fn(case, impl)

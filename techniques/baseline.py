@@ -10,6 +10,7 @@ from .base import Technique, register
 @register
 class Baseline(Technique):
     name = "baseline"
+    family = "baseline"
     description = "no change: the unmodified model (full fine-tuning in the train scenario)"
 
     @dataclass(frozen=True)

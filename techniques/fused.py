@@ -20,7 +20,6 @@ import os
 import types
 from dataclasses import dataclass
 
-import torch
 
 from .base import Context, Technique, TechniqueError, register
 
@@ -36,6 +35,7 @@ def _base_model(model):
 @register
 class Fused(Technique):
     name = "fused"
+    family = "kernels"
     description = "Triton fused kernels (RMSNorm, SwiGLU, RoPE, fused linear cross-entropy) on a Llama model"
     requires = ("triton",)
 
@@ -60,6 +60,7 @@ class Fused(Technique):
         return None
 
     def apply(self, model, ctx: Context):
+        import torch
         from transformers.models.llama import modeling_llama as ml
 
         from . import _fused_llama as fl  # imports triton: only once we know we run

@@ -27,6 +27,7 @@ def _base_model(model):
 @register
 class GradCkpt(Technique):
     name = "grad_ckpt"
+    family = "activation_memory"
     description = "activation checkpointing of the transformer blocks (recompute in backward)"
     scenarios = ("train",)
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import PROBABILITY, Context, Range, Technique, at_least, register
-from .bnb4bit import disable_cpu_repack, is_4bit
 
 ALL_LINEAR = "all-linear"  # peft: every Linear in the blocks, the output layer excluded
 
@@ -52,6 +51,7 @@ def _dir_bytes(path: Path, pattern: str) -> int:
 def add_adapters(model, p: LoraParams, ctx: Context, record_as: str):
     """Wrap `model` with peft LoRA adapters (k-bit preparation first on a 4-bit model);
     returns the PeftModel around the same instance and records the adapter's size."""
+    from ._bnb4bit import disable_cpu_repack, is_4bit
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if is_4bit(model):
@@ -76,6 +76,7 @@ def add_adapters(model, p: LoraParams, ctx: Context, record_as: str):
 @register
 class Lora(Technique):
     name = "lora"
+    family = "adapter"
     description = "LoRA / DoRA adapters through peft on the block linear layers; base weights frozen"
     scenarios = ("train",)
     requires = ("peft",)

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from . import _pruning
+from . import _data_pruning
 from .base import FRACTION, Technique, at_least, register
 
 _TOKEN = re.compile(r"\d+|[^\W\d_]+|[^\w\s]")
@@ -109,6 +109,7 @@ def near_dedup(lines: list[str], threshold: float, num_perm: int, seed: int, com
 @register
 class Dedup(Technique):
     name = "dedup"
+    family = "data_pruner"
     description = "data pruning: drop exact duplicates (after normalisation) and MinHash/LSH near duplicates"
     scenarios = ("train",)
     requires = ("datasketch",)
@@ -123,7 +124,7 @@ class Dedup(Technique):
         ranges = {"threshold": FRACTION, "num_perm": at_least(16, 8192)}
 
     def prepare_data(self, data, ctx):
-        lines = [_pruning.text(e) for e in data.train]
+        lines = [_data_pruning.text(e) for e in data.train]
         keep, stats = near_dedup(lines, self.config.threshold, self.config.num_perm, ctx.seed,
                                  self.config.commutative, self.config.measure)
-        return _pruning.finish(self.name, data, keep, ctx, scoring_tokens=0, **stats)
+        return _data_pruning.finish(self.name, data, keep, ctx, scoring_tokens=0, **stats)

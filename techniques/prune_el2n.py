@@ -17,14 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from . import _prune_scoring as scoring
-from . import _pruning
+from . import _data_pruning
 from .base import FRACTION, PROBABILITY, Range, TechniqueError, Technique, at_least, register
 
 
 @register
 class EL2NPrune(Technique):
     name = "el2n"
+    family = "data_pruner"
     description = "data pruning: keep the hardest examples by EL2N after a short warm-up, dropping top outliers"
     scenarios = ("train",)
 
@@ -45,6 +45,7 @@ class EL2NPrune(Technique):
                 raise ValueError(f"fraction={self.fraction} + drop_top={self.drop_top} must be <= 1")
 
     def prepare_data(self, data, ctx):
+        from . import _data_scoring as scoring
         if ctx.load_reference_model is None or ctx.tokenizer is None:
             raise TechniqueError("el2n needs the reference model and tokenizer in the Context")
         c = self.config
@@ -64,11 +65,11 @@ class EL2NPrune(Technique):
         scoring.free_memory(ctx.device)
         n = len(scores)
         hardest_first = sorted(range(n), key=lambda i: (-scores[i], i))
-        k = _pruning.n_keep(n, c.fraction)
+        k = _data_pruning.n_keep(n, c.fraction)
         skip = min(round(c.drop_top * n), n - k)  # rounding both up must not cost kept examples
         keep = hardest_first[skip: skip + k]
         kept = [scores[i] for i in keep]
-        return _pruning.finish(
+        return _data_pruning.finish(
             self.name, data, keep, ctx, scoring_tokens=warm_tok + n_tok, warmup_tokens=warm_tok,
             warmup_s=warm_s, scoring_s=score_s, reference_load_s=load_s, dropped_top=skip, score_unit="L2 norm",
             kept_score_range=[min(kept), max(kept)] if kept else None,

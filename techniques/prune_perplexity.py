@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from . import _prune_scoring as scoring
-from . import _pruning
+from . import _data_pruning
 from .base import FRACTION, TechniqueError, Technique, at_least, register
 
 
 @register
 class PerplexityPrune(Technique):
     name = "perplexity"
+    family = "data_pruner"
     description = "data pruning: keep a band (low/middle/high) of examples ranked by a reference model's loss"
     scenarios = ("train",)
 
@@ -41,6 +41,7 @@ class PerplexityPrune(Technique):
         ranges = {"fraction": FRACTION, "batch_size": at_least(1, 4096)}
 
     def prepare_data(self, data, ctx):
+        from . import _data_scoring as scoring
         if ctx.load_reference_model is None or ctx.tokenizer is None:
             raise TechniqueError("perplexity needs the reference model and tokenizer in the Context")
         c = self.config
@@ -53,9 +54,9 @@ class PerplexityPrune(Technique):
         del ref
         scoring.free_memory(ctx.device)
         order = sorted(range(len(scores)), key=lambda i: (scores[i], i))
-        keep = _pruning.band(order, _pruning.n_keep(len(order), c.fraction), c.band)
+        keep = _data_pruning.band(order, _data_pruning.n_keep(len(order), c.fraction), c.band)
         kept = [scores[i] for i in keep]
-        return _pruning.finish(
+        return _data_pruning.finish(
             self.name, data, keep, ctx, scoring_tokens=n_tok, scoring_s=score_s, reference_load_s=load_s,
             score_unit="nats/token", kept_score_range=[min(kept), max(kept)] if kept else None,
             mean_score_by_kind=scoring.mean_by_kind(data.train, scores))

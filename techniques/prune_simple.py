@@ -12,7 +12,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from . import _pruning
+from . import _data_pruning
 from .base import FRACTION, Technique, at_least, register
 
 # A problem: anything, then "<int> <op> <int> =" at the end (spacing free); an answer: one integer.
@@ -23,6 +23,7 @@ _ANSWER = re.compile(r"\s*-?\d+\s*")
 @register
 class RandomPrune(Technique):
     name = "random"
+    family = "data_pruner"
     description = "data pruning baseline: keep a uniformly random fraction of the train split"
     scenarios = ("train",)
 
@@ -34,8 +35,8 @@ class RandomPrune(Technique):
 
     def prepare_data(self, data, ctx):
         n = len(data.train)
-        keep = random.Random(ctx.seed).sample(range(n), _pruning.n_keep(n, self.config.fraction))
-        return _pruning.finish(self.name, data, keep, ctx, scoring_tokens=0)
+        keep = random.Random(ctx.seed).sample(range(n), _data_pruning.n_keep(n, self.config.fraction))
+        return _data_pruning.finish(self.name, data, keep, ctx, scoring_tokens=0)
 
 
 def parses(prompt: str, answer: str, max_chars: int) -> bool:
@@ -47,6 +48,7 @@ def parses(prompt: str, answer: str, max_chars: int) -> bool:
 @register
 class HeuristicPrune(Technique):
     name = "heuristic"
+    family = "data_pruner"
     description = "data pruning: drop lines that do not parse as problem + integer answer, and over-long lines"
     scenarios = ("train",)
 
@@ -59,5 +61,5 @@ class HeuristicPrune(Technique):
     def prepare_data(self, data, ctx):
         keep = [i for i, e in enumerate(data.train) if parses(e.prompt, e.answer, self.config.max_chars)]
         dropped_format = sum(1 for e in data.train if not parses(e.prompt, e.answer, 10**9))
-        return _pruning.finish(self.name, data, keep, ctx, scoring_tokens=0, dropped_format=dropped_format,
+        return _data_pruning.finish(self.name, data, keep, ctx, scoring_tokens=0, dropped_format=dropped_format,
                                dropped_length=len(data.train) - len(keep) - dropped_format)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .base import Context, register
-from .bnb4bit import default_compute_dtype, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
 from .lora import Lora, LoraParams, add_adapters
 
 
@@ -49,6 +48,7 @@ class Qlora(Lora):
         return reason
 
     def apply(self, model, ctx: Context):
+        from ._bnb4bit import default_compute_dtype, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
         c = self.config
         model = quantize_linear_4bit(model, quant_type=c.quant_type, compress_statistics=c.double_quant,
                                      compute_dtype=c.compute_dtype or default_compute_dtype(ctx), blocksize=c.blocksize)

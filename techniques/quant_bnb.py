@@ -19,15 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 
-from . import bnb4bit
-from ._infer_common import QUANTIZERS, block_linears, record_bits
 from .base import Context, Technique, at_least, register
-
-
-def _others(name: str) -> tuple[str, ...]:
-    return tuple(q for q in QUANTIZERS if q != name)
 
 
 class _Once(logging.Filter):
@@ -49,10 +42,10 @@ class _Once(logging.Filter):
 @register
 class Int8(Technique):
     name = "int8"
+    family = "quantizer"
     description = "bitsandbytes LLM.int8: int8 weights with row scales, outlier activation columns in 16-bit"
     scenarios = ("infer",)
     requires = ("bitsandbytes",)
-    conflicts_with = _others("int8")
 
     @dataclass(frozen=True)
     class Config:
@@ -61,6 +54,8 @@ class Int8(Technique):
         ranges = {"threshold": at_least(0.0)}
 
     def apply(self, model, ctx: Context):
+        from ._infer_common import block_linears, record_bits
+        import torch
         import bitsandbytes as bnb
 
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -103,10 +98,14 @@ class _FourBit(Technique):
         cpu_repack: bool = False  # allow bnb's faster CPU layout (changes the stored format at first use)
 
         def __post_init__(self):
+            from . import _bnb4bit as bnb4bit
+
             if self.blocksize not in bnb4bit.BLOCKSIZES:
                 raise ValueError(f"blocksize {self.blocksize} not supported; valid: {list(bnb4bit.BLOCKSIZES)}")
 
     def apply(self, model, ctx: Context):
+        from . import _bnb4bit as bnb4bit
+        from ._infer_common import record_bits
         cfg = self.config
         bnb4bit.quantize_linear_4bit(model, self.quant_type, cfg.double_quant, cfg.compute_dtype or bnb4bit.default_compute_dtype(ctx),
                                      cfg.blocksize, cpu_repack=cfg.cpu_repack)
@@ -126,14 +125,14 @@ class _FourBit(Technique):
 @register
 class NF4(_FourBit):
     name = "nf4"
+    family = "quantizer"
     description = "bitsandbytes 4-bit NormalFloat weights (QLoRA's format), blockwise absmax"
-    conflicts_with = _others("nf4")
     quant_type = "nf4"
 
 
 @register
 class FP4(_FourBit):
     name = "fp4"
+    family = "quantizer"
     description = "bitsandbytes 4-bit float weights (e2m1), blockwise absmax"
-    conflicts_with = _others("fp4")
     quant_type = "fp4"

@@ -23,13 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 
-from ._infer_common import QUANTIZERS, block_linears, record_bits
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the methods import torch and torchao when they run
+    import torch
+
 from .base import Context, Technique, TechniqueError, register
 
 
 def _capability_missing(device: str, need: tuple[int, int], what: str) -> str | None:
+    import torch
     if device != "cuda" or not torch.cuda.is_available():
         return f"{what} needs CUDA (device here: {device!r})"
     cap = torch.cuda.get_device_capability()
@@ -56,14 +60,12 @@ class _TorchAO(Technique):
     scenarios = ("infer",)
     requires = ("torchao",)
 
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        cls.conflicts_with = tuple(q for q in QUANTIZERS if q != cls.name)
-
     def ao_config(self, ctx: Context):
         raise NotImplementedError
 
     def apply(self, model, ctx: Context):
+        from ._infer_common import block_linears, record_bits
+        import torch
         from torchao.quantization import quantize_
 
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -82,6 +84,7 @@ class _TorchAO(Technique):
 @register
 class TorchAOInt8WO(_TorchAO):
     name = "torchao_int8wo"
+    family = "quantizer"
     description = "torchao int8 weight-only, per-row scales (CPU and CUDA)"
 
     @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class TorchAOInt8WO(_TorchAO):
 @register
 class TorchAOInt4WO(_TorchAO):
     name = "torchao_int4wo"
+    family = "quantizer"
     description = "torchao int4 weight-only, per-group scales and zero points (tinygemm, CUDA sm80+, bf16)"
 
     @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class TorchAOInt4WO(_TorchAO):
         return super().skip_reason(scenario, device) or _capability_missing(device, (8, 0), self.name)
 
     def apply(self, model, ctx: Context):
+        from ._infer_common import block_linears
         g = self.config.group_size
         widths = sorted({m.in_features for _, m in block_linears(model)})
         if any(w % g for w in widths):
@@ -119,6 +124,7 @@ class TorchAOInt4WO(_TorchAO):
         return super().apply(model, ctx)
 
     def ao_config(self, ctx: Context):
+        import torch
         from torchao.quantization import Int4WeightOnlyConfig
 
         if ctx.dtype != torch.bfloat16:
@@ -130,6 +136,7 @@ class TorchAOInt4WO(_TorchAO):
 @register
 class TorchAOFP8(_TorchAO):
     name = "torchao_fp8"
+    family = "quantizer"
     description = "torchao float8 e4m3 weights, per-row scales; weight-only or dynamic fp8 activations (CUDA sm89+)"
 
     @dataclass(frozen=True)
@@ -144,6 +151,8 @@ class TorchAOFP8(_TorchAO):
         return super().skip_reason(scenario, device) or _capability_missing(device, (8, 9), self.name)
 
     def apply(self, model, ctx: Context):
+        from ._infer_common import block_linears
+        import torch
         if not self._sparse(list(ctx.techniques)):
             return super().apply(model, ctx)
         why = _capability_missing(ctx.device, (9, 0), "torchao's sparse fp8 (2:4) kernel")

@@ -14,34 +14,55 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 
-from . import _prune
-from ._infer_common import QUANTIZERS, SPARSIFIERS, block_linears, check_order, head_tied, measured_sparsity
-from .base import PROBABILITY, Context, Technique, TechniqueError, at_least, register
+from .base import PROBABILITY, Context, Technique, TechniqueError, at_least, get, register
 
 DENSE_NOTE = "zeros are stored in dense tensors and multiplied by dense kernels: speed here is not a sparsity speed"
 
 
+def parse_pattern(pattern: str) -> tuple[int, int] | None:
+    """'unstructured' -> None; 'N:M' -> (N kept, M group size)."""
+    if pattern == "unstructured":
+        return None
+    try:
+        n, m = (int(x) for x in pattern.split(":"))
+    except ValueError:
+        raise TechniqueError(f"pattern {pattern!r} is neither 'unstructured' nor 'N:M' (e.g. '2:4')") from None
+    if not 0 < n < m:
+        raise TechniqueError(f"pattern {pattern!r}: need 0 < N < M (N weights kept of every M)")
+    return n, m
+
+
+def check_order(name: str, names: list[str] | tuple[str, ...]) -> None:
+    """Sparsity must come before quantization: a quantized weight cannot be masked in place."""
+    mine = names.index(name)
+    for i, other in enumerate(names):
+        if get(other).family == "quantizer" and i < mine:
+            raise TechniqueError(f"{name} must be listed before {other}: sparsity masks dense weights, "
+                                 f"which {other} has already replaced by quantized ones ({list(names)})")
+
+
 class _Sparsifier(Technique):
     scenarios = ("infer",)
-    conflicts_with = ()  # set per class: the other sparsifiers
 
     def check_combination(self, names) -> None:
         check_order(self.name, names)
 
     def _calibration_norms(self, model, layers, ctx: Context) -> dict:
+        from . import _weight_masks
         if ctx.calibration_ids is None:
             raise TechniqueError(f"{self.name}: needs calibration text (ctx.calibration_ids), none given")
         ids = ctx.calibration_ids(self.config.n_samples, self.config.seq_len)
         ctx.record(self.name, "calibration_tokens", int(ids.numel()))
-        return _prune.input_norms(model, layers, ids)
+        return _weight_masks.input_norms(model, layers, ids)
 
-    @torch.no_grad()
     def _prune(self, model, ctx: Context, layers, mask_of) -> None:
-        for name, mod in layers:
-            keep = mask_of(name, mod.weight)
-            mod.weight.data.mul_(keep.to(mod.weight.dtype))
+        from ._infer_common import head_tied, measured_sparsity
+        import torch
+        with torch.no_grad():
+            for name, mod in layers:
+                keep = mask_of(name, mod.weight)
+                mod.weight.data.mul_(keep.to(mod.weight.dtype))
         m = measured_sparsity(layers)
         per = m["per_layer"].values()
         ctx.record(self.name, "achieved_sparsity", m["overall"])
@@ -56,8 +77,8 @@ class _Sparsifier(Technique):
 @register
 class Magnitude(_Sparsifier):
     name = "magnitude"
+    family = "sparsifier"
     description = "unstructured pruning of each Linear by |weight| at a given sparsity"
-    conflicts_with = tuple(s for s in SPARSIFIERS if s != "magnitude")
 
     @dataclass(frozen=True)
     class Config:
@@ -68,13 +89,16 @@ class Magnitude(_Sparsifier):
         ranges = {"sparsity": PROBABILITY}
 
     def apply(self, model, ctx: Context):
+        from . import _weight_masks
+        from ._infer_common import block_linears
+        import torch
         s = self.config.sparsity
         layers = block_linears(model, self.config.include_head)
-        self._prune(model, ctx, layers, lambda n, w: _prune.unstructured_mask(w.abs(), s, per_row=False))
+        self._prune(model, ctx, layers, lambda n, w: _weight_masks.unstructured_mask(w.abs(), s, per_row=False))
         if self.config.include_embeddings:
             emb = (model.get_base_model() if hasattr(model, "get_base_model") else model).get_input_embeddings()
             with torch.no_grad():
-                emb.weight.mul_(_prune.unstructured_mask(emb.weight.abs(), s, per_row=False))
+                emb.weight.mul_(_weight_masks.unstructured_mask(emb.weight.abs(), s, per_row=False))
             ctx.record(self.name, "embeddings_sparsity", float((emb.weight == 0).float().mean()))
         ctx.record(self.name, "requested_sparsity", s)
         ctx.record(self.name, "sparse_kernel", False)
@@ -85,8 +109,8 @@ class Magnitude(_Sparsifier):
 @register
 class Wanda(_Sparsifier):
     name = "wanda"
+    family = "sparsifier"
     description = "pruning by |weight| x input-activation norm from calibration text, unstructured or N:M"
-    conflicts_with = tuple(s for s in SPARSIFIERS if s != "wanda")
 
     @dataclass(frozen=True)
     class Config:
@@ -99,20 +123,22 @@ class Wanda(_Sparsifier):
         ranges = {"sparsity": PROBABILITY, "n_samples": at_least(1, 4096), "seq_len": at_least(2, 8192)}
 
         def __post_init__(self):
-            nm = _prune.parse_pattern(self.pattern)
+            nm = parse_pattern(self.pattern)
             if nm and self.sparsity is not None and abs(self.sparsity - (1 - nm[0] / nm[1])) > 1e-9:
                 raise ValueError(f"pattern {self.pattern} fixes sparsity at {1 - nm[0] / nm[1]}, got {self.sparsity}")
 
     def apply(self, model, ctx: Context):
+        from . import _weight_masks
+        from ._infer_common import block_linears
         cfg = self.config
-        nm = _prune.parse_pattern(cfg.pattern)
+        nm = parse_pattern(cfg.pattern)
         s = (1 - nm[0] / nm[1]) if nm else (0.5 if cfg.sparsity is None else cfg.sparsity)
         layers = block_linears(model, cfg.include_head)
         norms = self._calibration_norms(model, layers, ctx)
 
         def mask_of(name, w):
-            score = _prune.wanda_score(w, norms[name])
-            return _prune.nm_mask(score, *nm) if nm else _prune.unstructured_mask(score, s, per_row=True)
+            score = _weight_masks.wanda_score(w, norms[name])
+            return _weight_masks.nm_mask(score, *nm) if nm else _weight_masks.unstructured_mask(score, s, per_row=True)
 
         self._prune(model, ctx, layers, mask_of)
         ctx.record(self.name, "requested_sparsity", s)
@@ -124,8 +150,8 @@ class Wanda(_Sparsifier):
 @register
 class SemiStructured24(_Sparsifier):
     name = "semi_structured_2_4"
+    family = "sparsifier"
     description = "2:4 sparsity (2 kept of every 4 input weights), chosen by Wanda or magnitude; sparse kernels on CUDA"
-    conflicts_with = tuple(s for s in SPARSIFIERS if s != "semi_structured_2_4")
 
     @dataclass(frozen=True)
     class Config:
@@ -137,13 +163,15 @@ class SemiStructured24(_Sparsifier):
         ranges = {"n_samples": at_least(1, 4096), "seq_len": at_least(2, 8192)}
 
     def apply(self, model, ctx: Context):
+        from . import _weight_masks
+        from ._infer_common import block_linears
         cfg = self.config
         layers = block_linears(model)
         norms = self._calibration_norms(model, layers, ctx) if cfg.score == "wanda" else {}
 
         def mask_of(name, w):
-            score = _prune.wanda_score(w, norms[name]) if norms else w.abs().float()
-            return _prune.nm_mask(score, 2, 4)
+            score = _weight_masks.wanda_score(w, norms[name]) if norms else w.abs().float()
+            return _weight_masks.nm_mask(score, 2, 4)
 
         self._prune(model, ctx, layers, mask_of)
         ctx.record(self.name, "requested_sparsity", 0.5)
@@ -152,7 +180,7 @@ class SemiStructured24(_Sparsifier):
 
     def _convert(self, layers, ctx: Context) -> bool:
         """Swap weights for torch semi-structured sparse tensors where a kernel exists; say why not."""
-        later = [n for n in ctx.techniques[ctx.techniques.index(self.name) + 1:] if n in QUANTIZERS] \
+        later = [n for n in ctx.techniques[ctx.techniques.index(self.name) + 1:] if get(n).family == "quantizer"] \
             if self.name in ctx.techniques else []
         if ctx.device != "cuda":
             why = f"device {ctx.device!r}: the 2:4 mask is applied to dense weights; {DENSE_NOTE}"
@@ -168,6 +196,7 @@ class SemiStructured24(_Sparsifier):
 
 
 def _to_semi_structured(layers, ctx: Context, name: str) -> bool:
+    import torch
     from torch.sparse import to_sparse_semi_structured
 
     done, failed = 0, {}

@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from effbench import results
+from effbench.read import results
 
 W_SHA = "a" * 64
 DATA = {"task": "arith", "n_train": 64, "n_eval": 100, "train_sha256": "b" * 64, "eval_sha256": "c" * 64}

@@ -46,7 +46,8 @@ def ctx_factory(tiny):
 def smoke_serial(tmp_path_factory):
     """(exit code, result set, folder) of the smoke suite run serially on CPU, once per session:
     the end-to-end tests check it, the scale-out tests reproduce it through Ray and shards."""
-    from effbench import cli, results
+    from effbench import cli
+    from effbench.read import results
 
     out = tmp_path_factory.mktemp("smoke")
     code = cli.main(["run", "--suite", "smoke", "--device", "cpu", "--out", str(out)])

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from effbench import cli
+from effbench.cli.args import parse_technique
 
 
 def run(capsys, *argv):
@@ -53,5 +54,5 @@ def test_list_describes_everything(capsys):
 
 
 def test_parse_technique():
-    assert cli.parse_technique("lora:r=16,use_dora=true,target=[\"q\"]") == {
+    assert parse_technique("lora:r=16,use_dora=true,target=[\"q\"]") == {
         "name": "lora", "params": {"r": 16, "use_dora": True, "target": ["q"]}}

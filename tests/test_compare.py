@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from _resultsets import finetune_run, infer_run, make_set, replicated, write
 
-from effbench import cli, compare, compare_format, stats
+from effbench import cli
+from effbench.read import compare, stats
+from effbench.render import compare_format
 
 
 def test_timing_aa_same_in_at_least_95_of_100_seeded_trials():

@@ -81,13 +81,13 @@ def test_apply_and_prepare_data_on_tiny(name, scenario, tiny, ctx_factory):
 
 
 def test_scenario_dependent_combination_fails_before_work():
-    from effbench import config
+    from effbench import runspec
 
-    spec = config.RunSpec(id="x", scenario="finetune", model="tiny", techniques=({"name": "nf4"},))
+    spec = runspec.RunSpec(id="x", scenario="finetune", model="tiny", techniques=({"name": "nf4"},))
     if "nf4" not in NAMES:
         pytest.skip("nf4 not registered")
-    with pytest.raises(config.ConfigError, match="lora"):
-        config.validate(spec)
-    config.validate(config.RunSpec(id="y", scenario="finetune", model="tiny",
+    with pytest.raises(runspec.ConfigError, match="lora"):
+        runspec.validate(spec)
+    runspec.validate(runspec.RunSpec(id="y", scenario="finetune", model="tiny",
                                    techniques=({"name": "nf4"}, {"name": "lora"})))
-    config.validate(config.RunSpec(id="z", scenario="infer", model="tiny", techniques=({"name": "nf4"},)))
+    runspec.validate(runspec.RunSpec(id="z", scenario="infer", model="tiny", techniques=({"name": "nf4"},)))

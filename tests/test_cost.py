@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from effbench import cost
+from effbench.read import cost
 
 
 def _ft(acc, base, train_s, setup_s, curve):
@@ -68,7 +68,7 @@ def test_price_lookup():
 
 
 def test_report_shows_cost_per_point_above_chance():
-    from effbench import report
+    from effbench.render import report
 
     def run(i, acc):
         return {**_infer(acc), "id": f"r{i}", "status": "ok", "spec": {"scenario": "infer", "techniques": []}}
@@ -88,7 +88,8 @@ def test_time_to_target_over_seeds_counts_each_seed_against_the_mean_target():
     and each seed's own curve and set-up give its time; the table says how many reached it."""
     from _resultsets import finetune_run, make_set
 
-    from effbench import replicates, report
+    from effbench.read import replicates
+    from effbench.render import report
 
     runs = []
     for s, (a, curve) in enumerate([(30, (0.1, 0.2, 0.3)), (40, (0.1, 0.3, 0.4)), (50, (0.1, 0.4, 0.5))]):
@@ -113,7 +114,7 @@ def test_time_to_target_over_seeds_counts_each_seed_against_the_mean_target():
     md = report.summary_markdown(rs)
     assert "36.0% = 0.9 x final accuracy of `finetune-full` (mean over 3 seeds)" in md and "7 (2/3 seeds, 5–9)" in md
     # the curves figure draws the first seed's curve and says so
-    from effbench import plot_curves
+    from effbench.render import plot_curves
 
     fig = plot_curves.finetune_figure([{**rs, "runs": replicates.representatives(rs)}])
     assert any("(seed 0's curve of 3 seeds)" in t.get_text() for t in fig.legends[0].get_texts())

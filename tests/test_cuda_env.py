@@ -10,7 +10,9 @@ import types
 import pytest
 import torch
 
-from effbench import child, cli, cuda_env
+from effbench import cli
+from effbench.child import main as child
+from effbench.child import cuda_env
 
 
 def _smi(stdout, rc=0):

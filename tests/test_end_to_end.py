@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from effbench import cli, results
+from effbench import cli
+from effbench.read import results
 
 
 def _only(rs):

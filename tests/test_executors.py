@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from effbench import config, executors, member
+from effbench.child import THREAD_VARS
+from effbench.run import executors, member
+from effbench import runspec
 
 
 def test_devices_pin_one_run_per_device_at_a_time(tmp_path, monkeypatch):
@@ -26,7 +28,7 @@ def test_devices_pin_one_run_per_device_at_a_time(tmp_path, monkeypatch):
         return member.skipped(spec, "fake")
 
     monkeypatch.setattr(member, "execute", fake_execute)
-    specs = [config.RunSpec(id=f"r{i}", scenario="infer", model="tiny", device="cuda") for i in range(12)]
+    specs = [runspec.RunSpec(id=f"r{i}", scenario="infer", model="tiny", device="cuda") for i in range(12)]
     ex = executors.Devices(["0", "1", "3"], tmp_path)
     futs = [ex.submit(s) for s in specs]
     got = [f.result() for f in futs]
@@ -42,11 +44,11 @@ def test_child_env_sets_unsets_and_sizes_threads(monkeypatch):
     env = member.child_env(None, {"OMP_NUM_THREADS": None, "CUDA_VISIBLE_DEVICES": "2"})
     assert "OMP_NUM_THREADS" not in env and env["CUDA_VISIBLE_DEVICES"] == "2"
     env = member.child_env(3, {"OMP_NUM_THREADS": None})
-    assert all(env[k] == "3" for k in member.THREAD_VARS)
+    assert all(env[k] == "3" for k in THREAD_VARS)
 
 
 def test_ray_children_get_the_drivers_thread_variables(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "2")
     te = executors._thread_env()
-    assert te["OMP_NUM_THREADS"] is None and te["MKL_NUM_THREADS"] == "2" and set(te) == set(member.THREAD_VARS)
+    assert te["OMP_NUM_THREADS"] is None and te["MKL_NUM_THREADS"] == "2" and set(te) == set(THREAD_VARS)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from effbench import measure
+from effbench.child import measure
 from effbench.models import TINY_ARCH
 from effbench.techniques import Context, build_all
-from effbench.workloads import flops
+from effbench.child.workloads import flops
 
 BATCH, SEQ, VOCAB = 3, 20, 512
 
@@ -95,7 +95,7 @@ def test_census_leaves_the_model_as_it_was():
 
 
 def test_mfu_metric_from_executed_flops(monkeypatch):
-    from effbench.workloads.finetune import flop_metrics
+    from effbench.child.workloads.finetune import flop_metrics
 
     model = model_with(CASES["lora"])
     pairs = [(list(range(5, 15)), list(range(15, 20)))] * 4  # 15 tokens per sequence

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from effbench import config
+from effbench.run import suites
 from effbench.techniques import registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,13 +29,13 @@ def test_stage_limits_add_up_to_under_eight_minutes():
     limits = stage_limits()
     assert set(limits) == {"wheels", "imports", "kernels", "suite", "report"}
     assert sum(limits.values()) <= 480
-    suite = config.load_suite("gpu-check")
+    suite = suites.load_suite("gpu-check")
     assert sum(r.timeout_s for r in suite.runs) < limits["suite"]  # the parent's own start-up fits too
     assert list(limits) == ["wheels", "imports", "kernels", "suite", "report"]  # kernels before the runs
 
 
 def test_suite_is_its_own_and_covers_every_family_once_on_small_data():
-    suite = config.load_suite("gpu-check")
+    suite = suites.load_suite("gpu-check")
     assert suite.name == "gpu-check" and suite.kernel_bench == "none"  # the script's kernel stage runs it
     assert {r.device for r in suite.runs} == {"cuda"} and {r.model for r in suite.runs} == {"arch:smollm2-135m"}
     used = {t["name"] for r in suite.runs for t in r.techniques}

@@ -1,4 +1,4 @@
-"""GPU names are matched as whole words for peaks and prices (effbench.gpus), and NVML devices by
+"""GPU names are matched as whole words for peaks and prices (effbench.read.gpus), and NVML devices by
 UUID, so that CUDA_VISIBLE_DEVICES cannot point the energy counter at another GPU."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import types
 import pytest
 import torch
 
-from effbench import cost, gpus, measure  # not kernelbench: it imports triton, which must see TRITON_INTERPRET
+from effbench.read import cost, gpus
+from effbench.child import measure
 
 
 @pytest.mark.parametrize("name,label", [

@@ -14,7 +14,7 @@ import torch
 from scipy import stats as sps
 
 from effbench import models
-from effbench.workloads import infer
+from effbench.child.workloads import infer
 
 BUDGET = types.SimpleNamespace(prompt_len=16, decode_tokens=3, repeats=2)
 

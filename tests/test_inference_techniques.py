@@ -20,10 +20,11 @@ import torch
 
 from effbench import models
 from effbench.techniques import Context, TechniqueError, build, build_all
-from effbench.techniques import _prune, bnb4bit
+from effbench.techniques import _bnb4bit as bnb4bit
+from effbench.techniques import _weight_masks as _prune
 from effbench.techniques._infer_common import block_linears, linear_weight_stats, measured_sparsity
-from effbench.workloads.common import weight_bytes
-from effbench.workloads.infer import perplexity_and_kld
+from effbench.child.workloads.common import weight_bytes
+from effbench.child.workloads.infer import perplexity_and_kld
 
 CPU_TECHS = ("int8", "nf4", "fp4", "torchao_int8wo", "magnitude", "wanda", "semi_structured_2_4")
 CUDA_TECHS = ("torchao_int4wo", "torchao_fp8")
@@ -234,7 +235,7 @@ def test_torchao_int4wo_default_group_size_covers_every_block_linear_of_the_defa
 
 
 def test_report_flags_runs_that_left_layers_unchanged():
-    from effbench import report
+    from effbench.render import report
 
     run = {"technique_records": {"torchao_int4wo": {"layers_left_unchanged": 180}, "lora": {"r": 8}}}
     assert report.unchanged_layers(run) == "180 (torchao_int4wo)"

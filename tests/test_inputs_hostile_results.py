@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from effbench import cli, results
+from effbench import cli
+from effbench.read import results
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_SET = REPO / "results" / "cpu" / "20261128T105410Z_b68c29a4" / "results.json"
@@ -290,7 +291,7 @@ def _unescaped_pipes(line: str) -> int:
 def test_text_from_a_result_file_cannot_break_a_markdown_table():
     """A failure reason or technique name holding `|` and line breaks stays inside its cell: every
     row of every table has its header's column count."""
-    from effbench import report
+    from effbench.render import report
 
     rs = copy.deepcopy(BASE)
     bad = rs["runs"][1]

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from effbench import config
+from effbench import runspec
+from effbench.run import suites
 from effbench.techniques import TechniqueError, build, registry
 
 
@@ -42,8 +43,8 @@ def _collect_garbage():
     ("infer", {"extra_tasks": ["hellaswag", 3]}, ["extra_tasks", "str"]),
 ])
 def test_bad_budget_values_name_key_value_and_range(scenario, budget, words):
-    with pytest.raises(config.ConfigError) as e:
-        config.make_budget(scenario, budget)
+    with pytest.raises(runspec.ConfigError) as e:
+        runspec.make_budget(scenario, budget)
     assert all(w in str(e.value) for w in words), str(e.value)
 
 
@@ -67,7 +68,7 @@ def test_bad_technique_values_name_key_value_and_range(name, params, words):
 
 
 def test_every_declared_range_names_a_field_and_contains_the_default():
-    owners = [c.Config for c in registry().values()] + list(config.BUDGETS.values())
+    owners = [c.Config for c in registry().values()] + list(runspec.BUDGETS.values())
     for cls in owners:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, r in getattr(cls, "ranges", {}).items():
@@ -96,7 +97,7 @@ SCALARS = st.one_of(st.booleans(),  # TOML has no null st.integers(-2**63, 2**63
                     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 1.0, 1e-9, 1.5, -0.1]),
                     st.text(max_size=8), st.sampled_from(["fast", "", "2:4", "nf4", "../x", "float32"]))
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.text(max_size=4), SCALARS, max_size=2))
-BUDGET_KEYS = {s: [f.name for f in dataclasses.fields(c)] for s, c in config.BUDGETS.items()}  # scenario -> keys
+BUDGET_KEYS = {s: [f.name for f in dataclasses.fields(c)] for s, c in runspec.BUDGETS.items()}  # scenario -> keys
 TECHNIQUES = sorted(registry())
 
 
@@ -140,11 +141,11 @@ def technique(draw):
 
 
 def budget(scenario: str):
-    return params_of(config.BUDGETS[scenario])
+    return params_of(runspec.BUDGETS[scenario])
 
 
 @st.composite
-def suites(draw) -> dict:
+def suite_tables(draw) -> dict:
     runs = []
     for i in range(draw(st.integers(1, 3))):
         scenario = draw(st.sampled_from(["finetune", "infer"])) if draw(st.integers(0, 9)) else draw(st.text(max_size=4))
@@ -153,12 +154,12 @@ def suites(draw) -> dict:
         if scenario in BUDGET_KEYS and draw(st.booleans()):
             r["budget"] = draw(budget(scenario))
         if not draw(st.integers(0, 4)):
-            for key in draw(st.sets(st.sampled_from(sorted(config.RUN_KEYS - {"id", "scenario"})), max_size=2)):
+            for key in draw(st.sets(st.sampled_from(sorted(suites.RUN_KEYS - {"id", "scenario"})), max_size=2)):
                 r[key] = draw(VALUES)
         runs.append(r if draw(st.integers(0, 19)) else draw(VALUES))
     head = {"name": "fuzz", "model": "tiny", "device": "cpu"}
     if not draw(st.integers(0, 3)):
-        for key in draw(st.sets(st.sampled_from(sorted(config.SUITE_KEYS)), max_size=2)):
+        for key in draw(st.sets(st.sampled_from(sorted(suites.SUITE_KEYS)), max_size=2)):
             head[key] = draw(VALUES)
     suite = {"suite": head, "defaults": {s: draw(budget(s)) for s in draw(st.sets(st.sampled_from(sorted(BUDGET_KEYS)), max_size=2))},
              "run": runs}
@@ -181,20 +182,20 @@ def _in_declared_ranges(obj) -> None:
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(suite=suites())
+@given(suite=suite_tables())
 def test_generated_suites_load_or_raise_config_error(tmp_path_factory, suite):
     path = tmp_path_factory.mktemp("suite") / "fuzz.toml"
     path.write_text("\n".join(f"{k} = {toml_value(v)}" for k, v in suite.items()) + "\n")
     try:
-        loaded = config.load_suite(str(path))
-    except config.ConfigError as e:
+        loaded = suites.load_suite(str(path))
+    except runspec.ConfigError as e:
         assert str(e), "a ConfigError carries its message"
         return
     for spec in loaded.runs:
         _in_declared_ranges(spec.budget_obj())
         for t in spec.techniques:
             _in_declared_ranges(build(t["name"], t.get("params")).config)
-        assert config.RUN_ID_RE.match(spec.id) and isinstance(spec.seed, int) and spec.seed >= 0
+        assert runspec.RUN_ID_RE.match(spec.id) and isinstance(spec.seed, int) and spec.seed >= 0
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -202,7 +203,7 @@ def test_generated_suites_load_or_raise_config_error(tmp_path_factory, suite):
 def test_generated_budgets_are_accepted_only_inside_their_ranges(scenario, data):
     overrides = data.draw(budget(scenario))
     try:
-        b = config.make_budget(scenario, overrides)
-    except config.ConfigError:
+        b = runspec.make_budget(scenario, overrides)
+    except runspec.ConfigError:
         return
     _in_declared_ranges(b)

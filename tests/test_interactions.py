@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from _resultsets import infer_run, make_set
 
-from effbench import interactions, report
+from effbench.read import interactions
+from effbench.render import report
 
 MAG, NF4, INT8, WANDA = ({"name": n, "params": {}} for n in ("magnitude", "nf4", "int8", "wanda"))
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from effbench import cli
-from effbench.kernel_report import kernel_markdown
+from effbench.render.kernel_report import kernel_markdown
 
 
 def _rec(impl, ms, frac=None):
@@ -27,14 +27,17 @@ def test_kernels_refuses_without_cuda(capsys):
 
 
 def test_suite_kernel_bench_setting_validated_and_recorded_missing_on_cpu(tmp_path):
-    from effbench import config, report, runner
+    from effbench.render import report
+    from effbench.run import runner
+    from effbench import runspec
+    from effbench.run import suites
 
     p = tmp_path / "k.toml"
     p.write_text('[suite]\nkernel_bench = "sometimes"\n[[run]]\nid = "a"\nscenario = "infer"\nmodel = "tiny"\n')
     try:
-        config.load_suite(str(p))
+        suites.load_suite(str(p))
         raise AssertionError("kernel_bench='sometimes' must be rejected")
-    except config.ConfigError as e:
+    except runspec.ConfigError as e:
         assert "sometimes" in str(e) and "quick" in str(e)
     missing = runner.run_kernel_bench_child(tmp_path, "cpu", quick=True)
     assert "CUDA" in missing["kernels_missing"]

@@ -13,9 +13,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from effbench import kernelbench as kb  # noqa: E402
-from effbench import kernel_report  # noqa: E402
-from effbench import kernelcases as kc  # noqa: E402
+from effbench.kernelbench import bench as kb
+from effbench.render import kernel_report
+from effbench.kernelbench import cases as kc
 
 TINY = kc.Shapes(hidden=64, intermediate=176, heads=4, kv_heads=2, head_dim=16, vocab=1000, seq=32)
 

@@ -16,13 +16,23 @@ REPO = Path(__file__).resolve().parent.parent
 # folder -> import name (pyproject's package-dir)
 ROOTS = {REPO / "effbench": "effbench", REPO / "techniques": "effbench.techniques", REPO / "kernels": "effbench.kernels"}
 
-# The read side loads result files and never starts a run.
-READ_SIDE = {"results", "result_schema", "stats", "replicates", "compare", "compare_format", "report", "runinfo",
-             "tradeoff", "interactions", "sweep_curves", "cost", "gpus", "plot", "plot_style", "plot_curves",
-             "plot_sweeps", "pr_report", "mdtable", "kernel_report"}
-# The run side: a suite's runner, its members' children, the workloads, techniques and models.
-RUN_SIDE = {"runner", "member", "executors", "child", "workloads", "techniques", "kernels", "models", "measure",
-            "lifetime", "ab"}
+# The harness's folders (effbench/<folder>/) and what each may reach, directly or through others.
+# Top-level modules (runspec, models) and tasks/ are shared: the spec a child reads, the models it
+# loads, the tasks it evaluates. The read side loads result files and never starts a run; a run's
+# child never imports the side that launched it; techniques and kernels know no harness. The
+# technique registry (effbench.techniques and its base module: names, families, parameters; no
+# technique module is imported by it except through discovery at run time) counts as its own part,
+# which the read side may ask what family a technique name belongs to.
+FOLDERS = {"cli", "run", "child", "read", "render", "tasks", "kernelbench", "techniques", "kernels"}
+NEVER_REACHES = {
+    "read": {"run", "child", "cli", "render", "techniques", "kernels", "kernelbench"},  # "registry" allowed
+    "render": {"run", "child", "cli", "techniques", "kernels", "kernelbench"},
+    "child": {"run", "cli", "render"},
+    "techniques": {"run", "child", "cli", "read", "render", "kernelbench", "tasks"},
+    "registry": {"run", "child", "cli", "read", "render", "kernelbench", "tasks", "techniques", "kernels"},
+    "kernels": {"run", "child", "cli", "read", "render", "kernelbench", "tasks", "techniques"},
+}
+MAX_TOP_LEVEL_MODULES = 12
 
 
 def _module(root: Path, path: Path) -> str:
@@ -63,7 +73,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_lazy_and_relative_imports():
     g = import_graph()
-    assert "effbench.member" in g["effbench.runner"] and "effbench.executors" in g["effbench.runner"]
+    assert "effbench.run.member" in g["effbench.run.runner"] and "effbench.run.executors" in g["effbench.run.runner"]
     assert "effbench.techniques._fused_llama" in g["effbench.techniques.fused"]  # relative, inside a function
     assert "effbench.kernels.rope" in g["effbench.techniques._fused_llama"]  # absolute, a submodule
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -73,23 +83,45 @@ def test_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
-@pytest.mark.parametrize("mod", sorted(READ_SIDE))
-def test_the_read_side_never_imports_the_run_side(mod):
-    g = import_graph()
-    seen, todo = set(), [f"effbench.{mod}"]
+def folder(mod: str) -> str:
+    """effbench.read.results -> read; effbench.techniques.lora -> techniques; effbench.runspec -> runspec;
+    effbench.techniques and effbench.techniques.base -> registry."""
+    if mod in ("effbench.techniques", "effbench.techniques.base"):
+        return "registry"
+    return mod.split(".")[1] if mod.count(".") else mod
+
+
+def reach(g: dict[str, set[str]], mod: str) -> set[str]:
+    seen, todo = set(), [mod]
     while todo:  # everything the module reaches, directly or not
-        m = todo.pop()
-        for d in g[m] - seen:
+        for d in g[todo.pop()] - seen:
             seen.add(d)
             todo.append(d)
-    bad = sorted(d for d in seen if d.split(".")[1] in RUN_SIDE)
-    assert not bad, f"effbench.{mod} reaches the run side: {bad}"
+    return seen
 
 
-def test_kernels_know_nothing_of_techniques_or_the_harness():
+def test_every_module_sits_in_a_folder_that_names_its_part_of_the_flow():
+    top = sorted(p.stem for p in (REPO / "effbench").glob("*.py") if p.stem != "__init__")
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    folders = {p.name for p in (REPO / "effbench").iterdir() if (p / "__init__.py").exists()}
+    assert folders | {"techniques", "kernels"} == FOLDERS, folders
+
+
+@pytest.mark.parametrize("side", sorted(NEVER_REACHES))
+def test_each_folder_reaches_only_what_its_part_of_the_flow_may(side):
     g = import_graph()
-    for mod, deps in g.items():
-        if mod.startswith("effbench.kernels"):
-            assert all(d.startswith("effbench.kernels") for d in deps), (mod, deps)
-        if mod.startswith("effbench.techniques"):
-            assert not any(d.split(".")[1] in {"runner", "member", "report", "compare", "results", "cli"} for d in deps), (mod, deps)
+    for mod in sorted(m for m in g if folder(m) == side):
+        bad = sorted(d for d in reach(g, mod) if folder(d) in NEVER_REACHES[side])
+        assert not bad, f"{mod} ({side}/) reaches {bad}"
+
+
+def test_shared_modules_reach_neither_the_launcher_nor_the_read_sides_renderers():
+    g = import_graph()
+    for mod in ("effbench.runspec", "effbench.models", "effbench.tasks"):
+        bad = sorted(d for d in reach(g, mod) if folder(d) in {"run", "child", "cli", "render"})
+        assert not bad, f"{mod} reaches {bad}"
+
+
+def test_the_rules_can_fail():
+    g = {"effbench.read.a": {"effbench.read.b"}, "effbench.read.b": {"effbench.run.runner"}, "effbench.run.runner": set()}
+    assert "effbench.run.runner" in reach(g, "effbench.read.a") and folder("effbench.run.runner") in NEVER_REACHES["read"]

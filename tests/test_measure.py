@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from effbench import measure
-from effbench.workloads.common import optimizer_state_bytes, tensor_bytes, weight_bytes
+from effbench.child import measure
+from effbench.child.workloads.common import optimizer_state_bytes, tensor_bytes, weight_bytes
 
 
 def test_train_flops_of_the_default_model_include_its_tied_head():
@@ -57,7 +57,7 @@ def _in_fresh_process(code: str) -> dict:
     import sys
     import textwrap
 
-    prog = "import json, torch\nfrom effbench import measure\n" + textwrap.dedent(code)
+    prog = "import json, torch\nfrom effbench.child import measure\n" + textwrap.dedent(code)
     out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

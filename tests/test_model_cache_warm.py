@@ -6,7 +6,10 @@ from __future__ import annotations
 import stat
 from types import SimpleNamespace
 
-from effbench import child, config, member, models, runner
+from effbench import models
+from effbench.child import main as child
+from effbench.run import member, runner
+from effbench.run import suites
 
 
 def _fake_python(tmp_path, rc: int = 0):
@@ -53,7 +56,7 @@ def test_runner_warms_before_the_first_run(tmp_path, monkeypatch):
         return member.skipped(spec, "not run by this test")
 
     monkeypatch.setattr(member, "execute", fake_execute)
-    runner.run_suite(config.load_suite(str(tmp_path / "s.toml")), tmp_path / "out", echo=lambda *a: None)
+    runner.run_suite(suites.load_suite(str(tmp_path / "s.toml")), tmp_path / "out", echo=lambda *a: None)
     assert events == [("warm", ["a", "b"]), ("run", "a"), ("run", "b")]
 
 

@@ -8,7 +8,9 @@ import re
 import pytest
 from _resultsets import finetune_run, infer_run, make_set, replicated, write
 
-from effbench import cli, plot, plot_curves, pr_report, report, results
+from effbench import cli
+from effbench.render import plot, plot_curves, pr_report, report
+from effbench.read import results
 
 
 def _points(fig, prefix="points:"):

@@ -11,7 +11,7 @@ import pytest
 from _resultsets import write
 from _sweepset import sweep_set
 
-from effbench import plot
+from effbench.render import plot
 
 
 @pytest.fixture(autouse=True, scope="module")

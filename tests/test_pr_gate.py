@@ -208,7 +208,7 @@ def pr_user():
 
 
 def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
-    from effbench import compare, results
+    from effbench.read import compare, results
 
     root = Path(tempfile.mkdtemp(prefix="effbench-gate-"))
     root.chmod(0o711)  # the PR user reaches JOB by name only
@@ -234,21 +234,21 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
 
         # the head: the same code made hostile
         _copy_tree(head_src)
-        (head_src / "effbench" / "compare.py").write_text((head_src / "effbench" / "compare.py").read_text() + HOSTILE_COMPARE)
-        _replace_once(head_src / "effbench" / "workloads" / "infer.py",
+        (head_src / "effbench" / "read" / "compare.py").write_text((head_src / "effbench" / "read" / "compare.py").read_text() + HOSTILE_COMPARE)
+        _replace_once(head_src / "effbench" / "child" / "workloads" / "infer.py",
                       "            t0 = time.perf_counter()\n            out = model(input_ids=nxt,",
                       f"            t0 = time.perf_counter()\n            time.sleep({SLEEP_S})\n            out = model(input_ids=nxt,")
-        _replace_once(head_src / "effbench" / "child.py", "    res = execute(spec)\n",
-                      "    from . import _hostile\n    _hostile.attack()\n    res = execute(spec)\n")
+        _replace_once(head_src / "effbench" / "child" / "main.py", "    res = execute(spec)\n",
+                      "    from effbench import _hostile\n    _hostile.attack()\n    res = execute(spec)\n")
         cache = job / "base" / "cache"
         canary = cache / "effbench" / "canary.bin"
         site = _readable_site(pr_user, next((REPO / ".venv" / "lib").glob("python3*/site-packages")), root)
         targets = {"write": [str(job / "out" / "base" / "results.json"), str(job / "out" / "base" / "runs" / "infer-baseline.result.json"),
-                             str(base / "effbench" / "compare.py"), str(base / ".venv" / "bin" / "python"), str(canary),
+                             str(base / "effbench" / "read" / "compare.py"), str(base / ".venv" / "bin" / "python"), str(canary),
                              str(job / "state" / "before"), str(job / "bin" / "pr_sandbox.sh"), str(site / "zz_hostile.pth"),
                              str(job / "out" / "head" / "results.json"), str(job / "out" / "compare.md")],
                    "links": {f"infer-baseline@s0r{i}.{ext}": target for i in (1, 2)
-                             for ext, target in (("spec.json", str(base / "effbench" / "compare.py")), ("log", str(canary)))}}
+                             for ext, target in (("spec.json", str(base / "effbench" / "read" / "compare.py")), ("log", str(canary)))}}
         (head_src / "effbench" / "_hostile.py").write_text(HOSTILE.format(targets=json.dumps(targets)))
 
         gate("prepare")
@@ -303,10 +303,10 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         assert own.returncode == 0, own.stdout + own.stderr  # the head's compare.py, had it been asked
 
         # and verify does fail on a changed base file (the check can fail)
-        with open(base / "effbench" / "compare.py", "a") as f:
+        with open(base / "effbench" / "read" / "compare.py", "a") as f:
             f.write("# changed\n")
         bad = gate("verify", check=False)
-        assert bad.returncode == 3 and str(base / "effbench" / "compare.py") in bad.stderr
+        assert bad.returncode == 3 and str(base / "effbench" / "read" / "compare.py") in bad.stderr
     finally:
         gate("cleanup", check=False)
         shutil.rmtree(root, ignore_errors=True)
@@ -387,7 +387,8 @@ def test_comment_workflow_reads_the_verdict_as_data(tmp_path, capsys):
 def test_parent_never_follows_or_trusts_the_childs_folder(tmp_path, monkeypatch):
     """childfiles: what the parent writes replaces a planted link; a result that is a link, a FIFO
     or oversized is refused with the reason (the runner records the run as failed)."""
-    from effbench import childfiles, results
+    from effbench.run import childfiles
+    from effbench.read import results
 
     victim = tmp_path / "victim.txt"
     victim.write_text("base file\n")

@@ -12,7 +12,7 @@ import pytest
 from effbench import tasks
 from effbench.tasks.arith import Example
 from effbench.techniques import TechniqueError, build
-from effbench.techniques import _pruning
+from effbench.techniques import _data_pruning as _pruning
 
 FRACTION_STRATEGIES = [("random", {}), ("perplexity", {"band": "middle"}), ("perplexity", {"band": "high"}),
                        ("el2n", {"warmup_steps": 2, "batch_size": 8})]
@@ -104,7 +104,8 @@ def test_bad_parameters_fail_before_work(name, params):
 
 
 def test_scoring_strategies_end_to_end_record_cost(tmp_path):
-    from effbench import child, report
+    from effbench.child import main as child
+    from effbench.render import report
 
     budget = dict(max_steps=2, batch_size=4, n_train=48, n_eval=4, eval_every=10, eval_limit=4, eval_batch_size=4)
     techs = [{"name": "dedup"}, {"name": "el2n", "params": {"fraction": 0.6, "warmup_steps": 2, "batch_size": 8}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import types
 
-from effbench import measure
+from effbench.child import measure
 
 
 def test_energy_sums_segments_and_leaves_the_pause_out(monkeypatch):

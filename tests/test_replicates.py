@@ -11,7 +11,13 @@ import pytest
 from _resultsets import finetune_run, make_set, real_finetune, real_infer, replicated
 from scipy import stats as sps
 
-from effbench import ab, cli, compare, compare_format, config, results, stats, tradeoff
+from effbench.run import ab
+from effbench import cli
+from effbench.cli.main import rewrite_allow_mismatch
+from effbench.read import compare, results, stats, tradeoff
+from effbench.render import compare_format
+from effbench import runspec
+from effbench.run import suites
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -116,17 +122,17 @@ def test_suite_expands_into_members(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text('[suite]\nname="s"\nmodel="tiny"\nreplicates=2\nthreads=1\n'
                  '[[run]]\nid="a"\nscenario="infer"\n[[run]]\nid="b"\nscenario="finetune"\nseeds=[3,4]\nreplicates=1\n')
-    s = config.load_suite(str(p))
+    s = suites.load_suite(str(p))
     ids = [(m.id, m.seed, m.replicate, m.timing_only, m.threads) for m in s.members()]
     # in rounds: every run's first member, then every run's second, so drift spreads over each run's replicates
     assert ids == [("a", 0, 0, False, 1), ("b", 3, 0, False, 1), ("a@s0r1", 0, 1, True, 1), ("b@s4r0", 4, 0, False, 1)]
     assert len({m.match_key() for m in s.members()}) == 2  # one group per suite run
-    s = config.load_suite(str(p), {"replicates": 3, "seeds": [7]})
+    s = suites.load_suite(str(p), {"replicates": 3, "seeds": [7]})
     assert [(m.id, m.seed) for m in s.members(["b"])] == [("b", 7), ("b@s7r1", 7), ("b@s7r2", 7)]
     for bad in ("replicates=0", "seeds=[]", "threads=-1", "noninferiority_margin=2"):
         p.write_text(f'[suite]\nname="s"\nmodel="tiny"\n{bad}\n[[run]]\nid="a"\nscenario="infer"\n')
-        with pytest.raises(config.ConfigError, match=bad.split("=")[0]):
-            config.load_suite(str(p))
+        with pytest.raises(runspec.ConfigError, match=bad.split("=")[0]):
+            suites.load_suite(str(p))
     assert cli.main(["run", "--suite", "smoke", "--seeds", "0,x"]) == 2
     assert cli.main(["run", "--suite", "smoke", "--replicates", "0"]) == 2
 
@@ -143,19 +149,19 @@ def test_thread_mismatch_is_refused_unless_allowed_by_kind():
     head["runs"][0]["model"]["weights_sha256"] = "9" * 64  # weights are still checked
     with pytest.raises(compare.MismatchError, match="weights"):
         compare.compare(base, head, compare.Options(allow_mismatch=frozenset({"threads"})))
-    assert cli.rewrite_allow_mismatch(["compare", "--allow-mismatch", "a", "b"]) == ["compare", "--allow-mismatch=all", "a", "b"]
-    assert cli.rewrite_allow_mismatch(["ab", "x", "y", "--allow-mismatch", "threads", "cores"])[-1] == "--allow-mismatch=threads,cores"
+    assert rewrite_allow_mismatch(["compare", "--allow-mismatch", "a", "b"]) == ["compare", "--allow-mismatch=all", "a", "b"]
+    assert rewrite_allow_mismatch(["ab", "x", "y", "--allow-mismatch", "threads", "cores"])[-1] == "--allow-mismatch=threads,cores"
 
 
 def test_abba_order_and_ab_input_errors(tmp_path):
     assert ab.order(4) == [("base", "head"), ("head", "base"), ("base", "head"), ("head", "base")]
     assert ab.parse_sets(["head:threads=1"]) == {"base": {}, "head": {"threads": 1}}
     for bad in (["left:threads=1"], ["head:colour=1"], ["head:threads=x"]):
-        with pytest.raises(config.ConfigError):
+        with pytest.raises(runspec.ConfigError):
             ab.parse_sets(bad)
-    with pytest.raises(config.ConfigError, match="neither an existing checkout"):
+    with pytest.raises(runspec.ConfigError, match="neither an existing checkout"):
         ab.resolve(ab.Side("base", "no-such-ref-xyz"))
-    with pytest.raises(config.ConfigError, match=".venv"):
+    with pytest.raises(runspec.ConfigError, match=".venv"):
         ab.resolve(ab.Side("base", str(tmp_path)))
 
 
@@ -254,7 +260,7 @@ def test_fixture_shapes_are_the_committed_ones():
 
 
 def test_members_come_in_rounds_that_spread_each_runs_replicates_over_the_suite():
-    s = config.load_suite("cpu-full")
+    s = suites.load_suite("cpu-full")
     ms = s.members()
     pos: dict[str, list[int]] = {}
     for i, m in enumerate(ms):

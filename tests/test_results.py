@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from effbench import results
+from effbench.read import results
 
 
 def _set(runs):

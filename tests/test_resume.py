@@ -15,7 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from effbench import cli, lifetime, results
+from effbench import cli
+from effbench.run import lifetime
+from effbench.read import results
 
 pytestmark = pytest.mark.slow
 SUITE = """

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from effbench import cli, results
+from effbench import cli
+from effbench.read import results
 
 pytestmark = pytest.mark.slow
 VARIES = ("s", "ms", "tokens/s")  # units of timings

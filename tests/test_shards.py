@@ -8,11 +8,15 @@ import random
 import pytest
 
 from _resultsets import finetune_run
-from effbench import cli, config, results, shards
+from effbench import cli
+from effbench.read import results
+from effbench.run import shards
+from effbench import runspec
+from effbench.run import suites
 
 
-def members(name: str = "cpu-full") -> list[config.RunSpec]:
-    return config.load_suite(name, {"seeds": [0, 1], "replicates": 3}).members()
+def members(name: str = "cpu-full") -> list[runspec.RunSpec]:
+    return suites.load_suite(name, {"seeds": [0, 1], "replicates": 3}).members()
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8])
@@ -36,12 +40,12 @@ def test_a_runs_shard_depends_on_its_spec_not_its_position():
 
 @pytest.mark.parametrize("text", ["2/2", "-1/2", "1", "a/b", "0/0", "1/2/3"])
 def test_bad_shard_is_refused_with_the_form(text):
-    with pytest.raises(config.ConfigError, match="i/N with 0 <= i < N"):
+    with pytest.raises(runspec.ConfigError, match="i/N with 0 <= i < N"):
         shards.parse(text)
 
 
 def _set(tmp_path, name, runs, members_, **changes):
-    suite = config.load_suite("smoke")
+    suite = suites.load_suite("smoke")
     git = changes.pop("git", {"sha": "1" * 40, "dirty": False})
     rs = results.new_set(suite, {"device": "cpu", "device_name": "Test CPU", "git": git}, git)
     rs.update(runs=runs, members=members_, shard=None, **changes)
@@ -61,11 +65,11 @@ def test_merge_joins_in_member_order_and_refuses_mixed_sets(tmp_path):
     other_suite = _set(tmp_path, "x", [b], order, suite="other")
     other_device = _set(tmp_path, "g", [b], order, env={"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3"})
     for bad, what in ((other_code, "code"), (dirty, "code"), (other_suite, "suite"), (other_device, "device")):
-        with pytest.raises(config.ConfigError, match=f"differ in {what}"):
+        with pytest.raises(runspec.ConfigError, match=f"differ in {what}"):
             shards.merge([p0, bad], tmp_path / f"out-{what}")
-    with pytest.raises(config.ConfigError, match=r"no set holds run\(s\) \['infer-baseline'\]"):
+    with pytest.raises(runspec.ConfigError, match=r"no set holds run\(s\) \['infer-baseline'\]"):
         shards.merge([p0, _set(tmp_path, "e", [], order)], tmp_path / "out-missing")
-    with pytest.raises(config.ConfigError, match="more than one set"):
+    with pytest.raises(runspec.ConfigError, match="more than one set"):
         shards.merge([p0, p0], tmp_path / "out-twice")
 
 

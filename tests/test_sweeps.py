@@ -8,7 +8,9 @@ import textwrap
 import pytest
 from _resultsets import infer_run, make_set
 
-from effbench import config, results, sweep_curves
+from effbench.read import results, sweep_curves
+from effbench import runspec
+from effbench.run import suites
 
 HEAD = """
 [suite]
@@ -27,10 +29,10 @@ def _collect_garbage():
     gc.collect()
 
 
-def suite(tmp_path, body: str) -> config.Suite:
+def suite(tmp_path, body: str) -> suites.Suite:
     p = tmp_path / "s.toml"
     p.write_text(HEAD + textwrap.dedent(body))
-    return config.load_suite(str(p))
+    return suites.load_suite(str(p))
 
 
 STACK = """
@@ -67,7 +69,7 @@ def test_only_takes_run_ids_and_sweep_ids_and_names_the_valid_choices(tmp_path):
     points = ["infer-mag-nf4-sparsity0.3", "infer-mag-nf4-sparsity0.5", "infer-mag-nf4-sparsity0.7"]
     assert [m.group for m in s.members(["infer-mag-nf4"])] == points * 2  # in rounds: each point once, then again
     assert {m.group for m in s.members(["infer-baseline", "infer-mag-nf4-sparsity0.5"])} == {"infer-baseline", points[1]}
-    with pytest.raises(config.ConfigError) as e:
+    with pytest.raises(runspec.ConfigError) as e:
         s.members(["infer-mag", "infer-baseline"])
     assert "['infer-mag']" in str(e.value) and "sweep ids ['infer-mag-nf4']" in str(e.value) and points[0] in str(e.value)
 
@@ -94,7 +96,7 @@ def test_technique_and_budget_axes(tmp_path):
 
 @pytest.mark.parametrize("values, bad", [("[1.5, 0.5, 0.7]", "1.5"), ("[0.3, 0.5, 1.0]", "1.0"), ("[0.3, -0.1]", "-0.1")])
 def test_every_value_is_validated_by_name_before_any_work(tmp_path, values, bad):
-    with pytest.raises(config.ConfigError) as e:
+    with pytest.raises(runspec.ConfigError) as e:
         suite(tmp_path, STACK.replace("[0.3, 0.5, 0.7]", values))
     msg = str(e.value)
     # the sweep, the axis, the bad value and the technique's valid range
@@ -113,13 +115,13 @@ def test_every_value_is_validated_by_name_before_any_work(tmp_path, values, bad)
     ('axis = "magnitude.sparsity"\nvalues = "0.5"', "values = '0.5' must be list"),
 ])
 def test_bad_sweeps_are_refused_with_the_reason(tmp_path, body, says):
-    with pytest.raises(config.ConfigError, match=None) as e:
+    with pytest.raises(runspec.ConfigError, match=None) as e:
         suite(tmp_path, f'[[sweep]]\nid = "sw"\nscenario = "infer"\ntechniques = [{{name = "magnitude"}}]\n{body}\n')
     assert says in str(e.value)
 
 
 def test_a_generated_id_that_collides_with_a_run_is_refused(tmp_path):
-    with pytest.raises(config.ConfigError, match="repeated"):
+    with pytest.raises(runspec.ConfigError, match="repeated"):
         suite(tmp_path, '[[run]]\nid = "sw-sparsity0.5"\nscenario = "infer"\n'
                         '[[sweep]]\nid = "sw"\nscenario = "infer"\ntechniques = [{name = "magnitude"}]\n'
                         'axis = "magnitude.sparsity"\nvalues = [0.5]\n')
@@ -163,9 +165,9 @@ def test_a_sweep_point_must_be_well_formed_in_a_result_file():
         make_set([infer_run(), bad])
 
 
-@pytest.mark.parametrize("name", config.suite_names())
+@pytest.mark.parametrize("name", suites.suite_names())
 def test_every_committed_suite_loads_with_its_sweeps_validated(name):
-    s = config.load_suite(name)
+    s = suites.load_suite(name)
     points: dict[str, list] = {}
     for r in s.runs:
         if r.sweep:
@@ -174,23 +176,23 @@ def test_every_committed_suite_loads_with_its_sweeps_validated(name):
         assert max(map(len, points.values())) >= 3
     # the sparsity, bits, LoRA-rank and pruning-fraction curves: on CPU from the two sweep suites
     # (one did not fit 90 minutes on 2 cores), on a GPU from `gpu`
-    suites = {"cpu-sweeps": ("cpu-sweeps", "cpu-sweeps-train"), "gpu": ("gpu",)}.get(name, ())
-    axes = {r.sweep["axis"].rpartition(".")[2] for n in suites for r in config.load_suite(n).runs if r.sweep}
-    assert not suites or {"sparsity", "technique", "r", "fraction"} <= axes
+    carriers = {"cpu-sweeps": ("cpu-sweeps", "cpu-sweeps-train"), "gpu": ("gpu",)}.get(name, ())
+    axes = {r.sweep["axis"].rpartition(".")[2] for n in carriers for r in suites.load_suite(n).runs if r.sweep}
+    assert not carriers or {"sparsity", "technique", "r", "fraction"} <= axes
 
 
 def test_a_command_line_budget_may_not_replace_a_swept_budget_key(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text(HEAD + '[[sweep]]\nid = "dec"\nscenario = "infer"\naxis = "budget.decode_tokens"\nvalues = [8, 16]\n')
-    assert [r.budget["decode_tokens"] for r in config.load_suite(str(p), {"budget": {"infer": {"repeats": 2}}}).runs[1:]] == [8, 16]
-    with pytest.raises(config.ConfigError, match="sweeps budget key 'decode_tokens'"):
-        config.load_suite(str(p), {"budget": {"infer": {"decode_tokens": 4}}})
+    assert [r.budget["decode_tokens"] for r in suites.load_suite(str(p), {"budget": {"infer": {"repeats": 2}}}).runs[1:]] == [8, 16]
+    with pytest.raises(runspec.ConfigError, match="sweeps budget key 'decode_tokens'"):
+        suites.load_suite(str(p), {"budget": {"infer": {"decode_tokens": 4}}})
 
 
 def test_the_cpu_suites_plain_runs_are_cpu_full_runs_with_the_same_spec():
     """cpu and cpu-full compare run for run (the verdicts issue's check of committed sets): each plain
     run of cpu is in cpu-full under its id with the same spec, seeds aside (cpu-full may add seeds)."""
-    cpu, full = config.load_suite("cpu"), config.load_suite("cpu-full")
+    cpu, full = suites.load_suite("cpu"), suites.load_suite("cpu-full")
     by_id = {r.id: r for r in full.runs}
     plain = [r for r in cpu.runs if not r.sweep]
     assert len(plain) >= 4

@@ -19,8 +19,8 @@ import torch
 
 from effbench import models, tasks
 from effbench.techniques import Context, TechniqueError, build, build_all, registry
-from effbench.techniques.bnb4bit import expected_bytes, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
-from effbench.workloads.common import collate, encode, logical_numel, optimizer_state_bytes, weight_bytes
+from effbench.techniques._bnb4bit import expected_bytes, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
+from effbench.child.workloads.common import collate, encode, logical_numel, optimizer_state_bytes, weight_bytes
 
 NAMES = ("lora", "qlora", "adam8bit", "grad_ckpt")
 # tiny: hidden 64, 4 heads of 16, 2 kv heads, MLP 176, 2 blocks -> per block sum(d_in + d_out)
@@ -186,7 +186,7 @@ def test_adam8bit_states_are_a_quarter(batch):
 
 @pytest.mark.parametrize("use_dora", [False, True])
 def test_merged_lora_equals_unmerged(use_dora, batch, tok):
-    from effbench.workloads import finetune
+    from effbench.child.workloads import finetune
 
     model, techs, _ = applied([{"name": "lora", "params": {"r": 8, "use_dora": use_dora}}])
     train(model, techs, batch, steps=3, lr=1e-2)  # B != 0 so merging changes the weights
@@ -266,7 +266,7 @@ def test_qlora_quantizes_from_the_compute_dtype():
     """QLoRA's recipe: the 4-bit weights are quantized from, and dequantize to, the compute dtype
     (bf16 under CUDA's autocast), not the fp32 master weights. The default follows the workload:
     bf16 when training on CUDA, the run's dtype elsewhere; an explicit compute_dtype wins."""
-    from effbench.techniques.bnb4bit import default_compute_dtype
+    from effbench.techniques._bnb4bit import default_compute_dtype
 
     cuda_train = Context(scenario="train", device="cuda", dtype=torch.float32)
     assert default_compute_dtype(cuda_train) == torch.bfloat16

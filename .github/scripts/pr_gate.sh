@@ -191,7 +191,7 @@ report)
     base=$(cd "${1:?report JOB BASE}" && pwd); base_env
     set +e
     cd "$JOB/state"
-    "$base/.venv/bin/python" -m effbench.pr_report "$JOB/out/base" "$JOB/out/head" --comment "$JOB/comment/comment.md"
+    "$base/.venv/bin/python" -m effbench.render.pr_report "$JOB/out/base" "$JOB/out/head" --comment "$JOB/comment/comment.md"
     rc=$?
     set -e
     echo "$rc" > "$JOB/comment/status"

@@ -1,0 +1,220 @@
+"""`infer`: prefill and decode speed with a KV cache, memory, weight bytes, and the quality suite.
+
+Speed: for each batch size, `prompt_len` tokens of the reference text are prefilled in one
+forward pass (timed) that computes the logits of the last position only (`logits_to_keep=1`, as
+`generate()` does: the output head at every prompt position would add 2*V*d FLOPs per token and a
+batch x prompt x vocabulary tensor to the memory peak), then `decode_tokens` greedy steps reuse
+the KV cache, each step timed on its own (per-token latency). One warm-up repeat is excluded,
+`repeats` are kept with all samples.
+
+Quality (skipped with the reason for random-weight models): probe accuracy (acc, acc_norm, with
+the chance level of its items), arith exact match, perplexity on the reference text, and mean /
+p99 KL divergence and top-1 agreement of next-token distributions against the unmodified model on
+the same tokens. Logits for perplexity and KLD are fp32: a head whose weights are in a 16-bit
+dtype is recomputed in fp32 from the upcast hidden state, so KLD has no bf16 rounding floor.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import time
+
+import torch
+
+from effbench.child import measure
+from effbench.child.log import log
+from effbench.tasks import lmeval, probe, reftext
+from effbench.child.workloads.common import weight_bytes
+
+
+def last_logits_kwargs(model) -> dict:
+    """{"logits_to_keep": 1} when the model's forward takes it (transformers' causal LMs do), so
+    prefill computes the head for the last position only; else {} (and the method says so)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+@torch.no_grad()
+def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
+    prompt = ids[: budget.prompt_len].unsqueeze(0).repeat(batch, 1).to(device)
+    keep = last_logits_kwargs(model)
+    prefill_s, token_s = [], []
+    for rep in range(budget.repeats + 1):
+        measure.sync(device)
+        t0 = time.perf_counter()
+        out = model(input_ids=prompt, use_cache=True, **keep)
+        measure.sync(device)
+        t_prefill = time.perf_counter() - t0
+        past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        steps = []
+        for _ in range(budget.decode_tokens):
+            t0 = time.perf_counter()
+            out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            measure.sync(device)
+            steps.append(time.perf_counter() - t0)
+        del past, out
+        if rep > 0:  # the first repeat is the warm-up
+            prefill_s.append(t_prefill)
+            token_s.extend(steps)
+    dec_per_rep = [sum(token_s[i: i + budget.decode_tokens]) for i in range(0, len(token_s), budget.decode_tokens)]
+    lat = measure.stats(token_s)
+    sfx = f".b{batch}"
+    return {
+        "prefill_tokens_per_s" + sfx: {"value": batch * budget.prompt_len / measure.stats(prefill_s)["median"], "unit": "tokens/s",
+                                       "higher_is_better": True, "samples": [batch * budget.prompt_len / s for s in prefill_s],
+                                       "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time, "
+                                                 + ("last position's logits only" if keep else "logits at every position (no logits_to_keep)")},
+        "decode_tokens_per_s" + sfx: {"value": batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"], "unit": "tokens/s",
+                                      "higher_is_better": True, "samples": [batch * budget.decode_tokens / s for s in dec_per_rep],
+                                      "method": f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time"},
+        "decode_latency_p50_ms" + sfx: {"value": lat["median"] * 1e3, "unit": "ms", "higher_is_better": False,
+                                        "samples": [s * 1e3 for s in token_s]},
+        "decode_latency_p90_ms" + sfx: {"value": lat["p90"] * 1e3, "unit": "ms", "higher_is_better": False},
+    }
+
+
+def _fp32_head(module, args, out):
+    """Forward hook on the output head: logits recomputed in fp32 from the upcast hidden state."""
+    w = module.weight
+    if out.dtype == torch.float32 or type(w) is not torch.nn.Parameter or w.dtype not in (torch.float16, torch.bfloat16):
+        return None
+    b = module.bias.float() if module.bias is not None else None
+    return torch.nn.functional.linear(args[0].float(), w.float(), b)
+
+
+@torch.no_grad()
+def _log_probs(model, window: torch.Tensor) -> torch.Tensor:
+    """log P(next token) at every position but the last, from fp32 logits."""
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    handle = head.register_forward_hook(_fp32_head) if isinstance(head, torch.nn.Linear) else None
+    try:
+        logits = model(input_ids=window.unsqueeze(0)).logits[0, :-1]
+    finally:
+        if handle is not None:
+            handle.remove()
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(P || Q) per row, in nats, from log-probabilities [rows, vocab]; P is the reference."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0)
+
+
+@torch.no_grad()
+def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device: str) -> dict:
+    """Perplexity of `model` on non-overlapping windows of `ids`, and (when `ref_model` is given)
+    KL(P_ref || P_model) per predicted token with top-1 agreement."""
+    nll_windows, nll_sum, kld, agree, n_tok = [], 0.0, [], 0, 0
+    for start in range(0, len(ids) - 1, window):
+        w = ids[start: start + window].to(device)
+        if len(w) < 2:
+            break
+        lp = _log_probs(model, w)
+        tgt = w[1:]
+        nll = -lp.gather(1, tgt[:, None]).squeeze(1)
+        nll_windows.append(float(nll.mean()))
+        nll_sum += float(nll.double().sum())
+        n_tok += len(tgt)
+        if ref_model is not None:
+            lr = _log_probs(ref_model, w)
+            kld.append(kl_divergence(lr, lp).cpu())
+            agree += int((lr.argmax(-1) == lp.argmax(-1)).sum())
+    out = {"perplexity": {"value": math.exp(nll_sum / n_tok), "unit": "ppl", "higher_is_better": False,
+                          "samples": nll_windows, "n": n_tok,
+                          "method": f"exp(mean NLL over all {n_tok} predicted tokens) of {len(nll_windows)} non-overlapping "
+                                    f"{window}-token windows; samples: mean NLL per window"}}
+    if ref_model is None:
+        return out
+    k = torch.cat(kld)
+    out.update({
+        "kld_mean": {"value": float(k.mean()), "unit": "nats", "higher_is_better": False, "n": len(k),
+                     "method": "mean over tokens of KL(P_unmodified || P_model)"},
+        "kld_p99": {"value": float(torch.quantile(k.double(), 0.99)), "unit": "nats", "higher_is_better": False},
+        "top1_agreement": {"value": agree / len(k), "unit": "fraction", "higher_is_better": True, "n": len(k),
+                           "method": "fraction of positions whose argmax token equals the unmodified model's"},
+    })
+    return out
+
+
+def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict]:
+    metrics, items, data = {}, {}, {}
+    if not info.report_quality:
+        why = f"model {spec.model!r} has random weights: quality figures are not reported"
+        for k in ("probe_acc", "probe_acc_norm", "arith_accuracy", "perplexity", "kld_mean", "top1_agreement"):
+            metrics[k] = measure.missing(why)
+        return metrics, items, data
+    ids, meta = reftext.token_ids(tokenizer, budget.ppl_tokens, spec.text)
+    data["reftext"] = meta
+    ref = ctx.load_reference_model() if ctx.load_reference_model else None
+    metrics.update(perplexity_and_kld(model, ref, ids, budget.ppl_window, spec.device))
+    del ref
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        why = "lm-eval is not installed here"
+        for k in ("probe_acc", "probe_acc_norm", "arith_accuracy"):
+            metrics[k] = measure.missing(why)
+        return metrics, items, data
+    items_p = probe.generate(spec.seed)[: budget.probe_limit] if budget.probe_limit else probe.generate(spec.seed)
+    pdir, psha = lmeval.write_probe(items_p)
+    r = lmeval.evaluate(model, tokenizer, lmeval.PROBE_TASK, pdir, spec.device, budget.eval_batch_size, seed=spec.seed)
+    chance = probe.chance_level(items_p)
+    for m in ("acc", "acc_norm"):
+        metrics[f"probe_{m}"] = {**r[m], "unit": "fraction", "higher_is_better": True, "chance": chance,
+                                 "method": f"lm-eval multiple_choice {m}; chance = mean over items of 1 / choices"}
+        items[f"probe.{m}"] = r["items"][m]
+    data["probe_sha256"] = psha
+    from effbench.tasks import load as load_task
+    from effbench.child.workloads.finetune import evaluate_accuracy
+
+    arith = load_task(spec.task, seed=spec.seed)
+    ev = arith.eval[: budget.arith_limit] if budget.arith_limit else arith.eval
+    a = evaluate_accuracy(model, tokenizer, ev, spec.device, budget.eval_batch_size, spec.seed)
+    metrics["arith_accuracy"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
+                                 "higher_is_better": True, "method": "exact match, lm-eval generate_until"}
+    items["arith.exact_match"] = a["items"]
+    data["arith_eval_sha256"] = a["data_sha256"]
+    for task in budget.extra_tasks:
+        try:
+            r = lmeval.evaluate(model, tokenizer, task, None, spec.device, budget.eval_batch_size, seed=spec.seed)
+        except Exception as e:  # the task's data may be unreachable from this machine
+            metrics[f"{task}_acc"] = measure.missing(f"lm-eval task {task!r} failed: {type(e).__name__}: {e}")
+            continue
+        for m, v in r.items():
+            if isinstance(v, dict) and "value" in v:
+                metrics[f"{task}_{m}"] = {**v, "higher_is_better": m not in ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")}
+                items[f"{task}.{m}"] = r["items"][m]
+    return metrics, items, data
+
+
+def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
+    device = spec.device
+    ids, _ = reftext.token_ids(tokenizer, max(budget.prompt_len, 16), spec.text)
+    wb = weight_bytes(model)
+    metrics = {"weight_bytes": {"value": wb["total"], "unit": "B", "higher_is_better": False, "parts": wb,
+                                "method": "bytes of stored parameters, buffers and quantization constants"}}
+    mem = measure.Memory(device)
+    energy = measure.Energy(device)
+    model.eval()
+    mem.reset()
+    t0 = time.perf_counter()
+    with energy:
+        for bs in budget.batch_sizes:
+            log(f"timing prefill and decode at batch {bs}")
+            metrics.update(_speed(model, ids, bs, budget, device))
+    metrics["speed_wall_s"] = {"value": time.perf_counter() - t0, "unit": "s", "higher_is_better": False}
+    metrics["energy_j"] = energy.result()
+    for k, v in mem.read().items():
+        if k != "method":
+            metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": mem.read()["method"]}
+    items, qdata = {}, {}
+    if budget.quality:
+        log("quality: perplexity, KL divergence, probe, arith")
+        q, items, qdata = quality(model, tokenizer, spec, budget, ctx, info)
+        metrics.update(q)
+    return {"metrics": metrics, "curves": {}, "items": items, "data": qdata}

@@ -1,0 +1,85 @@
+"""A result set's README.md (summary, comparison with a baseline, plots), and the PR entry point.
+
+README.md sits beside results.json and embeds the plots by relative path, so committing
+results/<suite>/<run>/ shows the whole report on the code host's page.
+
+`python -m effbench.render.pr_report BASE HEAD --comment FILE` is what the PR gate (`pr_gate.sh report`,
+from .github/workflows/bench.yml; always the base's code) calls after
+`effbench ab BASE_CHECKOUT HEAD_CHECKOUT --out DIR`
+(BASE = DIR/base, HEAD = DIR/head; a folder holding results.json is taken as it is, else the
+newest result set under it, as `make bench OUT=ROOT` writes): it writes the head's README.md
+against the base, writes the comparison markdown for the PR comment, and exits like
+`effbench compare` (0 pass, 1 regression, 2 bad input), so the job fails on regressions.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from effbench.read import compare, results
+from effbench.render import compare_format, plot, report
+
+MARKER = "<!-- effbench-compare -->"  # lets the workflow find and update its own comment
+
+
+def newest_set(root: str | Path) -> Path:
+    """`root` itself when it holds results.json (an `effbench ab` side), else the most recently
+    created result-set folder under it (<root>/<suite>/<stamp>_<sha>/)."""
+    if (Path(root) / "results.json").is_file():
+        return Path(root)
+    found = sorted(Path(root).glob("*/*/results.json"), key=lambda p: (p.parent.name, p.stat().st_mtime))
+    if not found:
+        raise results.ResultError(f"no result set under {str(root)!r} (expected {root}/<suite>/<run>/results.json)")
+    return found[-1].parent
+
+
+def write_readme(path: str | Path, baseline: str | Path | None = None, opts: compare.Options | None = None) -> tuple[Path, dict | None]:
+    """Draw the plots into the set's folder and write its README.md (and summary.md again, so both
+    show this code's derived figures); returns (README path, the comparison against `baseline` or None)."""
+    rs = results.load(path)
+    folder = Path(rs["_path"]).parent
+    sets = [rs] + ([results.load(baseline)] if baseline else [])
+    cmp = compare.compare(sets[1], rs, opts) if baseline else None
+    lines = [report.summary_markdown(rs)]
+    if cmp:
+        lines += [f"## Compared with the baseline `{Path(sets[1]['_path']).parent.name}`", "",
+                  compare_format.markdown(cmp, title="compare")]
+    files = plot.plot([rs["_path"]], folder)
+    if baseline:  # the same plots with both sets, in two colours
+        files += plot.plot([sets[1]["_path"], rs["_path"]], results.output_dir(folder, "vs_baseline"))
+    pngs = [f for f in files if f.suffix == ".png"]
+    if pngs:
+        lines += ["## Plots", ""]
+        for f in pngs:
+            rel = Path(f).resolve().relative_to(folder.resolve()).as_posix()  # plot returns absolute paths
+            lines += [f"![{rel}]({rel})", f"[SVG]({rel[:-4]}.svg)", ""]
+    readme = results.output_file(folder, "README.md")
+    results.replace_file(readme, lambda tmp: tmp.write_text("\n".join(lines)))
+    # summary.md, written when the set was measured, is brought up to this code's derived figures too
+    results.replace_file(results.output_file(folder, "summary.md"), lambda tmp: tmp.write_text(lines[0]))
+    return readme, cmp
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m effbench.render.pr_report", description="bench results of a PR: head README + compare comment")
+    p.add_argument("base_root", help="folder the base's `make bench OUT=...` wrote into")
+    p.add_argument("head_root", help="folder the head's `make bench OUT=...` wrote into")
+    p.add_argument("--comment", required=True, help="markdown file for the PR comment / job summary")
+    p.add_argument("--allow-mismatch", action="store_true", help="compare even if model, data or device differ (warns)")
+    args = p.parse_args(argv)
+    try:
+        base, head = newest_set(args.base_root), newest_set(args.head_root)
+        readme, cmp = write_readme(head, base, compare.Options(allow_mismatch=args.allow_mismatch))
+    except (ValueError, FileNotFoundError) as e:  # ResultError, MismatchError: bad input
+        Path(args.comment).write_text(f"{MARKER}\n**effbench compare could not run:** {e}\n")
+        print(f"effbench: error: {e}", file=sys.stderr)
+        return 2
+    Path(args.comment).write_text(f"{MARKER}\n{compare_format.markdown(cmp)}")
+    print(compare_format.markdown(cmp))
+    print(f"README: {readme}")
+    return compare.exit_status(cmp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
