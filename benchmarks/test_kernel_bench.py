@@ -7,15 +7,18 @@ Each round synchronises the GPU, so a round's time is the kernels' time, not the
 effbench.kernelbench.bench.run_kernel_bench (the full sweep, with do_bench, GB/s and liger/compile) is
 the source of result-set numbers; this file is for quick A/B checks while editing a kernel.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 pytest.importorskip("pytest_benchmark")
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="kernel timings need a CUDA GPU; on CPU the Triton kernels only run "
-                                       "through the interpreter, which checks correctness, not speed")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="kernel timings need a CUDA GPU; on CPU the Triton kernels only run "
+    "through the interpreter, which checks correctness, not speed",
+)
 
 TOKENS = 8192
 

@@ -4,4 +4,5 @@ The harness (this package) loads the model and tasks, applies techniques (effben
 runs the fine-tuning and inference workloads in child processes, and writes result sets that
 report, compare and plot read. See README.md.
 """
+
 __version__ = "0.1.0"

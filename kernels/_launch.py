@@ -15,6 +15,7 @@ below. They follow the usual reasoning for memory-bound row kernels on Ampere/Ho
   them runnable under the interpreter of triton 3.6 with numpy >= 2.4, where a loop bound read
   from a runtime argument fails ("only 0-dimensional arrays can be converted", triton #9171).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ def check_device(*tensors: torch.Tensor) -> None:
     """Kernels run on CUDA, or on CPU only under the interpreter; say so instead of crashing."""
     for t in tensors:
         if t.device.type != "cuda" and not interpreting():
-            raise RuntimeError(f"effbench.kernels need a CUDA tensor (got device {t.device}); "
-                               "set TRITON_INTERPRET=1 before importing triton to run them on CPU")
+            raise RuntimeError(
+                f"effbench.kernels need a CUDA tensor (got device {t.device}); "
+                "set TRITON_INTERPRET=1 before importing triton to run them on CPU"
+            )
 
 
 def row_block(n_cols: int) -> int:

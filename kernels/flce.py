@@ -16,6 +16,7 @@ Gradient wrt logit j: softmax_j - (1-eps) * [j == y] - eps / V, times 1/n_valid 
 The row maths is fp32 whatever the input dtype; dW accumulates in fp32 across chunks.
 No bias (Llama's lm_head has none).
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,19 @@ MIN_CHUNK_TOKENS = 128  # below this the chunk matmuls get too thin to run well 
 
 
 @triton.jit
-def _ce_grad_kernel(LOGITS, stride_l, LABELS, LOSS, V, ignore_index, scale, eps,
-                    BLOCK_V: tl.constexpr, N_BLOCKS: tl.constexpr, SMOOTH: tl.constexpr):
+def _ce_grad_kernel(
+    LOGITS,
+    stride_l,
+    LABELS,
+    LOSS,
+    V,
+    ignore_index,
+    scale,
+    eps,
+    BLOCK_V: tl.constexpr,
+    N_BLOCKS: tl.constexpr,
+    SMOOTH: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     ptr = LOGITS + row * stride_l
     label = tl.load(LABELS + row)
@@ -72,8 +84,17 @@ def chunk_tokens_for(n_tokens: int, hidden: int, vocab: int) -> int:
     return max(1, min(n_tokens, max(MIN_CHUNK_TOKENS, c)))
 
 
-def flce_forward(x, weight, labels, ignore_index=-100, label_smoothing=0.0, reduction="mean",
-                 chunk_tokens=None, need_dx=True, need_dw=True):
+def flce_forward(
+    x,
+    weight,
+    labels,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    reduction="mean",
+    chunk_tokens=None,
+    need_dx=True,
+    need_dw=True,
+):
     """Loss (fp32 scalar) and the gradients (dx [N, H] in x.dtype, dW [V, H] in W.dtype, or None)
     of loss wrt x [N, H] and weight [V, H], for integer labels [N].
 
@@ -83,8 +104,18 @@ def flce_forward(x, weight, labels, ignore_index=-100, label_smoothing=0.0, redu
     dev = x.device.type
     amp = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
     with torch.autocast(dev, enabled=False):  # explicit dtypes below; out= and addmm_ need them
-        loss, dx, dw = _flce_chunks(x.to(amp or x.dtype), weight.to(amp or weight.dtype), labels, ignore_index,
-                                    label_smoothing, reduction, chunk_tokens, need_dx, need_dw, weight.dtype)
+        loss, dx, dw = _flce_chunks(
+            x.to(amp or x.dtype),
+            weight.to(amp or weight.dtype),
+            labels,
+            ignore_index,
+            label_smoothing,
+            reduction,
+            chunk_tokens,
+            need_dx,
+            need_dw,
+            weight.dtype,
+        )
     return loss, (dx.to(x.dtype) if dx is not None else None), dw
 
 
@@ -92,12 +123,12 @@ def ce_launch(V: int, smooth: bool) -> dict:
     """Launch parameters of the cross-entropy gradient kernel over a vocabulary of V: constexprs
     (vocabulary block, blocks per row, smoothing on/off) and num_warps."""
     block_v = min(MAX_BLOCK_V, triton.next_power_of_2(V))
-    return dict(BLOCK_V=block_v, N_BLOCKS=triton.cdiv(V, block_v), SMOOTH=bool(smooth),
-                num_warps=num_warps_for(block_v))
+    return dict(
+        BLOCK_V=block_v, N_BLOCKS=triton.cdiv(V, block_v), SMOOTH=bool(smooth), num_warps=num_warps_for(block_v)
+    )
 
 
-def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, chunk_tokens, need_dx, need_dw,
-                 dw_dtype):
+def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, chunk_tokens, need_dx, need_dw, dw_dtype):
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction {reduction!r}; valid: 'mean', 'sum'")
     N, H = x.shape
@@ -114,13 +145,21 @@ def _flce_chunks(x, weight, labels, ignore_index, label_smoothing, reduction, ch
     dx = torch.empty_like(x) if need_dx else None
     dw = torch.zeros((V, H), dtype=torch.float32, device=x.device) if need_dw else None
     for start in range(0, N, chunk):
-        xc = x[start:start + chunk]
+        xc = x[start : start + chunk]
         logits = xc @ weight.t()  # [c, V], x.dtype; becomes dloss/dlogits in place
-        _ce_grad_kernel[(xc.shape[0],)](logits, logits.stride(0), labels[start:start + chunk],
-                                        loss_rows[start:start + chunk], V, ignore_index, scale,
-                                        float(label_smoothing), **launch)
+        _ce_grad_kernel[(xc.shape[0],)](
+            logits,
+            logits.stride(0),
+            labels[start : start + chunk],
+            loss_rows[start : start + chunk],
+            V,
+            ignore_index,
+            scale,
+            float(label_smoothing),
+            **launch,
+        )
         if need_dx:
-            torch.mm(logits, weight, out=dx[start:start + chunk])
+            torch.mm(logits, weight, out=dx[start : start + chunk])
         if need_dw:
             if dw.dtype == logits.dtype:
                 dw.addmm_(logits.t(), xc)
@@ -134,9 +173,17 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, labels, ignore_index, label_smoothing, reduction, chunk_tokens):
         shape = x.shape
-        loss, dx, dw = flce_forward(x.reshape(-1, shape[-1]), weight, labels, ignore_index,
-                                    label_smoothing, reduction, chunk_tokens,
-                                    need_dx=ctx.needs_input_grad[0], need_dw=ctx.needs_input_grad[1])
+        loss, dx, dw = flce_forward(
+            x.reshape(-1, shape[-1]),
+            weight,
+            labels,
+            ignore_index,
+            label_smoothing,
+            reduction,
+            chunk_tokens,
+            need_dx=ctx.needs_input_grad[0],
+            need_dw=ctx.needs_input_grad[1],
+        )
         ctx.x_shape = shape
         ctx.save_for_backward(*(t for t in (dx, dw) if t is not None))
         ctx.has = (dx is not None, dw is not None)
@@ -153,19 +200,38 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         return dx, dw, None, None, None, None, None
 
 
-def fused_linear_cross_entropy(x, weight, labels, ignore_index: int = -100, label_smoothing: float = 0.0,
-                               reduction: str = "mean", chunk_tokens: int | None = None) -> torch.Tensor:
+def fused_linear_cross_entropy(
+    x,
+    weight,
+    labels,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    chunk_tokens: int | None = None,
+) -> torch.Tensor:
     """cross_entropy(x @ weight.T, labels) for x [..., H], weight [V, H], labels [...] (fp32 loss)."""
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):  # eval: loss only
-        return flce_forward(x.reshape(-1, x.shape[-1]), weight, labels, ignore_index, label_smoothing,
-                            reduction, chunk_tokens, need_dx=False, need_dw=False)[0]
-    return FusedLinearCrossEntropyFunction.apply(x, weight, labels, ignore_index, label_smoothing,
-                                                 reduction, chunk_tokens)
+        return flce_forward(
+            x.reshape(-1, x.shape[-1]),
+            weight,
+            labels,
+            ignore_index,
+            label_smoothing,
+            reduction,
+            chunk_tokens,
+            need_dx=False,
+            need_dw=False,
+        )[0]
+    return FusedLinearCrossEntropyFunction.apply(
+        x, weight, labels, ignore_index, label_smoothing, reduction, chunk_tokens
+    )
 
 
-def fused_linear_cross_entropy_ref(x, weight, labels, ignore_index: int = -100, label_smoothing: float = 0.0,
-                                   reduction: str = "mean") -> torch.Tensor:
+def fused_linear_cross_entropy_ref(
+    x, weight, labels, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> torch.Tensor:
     """Plain PyTorch reference: full logits, upcast to fp32 as transformers' loss does."""
     logits = (x.reshape(-1, x.shape[-1]) @ weight.t()).float()
-    return torch.nn.functional.cross_entropy(logits, labels.reshape(-1), ignore_index=ignore_index,
-                                             label_smoothing=label_smoothing, reduction=reduction)
+    return torch.nn.functional.cross_entropy(
+        logits, labels.reshape(-1), ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction
+    )

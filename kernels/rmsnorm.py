@@ -10,19 +10,18 @@ Maths (per row of N elements, x_hat = x * rstd, g = dy * w):
 Backward runs at most `num_programs_cap` programs, each summing dw over a run of consecutive row
 tiles in fp32; the per-program partial sums ([programs, N], fp32) are added by torch at the end.
 """
+
 from __future__ import annotations
 
 import torch
 import triton
 import triton.language as tl
 
-from ._launch import (check_device, num_programs_cap, num_warps_for, row_block, rows_per_program,
-                      tiles_per_program)
+from ._launch import check_device, num_programs_cap, num_warps_for, row_block, rows_per_program, tiles_per_program
 
 
 @triton.jit
-def _rmsnorm_fwd_kernel(X, W, Y, RSTD, M, N, stride_x, stride_y, eps,
-                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _rmsnorm_fwd_kernel(X, W, Y, RSTD, M, N, stride_x, stride_y, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     rows = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     cols = tl.arange(0, BLOCK_N)
     rmask = rows < M
@@ -39,8 +38,22 @@ def _rmsnorm_fwd_kernel(X, W, Y, RSTD, M, N, stride_x, stride_y, eps,
 
 
 @triton.jit
-def _rmsnorm_bwd_kernel(DY, X, W, RSTD, DX, DW_PART, M, N, stride_dy, stride_x, stride_dx,
-                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TILES: tl.constexpr):
+def _rmsnorm_bwd_kernel(
+    DY,
+    X,
+    W,
+    RSTD,
+    DX,
+    DW_PART,
+    M,
+    N,
+    stride_dy,
+    stride_x,
+    stride_dx,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    TILES: tl.constexpr,
+):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_N)
     cmask = cols < N
@@ -90,8 +103,9 @@ def rmsnorm_fwd(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torc
     y = torch.empty((M, N), dtype=x.dtype, device=x.device)
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
     launch = fwd_launch(M, N)
-    _rmsnorm_fwd_kernel[(triton.cdiv(M, launch["BLOCK_M"]),)](x, weight, y, rstd, M, N, x.stride(0), y.stride(0),
-                                                              eps, **launch)
+    _rmsnorm_fwd_kernel[(triton.cdiv(M, launch["BLOCK_M"]),)](
+        x, weight, y, rstd, M, N, x.stride(0), y.stride(0), eps, **launch
+    )
     return y, rstd
 
 
@@ -101,8 +115,9 @@ def rmsnorm_bwd(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: t
     dx = torch.empty_like(x)
     programs, launch = bwd_launch(M, N, num_programs_cap(x.device))
     dw_part = torch.empty((programs, N), dtype=torch.float32, device=x.device)
-    _rmsnorm_bwd_kernel[(programs,)](dy, x, weight, rstd, dx, dw_part, M, N,
-                                     dy.stride(0), x.stride(0), dx.stride(0), **launch)
+    _rmsnorm_bwd_kernel[(programs,)](
+        dy, x, weight, rstd, dx, dw_part, M, N, dy.stride(0), x.stride(0), dx.stride(0), **launch
+    )
     return dx, dw_part.sum(0).to(weight.dtype)
 
 

@@ -13,6 +13,7 @@ Backward is the transpose of the same rotation: dx1 = dy1*c1 + dy2*s2, dx2 = dy2
 so one kernel serves both directions (BACKWARD flag). cos/sin are constants in a model (made under
 no_grad); if they do require grad, their gradients are computed with plain torch (not a hot path).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,26 @@ from ._launch import check_device, num_warps_for
 
 
 @triton.jit
-def _rope_rows(X, O, b, s, sxb, sxh, sxs, sob, soh, sos, n_heads, c1, c2, sa, sb,
-               HALF, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr):
+def _rope_rows(
+    X,
+    O,  # noqa: E741 (the output pointer, beside X)
+    b,
+    s,
+    sxb,
+    sxh,
+    sxs,
+    sob,
+    soh,
+    sos,
+    n_heads,
+    c1,
+    c2,
+    sa,
+    sb,
+    HALF,
+    BLOCK_H: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     """Rotate all heads of x at one (batch, position): o1 = x1*c1 - x2*sa, o2 = x2*c2 + x1*sb."""
     h = tl.arange(0, BLOCK_H)
     d = tl.arange(0, BLOCK_D)
@@ -40,10 +59,36 @@ def _rope_rows(X, O, b, s, sxb, sxh, sxs, sob, soh, sos, n_heads, c1, c2, sa, sb
 
 
 @triton.jit
-def _rope_kernel(Q, K, QO, KO, COS, SIN, S, n_q, n_k, HALF,
-                 sqb, sqh, sqs, skb, skh, sks, sqob, sqoh, sqos, skob, skoh, skos, scb, scs,
-                 BLOCK_HQ: tl.constexpr, BLOCK_HK: tl.constexpr, BLOCK_D: tl.constexpr,
-                 BACKWARD: tl.constexpr):
+def _rope_kernel(
+    Q,
+    K,
+    QO,
+    KO,
+    COS,
+    SIN,
+    S,
+    n_q,
+    n_k,
+    HALF,
+    sqb,
+    sqh,
+    sqs,
+    skb,
+    skh,
+    sks,
+    sqob,
+    sqoh,
+    sqos,
+    skob,
+    skoh,
+    skos,
+    scb,
+    scs,
+    BLOCK_HQ: tl.constexpr,
+    BLOCK_HK: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BACKWARD: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)  # one program per (batch, position)
     b = pid // S
     s = pid % S
@@ -77,8 +122,9 @@ def launch(n_q: int, n_k: int, head_dim: int) -> dict:
     return dict(BLOCK_HQ=bhq, BLOCK_HK=bhk, BLOCK_D=bd, num_warps=num_warps_for(2 * (bhq + bhk) * bd))
 
 
-def rope_apply(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               backward: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_apply(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the kernel: rotate q and k (or, with backward=True, their output gradients)."""
     check_device(q, k, cos, sin)
     q, k = _unit_last(q), _unit_last(k)
@@ -91,10 +137,34 @@ def rope_apply(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.T
         cos, sin = cos.contiguous(), sin.contiguous()
     qo, ko = torch.empty_like(q), torch.empty_like(k)  # same layout as the inputs
     n_k = k.shape[1]
-    _rope_kernel[(B * S,)](q, k, qo, ko, cos, sin, S, n_q, n_k, D // 2,
-                           q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-                           qo.stride(0), qo.stride(1), qo.stride(2), ko.stride(0), ko.stride(1), ko.stride(2),
-                           cos.stride(0), cos.stride(1), BACKWARD=backward, **launch(n_q, n_k, D))
+    _rope_kernel[(B * S,)](
+        q,
+        k,
+        qo,
+        ko,
+        cos,
+        sin,
+        S,
+        n_q,
+        n_k,
+        D // 2,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        qo.stride(0),
+        qo.stride(1),
+        qo.stride(2),
+        ko.stride(0),
+        ko.stride(1),
+        ko.stride(2),
+        cos.stride(0),
+        cos.stride(1),
+        BACKWARD=backward,
+        **launch(n_q, n_k, D),
+    )
     return qo, ko
 
 

@@ -11,6 +11,7 @@ storage of the saved gate and up tensors, which are dead by then in an MLP (the 
 produced them saved their inputs, not their outputs), so backward allocates nothing. Only use it
 when nothing else reads gate/up afterwards; the default allocates fresh gradients.
 """
+
 from __future__ import annotations
 
 import torch

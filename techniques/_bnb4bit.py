@@ -20,6 +20,7 @@ without an error. `cpu_repack=True` allows it for inference-only use where speed
 
 The model instance given is changed and returned; no class is patched.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ DTYPES = ("bfloat16", "float16", "float32")  # compute dtypes by name (torch's a
 
 def _dtype(d) -> torch.dtype | None:
     import torch
+
     if d is None or isinstance(d, torch.dtype):
         return d
     if d not in DTYPES:
@@ -48,6 +50,7 @@ def default_compute_dtype(ctx) -> torch.dtype:
     bf16 autocast (effbench/child/workloads/finetune.py), so bf16 there, as the QLoRA paper and peft's
     examples do (bnb_4bit_compute_dtype=bfloat16); elsewhere the run's dtype."""
     import torch
+
     if ctx.scenario == "train" and ctx.device == "cuda":
         return torch.bfloat16
     return ctx.dtype
@@ -56,6 +59,7 @@ def default_compute_dtype(ctx) -> torch.dtype:
 def _block_linears(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Linear]]:
     """(parent, attribute, layer) for each plain nn.Linear except the output and input embeddings."""
     import torch
+
     skip = set()
     for get in ("get_output_embeddings", "get_input_embeddings"):
         f = getattr(model, get, None)
@@ -89,14 +93,23 @@ def disable_cpu_repack(model: torch.nn.Module) -> int:
     mods = linear4bit_modules(model)
     for m in mods:
         if getattr(m.weight.quant_state, "packing_format_for_cpu", False):
-            raise ValueError("a Linear4bit layer was already repacked for CPU inference (eval without "
-                             "grad ran on it); it can no longer pass gradients: quantize with cpu_repack=False")
+            raise ValueError(
+                "a Linear4bit layer was already repacked for CPU inference (eval without "
+                "grad ran on it); it can no longer pass gradients: quantize with cpu_repack=False"
+            )
         m.support_avx512bf16_for_cpu = False  # instance attribute: this model only
     return len(mods)
 
 
-def quantize_linear_4bit(model: torch.nn.Module, quant_type: str = "nf4", compress_statistics: bool = True,
-                         compute_dtype=None, blocksize: int = 64, *, cpu_repack: bool = False) -> torch.nn.Module:
+def quantize_linear_4bit(
+    model: torch.nn.Module,
+    quant_type: str = "nf4",
+    compress_statistics: bool = True,
+    compute_dtype=None,
+    blocksize: int = 64,
+    *,
+    cpu_repack: bool = False,
+) -> torch.nn.Module:
     """Replace the block nn.Linear layers of `model` by bitsandbytes Linear4bit, weights quantized.
 
     quant_type: "nf4" (normal-float levels, QLoRA's choice) or "fp4".
@@ -108,8 +121,8 @@ def quantize_linear_4bit(model: torch.nn.Module, quant_type: str = "nf4", compre
     blocksize: weights per absmax constant (64 is QLoRA's).
     cpu_repack: allow bitsandbytes' CPU inference repacking (see the module docstring).
     """
-    import torch
     import bitsandbytes as bnb
+    import torch
 
     if quant_type not in QUANT_TYPES:
         raise ValueError(f"quant_type {quant_type!r}: valid: {list(QUANT_TYPES)}")
@@ -124,11 +137,24 @@ def quantize_linear_4bit(model: torch.nn.Module, quant_type: str = "nf4", compre
         if w.numel() % blocksize:
             raise ValueError(f"{attr}: {w.numel()} weights are not a multiple of blocksize {blocksize}")
         # Built on the meta device so no fp32 weight is allocated only to be thrown away.
-        q = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=lin.bias is not None, compute_dtype=cdt,
-                              compress_statistics=compress_statistics, quant_type=quant_type, device="meta")
+        q = bnb.nn.Linear4bit(
+            lin.in_features,
+            lin.out_features,
+            bias=lin.bias is not None,
+            compute_dtype=cdt,
+            compress_statistics=compress_statistics,
+            quant_type=quant_type,
+            device="meta",
+        )
         # Params4bit.to(device) quantizes a not-yet-quantized weight (bitsandbytes' documented path).
-        q.weight = bnb.nn.Params4bit(w, requires_grad=False, blocksize=blocksize, compress_statistics=compress_statistics,
-                                     quant_type=quant_type, module=q).to(w.device)
+        q.weight = bnb.nn.Params4bit(
+            w,
+            requires_grad=False,
+            blocksize=blocksize,
+            compress_statistics=compress_statistics,
+            quant_type=quant_type,
+            module=q,
+        ).to(w.device)
         if lin.bias is not None:
             q.bias = torch.nn.Parameter(lin.bias.data, requires_grad=False)
         q.train(lin.training)
@@ -145,6 +171,7 @@ def linear4bit_bytes(model: torch.nn.Module) -> int:
     """Bytes the 4-bit layers store: packed weights, absmax (and nested absmax, offset), code
     tables; a tensor shared between layers (bitsandbytes' cached code tables) counted once."""
     import torch
+
     seen, total = set(), 0
     for m in linear4bit_modules(model):
         qs = m.weight.quant_state

@@ -20,6 +20,7 @@ and the stand-in as removed. `clean` removed therefore means problems lost entir
   recall    = injected noise removed / injected noise          (noise: duplicate, near_duplicate,
   recall_<kind> = <kind> removed / <kind> injected              wrong, junk)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,7 @@ def n_keep(n: int, fraction: float) -> int:
 def band(order: list[int], k: int, where: str) -> list[int]:
     """`k` indices from `order` (sorted by score, ascending): the lowest, middle or highest."""
     start = {"low": 0, "middle": (len(order) - k) // 2, "high": len(order) - k}[where]
-    return order[start:start + k]
+    return order[start : start + k]
 
 
 def text(e) -> str:
@@ -84,9 +85,12 @@ def noise_scores(before, after) -> dict:
     n_removed = len(before) - len(after)
     noise_in = sum(injected[k] for k in NOISE)
     noise_out = sum(removed[k] for k in NOISE)
-    out = {"kinds_before": dict(injected), "removed_by_kind": removed,
-           "precision": noise_out / n_removed if n_removed else None,
-           "recall": noise_out / noise_in if noise_in else None}
+    out = {
+        "kinds_before": dict(injected),
+        "removed_by_kind": removed,
+        "precision": noise_out / n_removed if n_removed else None,
+        "recall": noise_out / noise_in if noise_in else None,
+    }
     for k in NOISE:
         out[f"recall_{k}"] = removed[k] / injected[k] if injected[k] else None
     return out
@@ -98,9 +102,15 @@ def finish(name: str, data, keep: list[int], ctx, **extra):
     after = [before[i] for i in sorted(set(keep))]
     tok = ctx.tokenizer
     tokens_in, tokens_kept = count_tokens(tok, before), count_tokens(tok, after)
-    step = {"n_in": len(before), "n_kept": len(after), "kept_fraction": len(after) / len(before) if before else None,
-            "tokens_in": tokens_in, "kept_tokens": tokens_kept,
-            "removed_by_kind": removed_by_kind(before, after), **extra}
+    step = {
+        "n_in": len(before),
+        "n_kept": len(after),
+        "kept_fraction": len(after) / len(before) if before else None,
+        "tokens_in": tokens_in,
+        "kept_tokens": tokens_kept,
+        "removed_by_kind": removed_by_kind(before, after),
+        **extra,
+    }
     for k, v in step.items():
         ctx.record(name, k, v)
     origin = getattr(ctx, _ORIGIN, None)
@@ -110,13 +120,18 @@ def finish(name: str, data, keep: list[int], ctx, **extra):
     prev = ctx.records.get("pruning", {})
     scoring = dict(prev.get("scoring_tokens_by_strategy", {}))
     scoring[name] = extra.get("scoring_tokens", 0)
-    total = {"strategies": list(prev.get("strategies", [])) + [name],
-             "n_original": len(origin["train"]), "n_kept": len(after),
-             "kept_fraction": len(after) / len(origin["train"]) if origin["train"] else None,
-             "tokens_original": origin["tokens"], "kept_tokens": tokens_kept,
-             "kept_token_fraction": tokens_kept / origin["tokens"] if origin["tokens"] else None,
-             "scoring_tokens": sum(scoring.values()), "scoring_tokens_by_strategy": scoring,
-             **noise_scores(origin["train"], after)}
+    total = {
+        "strategies": list(prev.get("strategies", [])) + [name],
+        "n_original": len(origin["train"]),
+        "n_kept": len(after),
+        "kept_fraction": len(after) / len(origin["train"]) if origin["train"] else None,
+        "tokens_original": origin["tokens"],
+        "kept_tokens": tokens_kept,
+        "kept_token_fraction": tokens_kept / origin["tokens"] if origin["tokens"] else None,
+        "scoring_tokens": sum(scoring.values()),
+        "scoring_tokens_by_strategy": scoring,
+        **noise_scores(origin["train"], after),
+    }
     for k, v in total.items():
         ctx.record("pruning", k, v)
     return dataclasses.replace(data, train=after)

@@ -12,6 +12,7 @@ the first). `warm_up` trains a model for a few AdamW steps on the answer tokens,
 Both leave the global torch RNG as they found it, so that techniques applied later (a LoRA init)
 draw the same numbers whether or not the data was scored.
 """
+
 from __future__ import annotations
 
 import random
@@ -39,7 +40,7 @@ def _batch(pairs, pad_id: int, device: str, scope: str):
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
         start = len(p) if scope == "answer" and p else 1
-        labels[i, start: len(seq)] = torch.tensor(seq[start:])
+        labels[i, start : len(seq)] = torch.tensor(seq[start:])
     return ids.to(device), mask.to(device), labels.to(device)
 
 
@@ -48,8 +49,9 @@ def _rng_devices(device: str) -> list:
 
 
 @torch.no_grad()
-def score(model, tokenizer, examples, device: str, batch_size: int = 32, scope: str = "text",
-          kind: str = "loss") -> tuple[list[float], int]:
+def score(
+    model, tokenizer, examples, device: str, batch_size: int = 32, scope: str = "text", kind: str = "loss"
+) -> tuple[list[float], int]:
     """(one score per example, tokens forwarded). `kind`: "loss" or "el2n"; `scope`: "text" or "answer"."""
     if kind not in ("loss", "el2n") or scope not in ("text", "answer"):
         raise ValueError(f"kind={kind!r} must be loss|el2n and scope={scope!r} text|answer")
@@ -60,15 +62,16 @@ def score(model, tokenizer, examples, device: str, batch_size: int = 32, scope: 
     model.eval()
     with torch.random.fork_rng(devices=_rng_devices(device)):
         for s in range(0, len(pairs), batch_size):
-            ids, mask, labels = _batch(pairs[s: s + batch_size], pad, device, scope)
+            ids, mask, labels = _batch(pairs[s : s + batch_size], pad, device, scope)
             n_tokens += int(mask.sum())
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             target = labels[:, 1:]
             valid = target != -100
             safe = target.clamp(min=0)
             if kind == "loss":
-                per_tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), safe.reshape(-1),
-                                          reduction="none").view_as(safe)
+                per_tok = F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), safe.reshape(-1), reduction="none"
+                ).view_as(safe)
             else:  # ||p - e_y||^2 = sum p^2 - 2 p_y + 1
                 p = logits.softmax(-1)
                 p_y = p.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
@@ -79,8 +82,7 @@ def score(model, tokenizer, examples, device: str, batch_size: int = 32, scope: 
     return scores, n_tokens
 
 
-def warm_up(model, tokenizer, examples, device: str, steps: int, batch_size: int, lr: float,
-            seed: int) -> int:
+def warm_up(model, tokenizer, examples, device: str, steps: int, batch_size: int, lr: float, seed: int) -> int:
     """Train `model` in place for `steps` AdamW steps on the answer tokens; returns tokens trained."""
     pairs = encode(tokenizer, examples)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -92,7 +94,9 @@ def warm_up(model, tokenizer, examples, device: str, steps: int, batch_size: int
     with torch.random.fork_rng(devices=_rng_devices(device)):
         torch.manual_seed(seed)
         for _ in range(steps):
-            ids, mask, labels = _batch([pairs[rng.randrange(len(pairs))] for _ in range(batch_size)], pad, device, "answer")
+            ids, mask, labels = _batch(
+                [pairs[rng.randrange(len(pairs))] for _ in range(batch_size)], pad, device, "answer"
+            )
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             opt.step()

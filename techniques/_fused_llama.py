@@ -6,6 +6,7 @@ with types.MethodType onto single instances, so other models in the process (the
 reference in a test, a second run) keep the library's forward. Imported lazily by fused.py,
 because importing effbench.kernels needs triton.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ def mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x), in_place=self._fused_swiglu_in_place))
 
 
-def attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None,
-                      past_key_values=None, **kwargs):
+def attention_forward(
+    self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None, **kwargs
+):
     """LlamaAttention.forward with apply_rotary_pos_emb replaced by the rope kernel."""
     input_shape = hidden_states.shape[:-1]
     hidden_shape = (*input_shape, -1, self.head_dim)
@@ -46,29 +48,59 @@ def attention_forward(self, hidden_states, position_embeddings=None, attention_m
 
     # The same attention dispatch as the library (eager / sdpa / flash per config).
     attention_interface = ml.ALL_ATTENTION_FUNCTIONS.get_interface(
-        self.config._attn_implementation, ml.eager_attention_forward)
+        self.config._attn_implementation, ml.eager_attention_forward
+    )
     attn_output, attn_weights = attention_interface(
-        self, query_states, key_states, value_states, attention_mask,
-        dropout=0.0 if not self.training else self.attention_dropout, scaling=self.scaling, **kwargs)
+        self,
+        query_states,
+        key_states,
+        value_states,
+        attention_mask,
+        dropout=0.0 if not self.training else self.attention_dropout,
+        scaling=self.scaling,
+        **kwargs,
+    )
     attn_output = attn_output.reshape(*input_shape, -1).contiguous()
     return self.o_proj(attn_output), attn_weights
 
 
-def causal_lm_forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                      inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, **kwargs):
+def causal_lm_forward(
+    self,
+    input_ids=None,
+    attention_mask=None,
+    position_ids=None,
+    past_key_values=None,
+    inputs_embeds=None,
+    labels=None,
+    use_cache=None,
+    logits_to_keep=0,
+    **kwargs,
+):
     """With labels: loss by fused linear cross-entropy over the hidden states, logits=None.
     Without labels: the library's own forward (inference is unchanged)."""
     if labels is None:
-        return self._fused_orig_forward(input_ids=input_ids, attention_mask=attention_mask,
-                                        position_ids=position_ids, past_key_values=past_key_values,
-                                        inputs_embeds=inputs_embeds, use_cache=use_cache,
-                                        logits_to_keep=logits_to_keep, **kwargs)
+        return self._fused_orig_forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
     num_items = kwargs.pop("num_items_in_batch", None)
     shift_labels = kwargs.pop("shift_labels", None)
     return_dict = kwargs.pop("return_dict", None)
-    outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         past_key_values=past_key_values, inputs_embeds=inputs_embeds,
-                         use_cache=use_cache, **kwargs)
+    outputs = self.model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        past_key_values=past_key_values,
+        inputs_embeds=inputs_embeds,
+        use_cache=use_cache,
+        **kwargs,
+    )
     hidden = outputs.last_hidden_state
     if shift_labels is None:  # token t predicts label t+1, as ForCausalLMLoss shifts them
         shift_labels = torch.nn.functional.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
@@ -76,10 +108,17 @@ def causal_lm_forward(self, input_ids=None, attention_mask=None, position_ids=No
     if num_items is None:
         loss = fused_linear_cross_entropy(hidden, self.lm_head.weight, shift_labels, IGNORE_INDEX)
     else:  # transformers' gradient-accumulation convention: sum / items in the whole batch
-        loss = fused_linear_cross_entropy(hidden, self.lm_head.weight, shift_labels, IGNORE_INDEX,
-                                          reduction="sum") / num_items
-    out = CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values,
-                                 hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        loss = (
+            fused_linear_cross_entropy(hidden, self.lm_head.weight, shift_labels, IGNORE_INDEX, reduction="sum")
+            / num_items
+        )
+    out = CausalLMOutputWithPast(
+        loss=loss,
+        logits=None,
+        past_key_values=outputs.past_key_values,
+        hidden_states=outputs.hidden_states,
+        attentions=outputs.attentions,
+    )
     if return_dict is False:
         return out.to_tuple()
     return out

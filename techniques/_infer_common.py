@@ -7,12 +7,12 @@ weights actually hold, so a layer left dense or a format with hidden overhead ca
 unnoticed. Bits per weight = stored bytes of the quantized Linear weights, including their
 quantization constants (scales, absmax, nested statistics, code tables), * 8 / number of weights.
 """
+
 from __future__ import annotations
 
 import torch
 
 from .base import TechniqueError
-
 
 
 def _base(model):
@@ -37,8 +37,11 @@ def block_linears(model, include_head: bool = False) -> list[tuple[str, torch.nn
     """The model's Linear layers (subclasses included) except the output head, unless asked.
     Embeddings are nn.Embedding, never in this list."""
     head = output_head(model)
-    out = [(n, m) for n, m in _base(model).named_modules()
-           if isinstance(m, torch.nn.Linear) and (include_head or m is not head)]
+    out = [
+        (n, m)
+        for n, m in _base(model).named_modules()
+        if isinstance(m, torch.nn.Linear) and (include_head or m is not head)
+    ]
     if not out:
         raise TechniqueError(f"no Linear layers found in {type(model).__name__}")
     return out
@@ -80,14 +83,20 @@ def linear_weight_stats(layers: list[tuple[str, torch.nn.Module]]) -> dict:
     for _, m in layers:
         n_weights += m.in_features * m.out_features
         for t in [m.weight, *quant_constants(m)]:
-            key = (t.data_ptr(), t.numel()) if type(t.data if isinstance(t, torch.nn.Parameter) else t) is torch.Tensor \
+            key = (
+                (t.data_ptr(), t.numel())
+                if type(t.data if isinstance(t, torch.nn.Parameter) else t) is torch.Tensor
                 else id(t)
+            )
             if key in seen:
                 continue
             seen.add(key)
             stored += _flat_bytes(t)
-    return {"stored_bytes": stored, "n_weights": n_weights,
-            "bits_per_weight": 8.0 * stored / n_weights if n_weights else float("nan")}
+    return {
+        "stored_bytes": stored,
+        "n_weights": n_weights,
+        "bits_per_weight": 8.0 * stored / n_weights if n_weights else float("nan"),
+    }
 
 
 def record_bits(ctx, name: str, layers) -> dict:

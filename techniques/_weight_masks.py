@@ -11,6 +11,7 @@ Here every layer's statistics come from one pass of the unmodified model (Wanda'
 instead feeds each block the previous pruned blocks' outputs): one forward pass instead of one per
 block, at the price of ignoring how earlier pruning shifts later inputs.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,6 +51,7 @@ def input_norms(model, layers, ids: torch.Tensor, batch: int = 8) -> dict[str, t
         def pre_hook(mod, args):
             x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
             sumsq[name] = sumsq.get(name, 0) + (x * x).sum(0, dtype=torch.float64)  # float64 sums over batches
+
         return pre_hook
 
     for name, mod in layers:
@@ -58,7 +60,7 @@ def input_norms(model, layers, ids: torch.Tensor, batch: int = 8) -> dict[str, t
     model.eval()
     try:
         for i in range(0, ids.shape[0], batch):
-            model(input_ids=ids[i: i + batch], use_cache=False)
+            model(input_ids=ids[i : i + batch], use_cache=False)
     finally:
         for h in hooks:
             h.remove()

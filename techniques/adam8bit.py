@@ -12,6 +12,7 @@ host memory under pressure; it needs CUDA, so on CPU the run is skipped with tha
 The learning rate is the run's (the harness sets it on every step); weight decay is 0 like the
 harness's default AdamW, so the two differ only in how the states are stored.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,16 +36,22 @@ class Adam8bit(Technique):
         beta2: float = 0.999
         eps: float = 1e-8
 
-        ranges = {"min_8bit_size": at_least(0), "beta1": PROBABILITY, "beta2": PROBABILITY,
-                  "eps": Range(0.0, 1.0, lo_open=True)}
+        ranges = {
+            "min_8bit_size": at_least(0),
+            "beta1": PROBABILITY,
+            "beta2": PROBABILITY,
+            "eps": Range(0.0, 1.0, lo_open=True),
+        }
 
     def skip_reason(self, scenario: str, device: str) -> str | None:
         reason = super().skip_reason(scenario, device)
         if reason is None and self.config.paged:
             missing = requirement_missing("cuda", device)
             if missing:
-                reason = (f"adam8bit: paged=true keeps optimizer states in CUDA unified memory, which needs "
-                          f"a CUDA GPU: {missing} (use paged=false on CPU)")
+                reason = (
+                    f"adam8bit: paged=true keeps optimizer states in CUDA unified memory, which needs "
+                    f"a CUDA GPU: {missing} (use paged=false on CPU)"
+                )
         return reason
 
     def make_optimizer(self, params: list, ctx: Context):
@@ -53,5 +60,4 @@ class Adam8bit(Technique):
         c = self.config
         cls = bnb.optim.PagedAdamW8bit if c.paged else bnb.optim.AdamW8bit
         lr = ctx.hparams.get("lr") or 1e-4  # overwritten by the harness's schedule every step
-        return cls(params, lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=0.0,
-                   min_8bit_size=c.min_8bit_size)
+        return cls(params, lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=0.0, min_8bit_size=c.min_8bit_size)

@@ -21,6 +21,7 @@ curves) is derived from it through `family_members`.
 
 Techniques know nothing about suites, files or reports: they see a `Context`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,9 @@ import importlib.util
 import math
 import pkgutil
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 SCENARIOS = ("train", "infer")
 
@@ -166,8 +168,10 @@ def discover() -> None:
         try:
             ep.load()
         except Exception as e:  # a broken plugin names itself, never hides as a missing technique
-            raise TechniqueError(f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} "
-                                 f"failed to load: {type(e).__name__}: {e}") from e
+            raise TechniqueError(
+                f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} "
+                f"failed to load: {type(e).__name__}: {e}"
+            ) from e
 
 
 def register(cls: type[Technique]) -> type[Technique]:
@@ -177,8 +181,9 @@ def register(cls: type[Technique]) -> type[Technique]:
     if cls.family not in FAMILIES:
         raise TechniqueError(f"{cls.name}: family {cls.family!r} is not one of {sorted(FAMILIES)}")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise TechniqueError(f"technique name {cls.name!r} registered twice "
-                             f"({_REGISTRY[cls.name].__qualname__} and {cls.__qualname__})")
+        raise TechniqueError(
+            f"technique name {cls.name!r} registered twice ({_REGISTRY[cls.name].__qualname__} and {cls.__qualname__})"
+        )
     if not (dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen):
         raise TechniqueError(f"{cls.name}: Config must be a frozen dataclass")
     bad = set(cls.scenarios) - set(SCENARIOS)
@@ -286,7 +291,7 @@ def check_fields(owner: str, cls: type, values: dict[str, Any]) -> dict[str, Any
     out = {}
     for key, value in values.items():
         v = _coerce(owner, key, value, hints.get(key, Any))
-        for x in (v if isinstance(v, tuple) else (v,)):
+        for x in v if isinstance(v, tuple) else (v,):
             if isinstance(x, float) and not math.isfinite(x):
                 raise TechniqueError(f"{owner} {key}={value!r} is not a finite number")
             r = ranges.get(key)
@@ -323,8 +328,9 @@ def build_all(specs: list[dict[str, Any]]) -> list[Technique]:
     for fam in ONE_PER_RUN:
         same = [t.name for t in techs if t.family == fam]
         if len(same) > 1:
-            raise TechniqueError(f"{same[0]} cannot be combined with {same[1]} in one run ({names}): "
-                                 f"a run takes at most one {fam}")
+            raise TechniqueError(
+                f"{same[0]} cannot be combined with {same[1]} in one run ({names}): a run takes at most one {fam}"
+            )
     for t in techs:
         for other in t.conflicts_with:
             if other in names:
@@ -341,6 +347,7 @@ def check_scenario(techs: list[Technique], scenario: str) -> None:
     if scenario != "train":
         return
     for i, t in enumerate(techs):
-        if t.train_needs_after and not set(names[i + 1:]) & set(t.train_needs_after):
-            raise TechniqueError(f"{t.name} in a fine-tuning run must be followed by one of "
-                                 f"{list(t.train_needs_after)} (got {names})")
+        if t.train_needs_after and not set(names[i + 1 :]) & set(t.train_needs_after):
+            raise TechniqueError(
+                f"{t.name} in a fine-tuning run must be followed by one of {list(t.train_needs_after)} (got {names})"
+            )

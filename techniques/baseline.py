@@ -1,5 +1,6 @@
 """`baseline`: changes nothing. The empty technique list means the same; this name exists so a
 suite can say so explicitly and so the contract test has a trivial case."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -14,12 +14,12 @@ transformers classes, so other models in the process are untouched. Llama archit
 On CPU the kernels run only through Triton's interpreter, which is for correctness, not speed: the
 technique is skipped there unless TRITON_INTERPRET=1 is set (tests set it).
 """
+
 from __future__ import annotations
 
 import os
 import types
 from dataclasses import dataclass
-
 
 from .base import Context, Technique, TechniqueError, register
 
@@ -52,9 +52,11 @@ class Fused(Technique):
         if reason:
             return reason
         if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-            return ("fused runs Triton kernels, which on CPU only run through Triton's interpreter: "
-                    "correct but far slower than eager, so timing them would mislead "
-                    "(set TRITON_INTERPRET=1 to run anyway, as the tests do)")
+            return (
+                "fused runs Triton kernels, which on CPU only run through Triton's interpreter: "
+                "correct but far slower than eager, so timing them would mislead "
+                "(set TRITON_INTERPRET=1 to run anyway, as the tests do)"
+            )
         if device not in ("cpu", "cuda"):
             return f"fused needs device 'cuda' (or 'cpu' with TRITON_INTERPRET=1), not {device!r}"
         return None
@@ -67,15 +69,19 @@ class Fused(Technique):
 
         base = _base_model(model)
         if not isinstance(base, ml.LlamaForCausalLM):
-            raise TechniqueError(f"fused: unsupported architecture {type(base).__name__}; "
-                                 f"supported: {', '.join(SUPPORTED)}")
+            raise TechniqueError(
+                f"fused: unsupported architecture {type(base).__name__}; supported: {', '.join(SUPPORTED)}"
+            )
         cfg = self.config
         if cfg.swiglu and base.config.hidden_act not in ("silu", "swish"):
-            raise TechniqueError(f"fused: swiglu needs hidden_act 'silu', model has {base.config.hidden_act!r}; "
-                                 "set swiglu=false")
+            raise TechniqueError(
+                f"fused: swiglu needs hidden_act 'silu', model has {base.config.hidden_act!r}; set swiglu=false"
+            )
         if cfg.flce and (type(base.lm_head) is not torch.nn.Linear or base.lm_head.bias is not None):
-            raise TechniqueError(f"fused: flce needs a plain bias-free nn.Linear lm_head, got "
-                                 f"{type(base.lm_head).__name__}; set flce=false")
+            raise TechniqueError(
+                f"fused: flce needs a plain bias-free nn.Linear lm_head, got "
+                f"{type(base.lm_head).__name__}; set flce=false"
+            )
         counts = {"rmsnorm": 0, "swiglu": 0, "rope": 0, "flce": 0}
         for module in base.modules():
             if cfg.rmsnorm and isinstance(module, ml.LlamaRMSNorm):

@@ -12,6 +12,7 @@ passes gradients to adapters even when the block's input does not require grad; 
 usual fix; transformers does it for token-input models too). Checkpointing acts only in training
 mode; evaluation runs unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ class GradCkpt(Technique):
         base = _base_model(model)
         if not getattr(base, "supports_gradient_checkpointing", False):
             raise TechniqueError(f"grad_ckpt: {type(base).__name__} does not support gradient checkpointing")
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": self.config.use_reentrant},
-                                           every_n_layers=self.config.every_n_layers)
+        base.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": self.config.use_reentrant},
+            every_n_layers=self.config.every_n_layers,
+        )
         if self.config.use_reentrant:
             base.enable_input_require_grads()
         blocks = [m for m in base.modules() if isinstance(m, GradientCheckpointingLayer)]

@@ -16,6 +16,7 @@ Records (technique_records["lora"]): adapter_params, lora_layers, adapter_bytes 
 peft's save_pretrained writes it: adapter_model.safetensors; its size depends only on the shapes,
 so it is measured right after the adapters are created), adapter_config_bytes.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -51,8 +52,9 @@ def _dir_bytes(path: Path, pattern: str) -> int:
 def add_adapters(model, p: LoraParams, ctx: Context, record_as: str):
     """Wrap `model` with peft LoRA adapters (k-bit preparation first on a 4-bit model);
     returns the PeftModel around the same instance and records the adapter's size."""
-    from ._bnb4bit import disable_cpu_repack, is_4bit
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from ._bnb4bit import disable_cpu_repack, is_4bit
 
     if is_4bit(model):
         disable_cpu_repack(model)
@@ -60,8 +62,15 @@ def add_adapters(model, p: LoraParams, ctx: Context, record_as: str):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         ctx.record(record_as, "base_4bit_layers", len([m for m in model.modules() if type(m).__name__ == "Linear4bit"]))
     targets = ALL_LINEAR if p.target_modules == (ALL_LINEAR,) else list(p.target_modules)
-    cfg = LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=targets,
-                     use_dora=p.use_dora, bias="none", task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=p.r,
+        lora_alpha=p.alpha,
+        lora_dropout=p.dropout,
+        target_modules=targets,
+        use_dora=p.use_dora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     peft_model = get_peft_model(model, cfg)
     adapter = [t for n, t in peft_model.named_parameters() if t.requires_grad]
     ctx.record(record_as, "adapter_params", sum(t.numel() for t in adapter))

@@ -23,6 +23,7 @@ Containment between lines of very different lengths can sit under that Jaccard f
 missed: a limit of LSH over Jaccard, fine for this task's forms. Lines are visited shortest first (ties: data order),
 so of a group of copies the plainest form is the one kept.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,14 @@ def normalise(line: str, commutative: bool = True) -> list[str]:
         for i in range(1, len(t) - 1):
             before = t[i - 2] if i >= 2 else ""
             after = t[i + 2] if i + 2 < len(t) else ""
-            if (t[i] == "+" and t[i - 1].isdigit() and t[i + 1].isdigit() and before not in ("-", "*", "/")
-                    and after not in ("*", "/") and int(t[i - 1]) > int(t[i + 1])):
+            if (
+                t[i] == "+"
+                and t[i - 1].isdigit()
+                and t[i + 1].isdigit()
+                and before not in ("-", "*", "/")
+                and after not in ("*", "/")
+                and int(t[i - 1]) > int(t[i + 1])
+            ):
                 t[i - 1], t[i + 1] = t[i + 1], t[i - 1]
     return t
 
@@ -51,7 +58,7 @@ def features(tokens: list[str]) -> frozenset[str]:
     """Token bigrams and trigrams (unigrams for a one-token line)."""
     if len(tokens) < 2:
         return frozenset(tokens)
-    grams = [" ".join(tokens[i:i + n]) for n in (2, 3) for i in range(len(tokens) - n + 1)]
+    grams = [" ".join(tokens[i : i + n]) for n in (2, 3) for i in range(len(tokens) - n + 1)]
     return frozenset(grams)
 
 
@@ -71,13 +78,14 @@ def band_shape(threshold: float, num_perm: int, min_p: float = 0.99) -> tuple[in
     with probability >= min_p; more rows: fewer false candidates to check."""
     for rows in range(num_perm, 0, -1):
         bands = num_perm // rows
-        if 1 - (1 - threshold ** rows) ** bands >= min_p:
+        if 1 - (1 - threshold**rows) ** bands >= min_p:
             return bands, rows
     return num_perm, 1
 
 
-def near_dedup(lines: list[str], threshold: float, num_perm: int, seed: int, commutative: bool = True,
-               measure: str = "containment") -> tuple[list[int], dict]:
+def near_dedup(
+    lines: list[str], threshold: float, num_perm: int, seed: int, commutative: bool = True, measure: str = "containment"
+) -> tuple[list[int], dict]:
     """Indices of the lines kept, and counts (exact and near removals, candidates checked)."""
     from datasketch import MinHash, MinHashLSH
 
@@ -125,6 +133,7 @@ class Dedup(Technique):
 
     def prepare_data(self, data, ctx):
         lines = [_data_pruning.text(e) for e in data.train]
-        keep, stats = near_dedup(lines, self.config.threshold, self.config.num_perm, ctx.seed,
-                                 self.config.commutative, self.config.measure)
+        keep, stats = near_dedup(
+            lines, self.config.threshold, self.config.num_perm, ctx.seed, self.config.commutative, self.config.measure
+        )
         return _data_pruning.finish(self.name, data, keep, ctx, scoring_tokens=0, **stats)

@@ -14,6 +14,7 @@ kept from the `band`:
 Scoring time is setup time (the harness times `prepare_data`); the tokens forwarded are recorded
 as `scoring_tokens` and count in the run's `pruning` record.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import _data_pruning
-from .base import FRACTION, TechniqueError, Technique, at_least, register
+from .base import FRACTION, Technique, TechniqueError, at_least, register
 
 
 @register
@@ -42,6 +43,7 @@ class PerplexityPrune(Technique):
 
     def prepare_data(self, data, ctx):
         from . import _data_scoring as scoring
+
         if ctx.load_reference_model is None or ctx.tokenizer is None:
             raise TechniqueError("perplexity needs the reference model and tokenizer in the Context")
         c = self.config
@@ -57,6 +59,14 @@ class PerplexityPrune(Technique):
         keep = _data_pruning.band(order, _data_pruning.n_keep(len(order), c.fraction), c.band)
         kept = [scores[i] for i in keep]
         return _data_pruning.finish(
-            self.name, data, keep, ctx, scoring_tokens=n_tok, scoring_s=score_s, reference_load_s=load_s,
-            score_unit="nats/token", kept_score_range=[min(kept), max(kept)] if kept else None,
-            mean_score_by_kind=scoring.mean_by_kind(data.train, scores))
+            self.name,
+            data,
+            keep,
+            ctx,
+            scoring_tokens=n_tok,
+            scoring_s=score_s,
+            reference_load_s=load_s,
+            score_unit="nats/token",
+            kept_score_range=[min(kept), max(kept)] if kept else None,
+            mean_score_by_kind=scoring.mean_by_kind(data.train, scores),
+        )

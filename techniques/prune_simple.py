@@ -6,6 +6,7 @@
 `max_chars` characters. It costs no model time and catches junk and malformed lines, but cannot
 see duplicates or wrong answers. Both act in `prepare_data` only; the eval split is never touched.
 """
+
 from __future__ import annotations
 
 import random
@@ -41,8 +42,11 @@ class RandomPrune(Technique):
 
 def parses(prompt: str, answer: str, max_chars: int) -> bool:
     """Whether a line looks like an arithmetic problem with an integer answer, short enough."""
-    return (len(prompt) + len(answer) <= max_chars and _PROBLEM.fullmatch(prompt) is not None
-            and _ANSWER.fullmatch(answer) is not None)
+    return (
+        len(prompt) + len(answer) <= max_chars
+        and _PROBLEM.fullmatch(prompt) is not None
+        and _ANSWER.fullmatch(answer) is not None
+    )
 
 
 @register
@@ -61,5 +65,12 @@ class HeuristicPrune(Technique):
     def prepare_data(self, data, ctx):
         keep = [i for i, e in enumerate(data.train) if parses(e.prompt, e.answer, self.config.max_chars)]
         dropped_format = sum(1 for e in data.train if not parses(e.prompt, e.answer, 10**9))
-        return _data_pruning.finish(self.name, data, keep, ctx, scoring_tokens=0, dropped_format=dropped_format,
-                               dropped_length=len(data.train) - len(keep) - dropped_format)
+        return _data_pruning.finish(
+            self.name,
+            data,
+            keep,
+            ctx,
+            scoring_tokens=0,
+            dropped_format=dropped_format,
+            dropped_length=len(data.train) - len(keep) - dropped_format,
+        )

@@ -16,6 +16,7 @@ cost and saving are measured separately.
 Records (technique_records["qlora"]): quantized_layers, quantized_weight_bytes (packed weights +
 constants of the 4-bit layers), plus lora's adapter records.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,9 +50,15 @@ class Qlora(Lora):
 
     def apply(self, model, ctx: Context):
         from ._bnb4bit import default_compute_dtype, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
+
         c = self.config
-        model = quantize_linear_4bit(model, quant_type=c.quant_type, compress_statistics=c.double_quant,
-                                     compute_dtype=c.compute_dtype or default_compute_dtype(ctx), blocksize=c.blocksize)
+        model = quantize_linear_4bit(
+            model,
+            quant_type=c.quant_type,
+            compress_statistics=c.double_quant,
+            compute_dtype=c.compute_dtype or default_compute_dtype(ctx),
+            blocksize=c.blocksize,
+        )
         mods = linear4bit_modules(model)
         ctx.record(self.name, "quantized_layers", len(mods))
         ctx.record(self.name, "quantized_weight_bytes", linear4bit_bytes(model))  # B

@@ -13,12 +13,12 @@ the outliers). Embeddings and the output head stay as they are.
 
 Each records the achieved bits per weight, measured from the stored tensors.
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from typing import Literal
-
 
 from .base import Context, Technique, at_least, register
 
@@ -54,17 +54,24 @@ class Int8(Technique):
         ranges = {"threshold": at_least(0.0)}
 
     def apply(self, model, ctx: Context):
-        from ._infer_common import block_linears, record_bits
-        import torch
         import bitsandbytes as bnb
+        import torch
+
+        from ._infer_common import block_linears, record_bits
 
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         new = []
         for name, lin in block_linears(model):
             if type(lin) is not torch.nn.Linear:
                 continue
-            q = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, bias=lin.bias is not None,
-                                    has_fp16_weights=False, threshold=self.config.threshold, device="meta")
+            q = bnb.nn.Linear8bitLt(
+                lin.in_features,
+                lin.out_features,
+                bias=lin.bias is not None,
+                has_fp16_weights=False,
+                threshold=self.config.threshold,
+                device="meta",
+            )
             # Int8Params.to(device) quantizes (int8 rows + fp32 absmax per row, SCB) only when the
             # data starts on the CPU: a weight already on the GPU would be moved, not quantized.
             w = lin.weight.data
@@ -106,17 +113,28 @@ class _FourBit(Technique):
     def apply(self, model, ctx: Context):
         from . import _bnb4bit as bnb4bit
         from ._infer_common import record_bits
+
         cfg = self.config
-        bnb4bit.quantize_linear_4bit(model, self.quant_type, cfg.double_quant, cfg.compute_dtype or bnb4bit.default_compute_dtype(ctx),
-                                     cfg.blocksize, cpu_repack=cfg.cpu_repack)
+        bnb4bit.quantize_linear_4bit(
+            model,
+            self.quant_type,
+            cfg.double_quant,
+            cfg.compute_dtype or bnb4bit.default_compute_dtype(ctx),
+            cfg.blocksize,
+            cpu_repack=cfg.cpu_repack,
+        )
         mods = bnb4bit.linear4bit_modules(model)
         if cfg.cpu_repack:
             for m in mods:  # bnb's CPU packing needs out_features % 32 == 0 (it asserts otherwise)
                 if m.out_features % 32:
                     m.support_avx512bf16_for_cpu = False
-            ctx.record(self.name, "note", "cpu_repack: on CPUs with AVX512-BF16 bitsandbytes repacks the weights "
-                                          "at the first forward and expands double-quantized absmax; the bits "
-                                          "recorded here are those before that")
+            ctx.record(
+                self.name,
+                "note",
+                "cpu_repack: on CPUs with AVX512-BF16 bitsandbytes repacks the weights "
+                "at the first forward and expands double-quantized absmax; the bits "
+                "recorded here are those before that",
+            )
         names = {id(m): n for n, m in model.named_modules()}
         record_bits(ctx, self.name, [(names[id(m)], m) for m in mods])
         return model

@@ -18,13 +18,11 @@ report's "layers unchanged" column) and which (`layers_left_unquantized`), and t
 show it too. `torchao_int4wo` refuses, before any work, a group size that does not divide the
 input width of some block linear.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # annotations only: the methods import torch and torchao when they run
     import torch
@@ -34,6 +32,7 @@ from .base import Context, Technique, TechniqueError, register
 
 def _capability_missing(device: str, need: tuple[int, int], what: str) -> str | None:
     import torch
+
     if device != "cuda" or not torch.cuda.is_available():
         return f"{what} needs CUDA (device here: {device!r})"
     cap = torch.cuda.get_device_capability()
@@ -64,9 +63,10 @@ class _TorchAO(Technique):
         raise NotImplementedError
 
     def apply(self, model, ctx: Context):
-        from ._infer_common import block_linears, record_bits
         import torch
         from torchao.quantization import quantize_
+
+        from ._infer_common import block_linears, record_bits
 
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         layers = block_linears(model)
@@ -115,12 +115,15 @@ class TorchAOInt4WO(_TorchAO):
 
     def apply(self, model, ctx: Context):
         from ._infer_common import block_linears
+
         g = self.config.group_size
         widths = sorted({m.in_features for _, m in block_linears(model)})
         if any(w % g for w in widths):
             valid = [v for v in (32, 64, 128, 256) if all(w % v == 0 for w in widths)]
-            raise TechniqueError(f"{self.name}: group_size={g} does not divide the block linears' input widths "
-                                 f"{widths}, so torchao would leave those layers unquantized; valid here: {valid}")
+            raise TechniqueError(
+                f"{self.name}: group_size={g} does not divide the block linears' input widths "
+                f"{widths}, so torchao would leave those layers unquantized; valid here: {valid}"
+            )
         return super().apply(model, ctx)
 
     def ao_config(self, ctx: Context):
@@ -129,8 +132,9 @@ class TorchAOInt4WO(_TorchAO):
 
         if ctx.dtype != torch.bfloat16:
             raise TechniqueError(f"{self.name}: the tinygemm int4 kernel needs bfloat16, the run uses {ctx.dtype}")
-        return Int4WeightOnlyConfig(group_size=self.config.group_size, int4_packing_format="tile_packed_to_4d",
-                                    set_inductor_config=False)
+        return Int4WeightOnlyConfig(
+            group_size=self.config.group_size, int4_packing_format="tile_packed_to_4d", set_inductor_config=False
+        )
 
 
 @register
@@ -144,15 +148,20 @@ class TorchAOFP8(_TorchAO):
         mode: Literal["weight_only", "dynamic"] = "dynamic"  # dynamic: fp8 matmuls, activations rounded too
 
     def _sparse(self, names) -> bool:
-        return ("semi_structured_2_4" in names and self.config.mode == "dynamic"
-                and names.index("semi_structured_2_4") < names.index(self.name))
+        return (
+            "semi_structured_2_4" in names
+            and self.config.mode == "dynamic"
+            and names.index("semi_structured_2_4") < names.index(self.name)
+        )
 
     def skip_reason(self, scenario: str, device: str) -> str | None:
         return super().skip_reason(scenario, device) or _capability_missing(device, (8, 9), self.name)
 
     def apply(self, model, ctx: Context):
-        from ._infer_common import block_linears
         import torch
+
+        from ._infer_common import block_linears
+
         if not self._sparse(list(ctx.techniques)):
             return super().apply(model, ctx)
         why = _capability_missing(ctx.device, (9, 0), "torchao's sparse fp8 (2:4) kernel")
@@ -170,7 +179,7 @@ class TorchAOFP8(_TorchAO):
         return model
 
     def ao_config(self, ctx: Context):
-        from torchao.quantization import (Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow)
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow
 
         if self.config.mode == "weight_only":
             return Float8WeightOnlyConfig(set_inductor_config=False)
@@ -178,6 +187,8 @@ class TorchAOFP8(_TorchAO):
             from torchao.quantization.quantize_.workflows.float8.float8_packing_format import Float8PackingFormat
 
             return Float8DynamicActivationFloat8WeightConfig(
-                granularity=PerRow(), packing_format=Float8PackingFormat.SPARSE_2D_DATA_2D_METADATA,
-                set_inductor_config=False)
+                granularity=PerRow(),
+                packing_format=Float8PackingFormat.SPARSE_2D_DATA_2D_METADATA,
+                set_inductor_config=False,
+            )
         return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False)

@@ -9,11 +9,11 @@ Each touches the blocks' Linear weights only (not embeddings, not the output hea
 must come before any quantizer in the technique list, and records what the weights hold afterwards
 (`achieved_sparsity`, measured by counting zeros) and whether a sparse kernel runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
 
 from .base import PROBABILITY, Context, Technique, TechniqueError, at_least, get, register
 
@@ -38,8 +38,10 @@ def check_order(name: str, names: list[str] | tuple[str, ...]) -> None:
     mine = names.index(name)
     for i, other in enumerate(names):
         if get(other).family == "quantizer" and i < mine:
-            raise TechniqueError(f"{name} must be listed before {other}: sparsity masks dense weights, "
-                                 f"which {other} has already replaced by quantized ones ({list(names)})")
+            raise TechniqueError(
+                f"{name} must be listed before {other}: sparsity masks dense weights, "
+                f"which {other} has already replaced by quantized ones ({list(names)})"
+            )
 
 
 class _Sparsifier(Technique):
@@ -50,6 +52,7 @@ class _Sparsifier(Technique):
 
     def _calibration_norms(self, model, layers, ctx: Context) -> dict:
         from . import _weight_masks
+
         if ctx.calibration_ids is None:
             raise TechniqueError(f"{self.name}: needs calibration text (ctx.calibration_ids), none given")
         ids = ctx.calibration_ids(self.config.n_samples, self.config.seq_len)
@@ -57,8 +60,10 @@ class _Sparsifier(Technique):
         return _weight_masks.input_norms(model, layers, ids)
 
     def _prune(self, model, ctx: Context, layers, mask_of) -> None:
-        from ._infer_common import head_tied, measured_sparsity
         import torch
+
+        from ._infer_common import head_tied, measured_sparsity
+
         with torch.no_grad():
             for name, mod in layers:
                 keep = mask_of(name, mod.weight)
@@ -70,8 +75,12 @@ class _Sparsifier(Technique):
         ctx.record(self.name, "pruned_layers", len(layers))
         ctx.record(self.name, "pruned_weights", m["n_weights"])
         if getattr(self.config, "include_head", False) and head_tied(model):
-            ctx.record(self.name, "note_head", "the output head shares its weight with the input embeddings: "
-                                               "pruning the head pruned the embeddings too")
+            ctx.record(
+                self.name,
+                "note_head",
+                "the output head shares its weight with the input embeddings: "
+                "pruning the head pruned the embeddings too",
+            )
 
 
 @register
@@ -89,9 +98,11 @@ class Magnitude(_Sparsifier):
         ranges = {"sparsity": PROBABILITY}
 
     def apply(self, model, ctx: Context):
+        import torch
+
         from . import _weight_masks
         from ._infer_common import block_linears
-        import torch
+
         s = self.config.sparsity
         layers = block_linears(model, self.config.include_head)
         self._prune(model, ctx, layers, lambda n, w: _weight_masks.unstructured_mask(w.abs(), s, per_row=False))
@@ -130,6 +141,7 @@ class Wanda(_Sparsifier):
     def apply(self, model, ctx: Context):
         from . import _weight_masks
         from ._infer_common import block_linears
+
         cfg = self.config
         nm = parse_pattern(cfg.pattern)
         s = (1 - nm[0] / nm[1]) if nm else (0.5 if cfg.sparsity is None else cfg.sparsity)
@@ -165,6 +177,7 @@ class SemiStructured24(_Sparsifier):
     def apply(self, model, ctx: Context):
         from . import _weight_masks
         from ._infer_common import block_linears
+
         cfg = self.config
         layers = block_linears(model)
         norms = self._calibration_norms(model, layers, ctx) if cfg.score == "wanda" else {}
@@ -180,15 +193,19 @@ class SemiStructured24(_Sparsifier):
 
     def _convert(self, layers, ctx: Context) -> bool:
         """Swap weights for torch semi-structured sparse tensors where a kernel exists; say why not."""
-        later = [n for n in ctx.techniques[ctx.techniques.index(self.name) + 1:] if get(n).family == "quantizer"] \
-            if self.name in ctx.techniques else []
+        later = (
+            [n for n in ctx.techniques[ctx.techniques.index(self.name) + 1 :] if get(n).family == "quantizer"]
+            if self.name in ctx.techniques
+            else []
+        )
         if ctx.device != "cuda":
             why = f"device {ctx.device!r}: the 2:4 mask is applied to dense weights; {DENSE_NOTE}"
         elif not self.config.sparse_kernel:
             why = f"sparse_kernel=false: {DENSE_NOTE}"
         elif later:
-            why = (f"{later[0]} follows and quantizes the masked dense weights"
-                   + (" into its own 2:4 sparse format" if later[0] == "torchao_fp8" else f"; {DENSE_NOTE}"))
+            why = f"{later[0]} follows and quantizes the masked dense weights" + (
+                " into its own 2:4 sparse format" if later[0] == "torchao_fp8" else f"; {DENSE_NOTE}"
+            )
         else:
             return _to_semi_structured(layers, ctx, self.name)
         ctx.record(self.name, "note", why)
@@ -203,8 +220,9 @@ def _to_semi_structured(layers, ctx: Context, name: str) -> bool:
     for lname, mod in layers:
         try:
             sp = to_sparse_semi_structured(mod.weight.detach())
-            torch.nn.functional.linear(torch.zeros(2, mod.in_features, dtype=mod.weight.dtype,
-                                                   device=mod.weight.device), sp)  # a kernel exists for it
+            torch.nn.functional.linear(
+                torch.zeros(2, mod.in_features, dtype=mod.weight.dtype, device=mod.weight.device), sp
+            )  # a kernel exists for it
         except Exception as e:  # shape or dtype without a CUTLASS/cuSPARSELt kernel: stays dense
             failed[lname] = f"{type(e).__name__}: {e}"[:200]
             continue

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests run on CPU; the `tiny` model stands in for the default one except in
 the few tests marked `slow`, which load the real weights (cached after the first load)."""
+
 from __future__ import annotations
 
 import os
@@ -34,10 +35,17 @@ def ctx_factory(tiny):
     make, tok = tiny
 
     def build(scenario: str = "infer", names: tuple = ()):
-        return Context(scenario=scenario, device="cpu", dtype=torch.float32, seed=0, tokenizer=tok,
-                       load_reference_model=lambda: make(0),
-                       calibration_ids=lambda n, length: reftext.calibration_ids(tok, n, length)[0],
-                       hparams={"lr": 1e-3, "batch_size": 4}, techniques=names)
+        return Context(
+            scenario=scenario,
+            device="cpu",
+            dtype=torch.float32,
+            seed=0,
+            tokenizer=tok,
+            load_reference_model=lambda: make(0),
+            calibration_ids=lambda n, length: reftext.calibration_ids(tok, n, length)[0],
+            hparams={"lr": 1e-3, "batch_size": 4},
+            techniques=names,
+        )
 
     return build
 

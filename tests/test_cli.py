@@ -1,5 +1,6 @@
 """The command line: bad input fails fast (exit 2) with a message naming the value and the valid
 choices, before any model is loaded; `list` describes everything."""
+
 from __future__ import annotations
 
 import time
@@ -17,16 +18,19 @@ def run(capsys, *argv):
     return code, out.out, out.err, time.perf_counter() - t0
 
 
-@pytest.mark.parametrize("argv,needles", [
-    (["run", "--scenario", "infer", "-t", "nf5"], ["nf5", "baseline"]),
-    (["run", "--scenario", "infer", "-t", "baseline:foo=1"], ["foo", "valid"]),
-    (["run", "--suite", "nope"], ["nope", "smoke", "cpu"]),
-    (["run", "--scenario", "infer", "--budget", "batch_size=4"], ["batch_size", "batch_sizes"]),
-    (["run", "--scenario", "finetune", "--model", "gpt5"], ["gpt5", "smollm2-135m", "tiny"]),
-    (["run", "--scenario", "finetune", "--task", "mmlu"], ["mmlu", "arith"]),
-    (["run", "--suite", "smoke", "--only", "no-such-run"], ["no-such-run", "finetune-full"]),
-    (["show", "/nonexistent"], ["no result set"]),
-])
+@pytest.mark.parametrize(
+    "argv,needles",
+    [
+        (["run", "--scenario", "infer", "-t", "nf5"], ["nf5", "baseline"]),
+        (["run", "--scenario", "infer", "-t", "baseline:foo=1"], ["foo", "valid"]),
+        (["run", "--suite", "nope"], ["nope", "smoke", "cpu"]),
+        (["run", "--scenario", "infer", "--budget", "batch_size=4"], ["batch_size", "batch_sizes"]),
+        (["run", "--scenario", "finetune", "--model", "gpt5"], ["gpt5", "smollm2-135m", "tiny"]),
+        (["run", "--scenario", "finetune", "--task", "mmlu"], ["mmlu", "arith"]),
+        (["run", "--suite", "smoke", "--only", "no-such-run"], ["no-such-run", "finetune-full"]),
+        (["show", "/nonexistent"], ["no result set"]),
+    ],
+)
 def test_bad_input_exits_2_naming_value_and_choices(capsys, argv, needles):
     code, out, err, dt = run(capsys, *argv)
     assert code == 2
@@ -54,5 +58,7 @@ def test_list_describes_everything(capsys):
 
 
 def test_parse_technique():
-    assert parse_technique("lora:r=16,use_dora=true,target=[\"q\"]") == {
-        "name": "lora", "params": {"r": 16, "use_dora": True, "target": ["q"]}}
+    assert parse_technique('lora:r=16,use_dora=true,target=["q"]') == {
+        "name": "lora",
+        "params": {"r": 16, "use_dora": True, "target": ["q"]},
+    }

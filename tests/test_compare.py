@@ -1,5 +1,6 @@
 """effbench compare: the statistics against known answers, verdicts/headline/exit status on
 hand-built result sets with known differences, the mismatch guard and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -15,13 +16,17 @@ from effbench.render import compare_format
 
 
 def test_timing_aa_same_in_at_least_95_of_100_seeded_trials():
-    same = sum(stats.timing(*np.random.default_rng(s).lognormal(0, 0.05, (2, 10)), seed=s).direction == 0 for s in range(100))
+    same = sum(
+        stats.timing(*np.random.default_rng(s).lognormal(0, 0.05, (2, 10)), seed=s).direction == 0 for s in range(100)
+    )
     assert same >= 95
 
 
 def test_timing_aa_with_two_or_three_samples_rarely_flags():
     for n in (2, 3):
-        same = sum(stats.timing(*np.random.default_rng(s).lognormal(0, 0.1, (2, n)), seed=s).direction == 0 for s in range(100))
+        same = sum(
+            stats.timing(*np.random.default_rng(s).lognormal(0, 0.1, (2, n)), seed=s).direction == 0 for s in range(100)
+        )
         assert same >= 90, n  # small-sample test (Welch t on logs) keeps its nominal 5% rate
 
 
@@ -61,7 +66,9 @@ def test_paired_test_sees_what_an_unpaired_z_test_misses():
     base = [1.0] * 50 + [0.0] * 50
     head = [0.0] * 8 + [1.0] * 42 + [0.0] * 50  # 8 items lost: -8 points on the same items
     paired = stats.accuracy(base, head)
-    unpaired = stats.accuracy_unpaired({"value": 0.5, "stderr": 0.05}, {"value": 0.42, "stderr": np.sqrt(0.42 * 0.58 / 100)})
+    unpaired = stats.accuracy_unpaired(
+        {"value": 0.5, "stderr": 0.05}, {"value": 0.42, "stderr": np.sqrt(0.42 * 0.58 / 100)}
+    )
     assert paired.direction == -1 and paired.p < 0.01 and math.isclose(paired.change, -0.08)
     assert unpaired.direction == 0  # the same change, judged unpaired, is lost in the noise
     assert stats.accuracy(base, base).direction == 0
@@ -78,12 +85,18 @@ def _pair():
     decode +20% (better), peak RSS +10% (worse), 8 of 100 eval items lost (worse); else equal."""
     lost = [0.0] * 8 + [1.0] * 42 + [0.0] * 50
     rep = dict(n=4, drift_cv=0.01, step_cv=0.01)
-    base = make_set(replicated(finetune_run(), seed=1, **rep) + replicated(infer_run(), seed=2, **rep)
-                    + [infer_run("infer-old", techniques=[{"name": "nf4", "params": {}}])])
+    base = make_set(
+        replicated(finetune_run(), seed=1, **rep)
+        + replicated(infer_run(), seed=2, **rep)
+        + [infer_run("infer-old", techniques=[{"name": "nf4", "params": {}}])]
+    )
     head_infer = infer_run()
     head_infer["metrics"]["decode_tokens_per_s.b8"]["value"] *= 1.2
-    head = make_set(replicated(finetune_run(items=lost, tps=800.0, peak=950 * 2**20, seed=5), seed=3, **rep)
-                    + replicated(head_infer, seed=4, **rep) + [infer_run("infer-new", techniques=[{"name": "int8", "params": {}}])])
+    head = make_set(
+        replicated(finetune_run(items=lost, tps=800.0, peak=950 * 2**20, seed=5), seed=3, **rep)
+        + replicated(head_infer, seed=4, **rep)
+        + [infer_run("infer-new", techniques=[{"name": "int8", "params": {}}])]
+    )
     return base, head
 
 
@@ -165,7 +178,10 @@ def test_cli_formats_and_exit_status(tmp_path, capsys):
     assert cli.main(["compare", pb, ph, "--format", "json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["headline"].startswith("3 worse, 1 better")
-    assert cli.main(["compare", pb, ph, "--format", "csv", "--fail-on", "timing=never", "accuracy=never", "bytes=never"]) == 0
+    assert (
+        cli.main(["compare", pb, ph, "--format", "csv", "--fail-on", "timing=never", "accuracy=never", "bytes=never"])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("scenario,run,metric") and len(lines) == 1 + len(out["rows"])
     assert cli.main(["compare", pb, str(tmp_path / "missing")]) == 2

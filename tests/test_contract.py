@@ -2,6 +2,7 @@
 and default parameters, rejects unknown parameters naming the valid ones, says why it cannot run
 rather than running something else, never touches the eval split, and `apply` changes the
 instance it was given (or wraps that same instance) and leaves a model that still computes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -88,6 +89,7 @@ def test_scenario_dependent_combination_fails_before_work():
         pytest.skip("nf4 not registered")
     with pytest.raises(runspec.ConfigError, match="lora"):
         runspec.validate(spec)
-    runspec.validate(runspec.RunSpec(id="y", scenario="finetune", model="tiny",
-                                   techniques=({"name": "nf4"}, {"name": "lora"})))
+    runspec.validate(
+        runspec.RunSpec(id="y", scenario="finetune", model="tiny", techniques=({"name": "nf4"}, {"name": "lora"}))
+    )
     runspec.validate(runspec.RunSpec(id="z", scenario="infer", model="tiny", techniques=({"name": "nf4"},)))

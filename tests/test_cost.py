@@ -1,4 +1,5 @@
 """Derived cost figures against hand-computed answers."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,18 @@ from effbench.read import cost
 
 
 def _ft(acc, base, train_s, setup_s, curve):
-    return {"id": "ft", "status": "ok", "spec": {"scenario": "finetune"}, "setup": {"wall_s": setup_s},
-            "metrics": {"accuracy": {"value": acc}, "accuracy_unmodified": {"value": base}, "train_wall_s": {"value": train_s}},
-            "curves": {"accuracy_vs_time": curve}}
+    return {
+        "id": "ft",
+        "status": "ok",
+        "spec": {"scenario": "finetune"},
+        "setup": {"wall_s": setup_s},
+        "metrics": {
+            "accuracy": {"value": acc},
+            "accuracy_unmodified": {"value": base},
+            "train_wall_s": {"value": train_s},
+        },
+        "curves": {"accuracy_vs_time": curve},
+    }
 
 
 def test_finetune_cost_and_per_point():
@@ -21,7 +31,11 @@ def test_finetune_cost_and_per_point():
 
 
 def test_time_to_target_interpolates_linearly():
-    curve = [{"train_wall_s": 0, "accuracy": 0.0}, {"train_wall_s": 100, "accuracy": 0.2}, {"train_wall_s": 200, "accuracy": 0.6}]
+    curve = [
+        {"train_wall_s": 0, "accuracy": 0.0},
+        {"train_wall_s": 100, "accuracy": 0.2},
+        {"train_wall_s": 200, "accuracy": 0.6},
+    ]
     r = _ft(0.6, 0.0, 200, 10, curve)
     assert cost.time_to_target(r, 0.4) == pytest.approx(150.0)
     assert cost.time_to_target(r, 0.7) is None  # not reached
@@ -30,8 +44,12 @@ def test_time_to_target_interpolates_linearly():
 
 
 def _infer(probe_acc, chance=0.25, norm=None):
-    m = {"decode_tokens_per_s.b1": {"value": 10.0}, "decode_tokens_per_s.b8": {"value": 100.0},
-         "speed_wall_s": {"value": 5.0}, "probe_acc": {"value": probe_acc, "chance": chance}}
+    m = {
+        "decode_tokens_per_s.b1": {"value": 10.0},
+        "decode_tokens_per_s.b8": {"value": 100.0},
+        "speed_wall_s": {"value": 5.0},
+        "probe_acc": {"value": probe_acc, "chance": chance},
+    }
     if norm is not None:
         m["probe_acc_norm"] = {"value": norm, "chance": chance}
     return {"spec": {"scenario": "infer"}, "setup": {"wall_s": 0}, "metrics": m}
@@ -48,8 +66,15 @@ def test_infer_usd_per_mtok_counts_points_above_chance():
     assert cost.derived(_infer(0.75, chance=0.5), price=3.6, target=None)["probe_points"] == pytest.approx(25.0)
 
 
-@pytest.mark.parametrize("acc,chance,why", [(0.25, 0.25, "no quality points"), (0.20, 0.25, "no quality points"),
-                                            (0.5, None, "no recorded chance level"), (None, 0.25, "not measured")])
+@pytest.mark.parametrize(
+    "acc,chance,why",
+    [
+        (0.25, 0.25, "no quality points"),
+        (0.20, 0.25, "no quality points"),
+        (0.5, None, "no recorded chance level"),
+        (None, 0.25, "not measured"),
+    ],
+)
 def test_no_points_no_cost_per_point(acc, chance, why):
     d = cost.derived(_infer(acc, chance=chance), price=3.6, target=None)
     assert d["usd_per_mtok_per_point"] is None and why in d["usd_per_mtok_per_point_reason"]
@@ -109,7 +134,9 @@ def test_time_to_target_over_seeds_counts_each_seed_against_the_mean_target():
     assert report.target_cells(rs, rep, 3.6, target) == ("7 (2/3 seeds, 5–9)", "0.0072 (2/3 seeds)")
     one = make_set(runs[:1])  # one seed: its own figure, as before
     assert report.target_cells(one, replicates.representatives(one)[0], 3.6, 0.25) == (
-        f"{1 + 5 + 5 * 0.05 / 0.1:.0f}", f"{(1 + 5 + 5 * 0.05 / 0.1) / 1000:.4f}")
+        f"{1 + 5 + 5 * 0.05 / 0.1:.0f}",
+        f"{(1 + 5 + 5 * 0.05 / 0.1) / 1000:.4f}",
+    )
     assert report.target_cells(rs, rep, 3.6, 0.99)[0] == "not reached (0/3 seeds)"
     md = report.summary_markdown(rs)
     assert "36.0% = 0.9 x final accuracy of `finetune-full` (mean over 3 seeds)" in md and "7 (2/3 seeds, 5–9)" in md

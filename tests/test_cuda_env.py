@@ -1,6 +1,7 @@
 """A GPU that nvidia-smi lists but torch cannot use stops `effbench run --suite auto` (and so
 `make bench`) with the reason, instead of running the CPU suite in silence; a GPU without bf16
 refuses bf16 runs before any model is loaded. Faked nvidia-smi output and torch state: no GPU here."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,8 @@ import pytest
 import torch
 
 from effbench import cli
-from effbench.child import main as child
 from effbench.child import cuda_env
+from effbench.child import main as child
 
 
 def _smi(stdout, rc=0):
@@ -21,8 +22,10 @@ def _smi(stdout, rc=0):
 
 def test_nvidia_smi_parsing(monkeypatch):
     monkeypatch.setattr(cuda_env.shutil, "which", lambda _: "/usr/bin/nvidia-smi")
-    assert cuda_env.nvidia_smi_gpus(_smi("NVIDIA H200, 570.86.15\nNVIDIA H200, 570.86.15\n")) == \
-        (["NVIDIA H200", "NVIDIA H200"], "570.86.15")
+    assert cuda_env.nvidia_smi_gpus(_smi("NVIDIA H200, 570.86.15\nNVIDIA H200, 570.86.15\n")) == (
+        ["NVIDIA H200", "NVIDIA H200"],
+        "570.86.15",
+    )
     assert cuda_env.nvidia_smi_gpus(_smi("", rc=9)) == ([], None)  # driver not loaded
     monkeypatch.setattr(cuda_env.shutil, "which", lambda _: None)
     assert cuda_env.nvidia_smi_gpus(_smi("NVIDIA H200, 570.86.15\n")) == ([], None)

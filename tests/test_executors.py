@@ -1,14 +1,15 @@
 """The executors' scheduling without a GPU: `--devices` never gives one device to two runs at once,
 keeps every device busy, pins each child with CUDA_VISIBLE_DEVICES and records it; the child's
 environment applies the executor's variables and the suite's thread count."""
+
 from __future__ import annotations
 
 import threading
 import time
 
+from effbench import runspec
 from effbench.child import THREAD_VARS
 from effbench.run import executors, member
-from effbench import runspec
 
 
 def test_devices_pin_one_run_per_device_at_a_time(tmp_path, monkeypatch):
@@ -35,7 +36,9 @@ def test_devices_pin_one_run_per_device_at_a_time(tmp_path, monkeypatch):
     ex.close()
     assert sorted(r["id"] for r in got) == sorted(s.id for s in specs)
     assert {d for _, d in seen} == {"0", "1", "3"} and peak[0] == 3
-    assert all(r["executor"]["kind"] == "devices" and r["executor"]["cuda_visible_devices"] in ("0", "1", "3") for r in got)
+    assert all(
+        r["executor"]["kind"] == "devices" and r["executor"]["cuda_visible_devices"] in ("0", "1", "3") for r in got
+    )
 
 
 def test_child_env_sets_unsets_and_sizes_threads(monkeypatch):

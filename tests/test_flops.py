@@ -10,15 +10,16 @@ does not count CPU SDPA kernels). The rotary embedding's one small bmm per seque
 transformers and the flop counter are imported inside the tests: both import triton, and triton
 imported at collection, before the kernel tests set TRITON_INTERPRET, would not interpret.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from effbench.child import measure
+from effbench.child.workloads import flops
 from effbench.models import TINY_ARCH
 from effbench.techniques import Context, build_all
-from effbench.child.workloads import flops
 
 BATCH, SEQ, VOCAB = 3, 20, 512
 
@@ -28,8 +29,14 @@ def model_with(specs):
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**dict(TINY_ARCH, vocab_size=VOCAB), attn_implementation="eager"))
-    ctx = Context(scenario="train", device="cpu", dtype=torch.float32, seed=0, hparams={"lr": 1e-3},
-                  techniques=tuple(s["name"] for s in specs))
+    ctx = Context(
+        scenario="train",
+        device="cpu",
+        dtype=torch.float32,
+        seed=0,
+        hparams={"lr": 1e-3},
+        techniques=tuple(s["name"] for s in specs),
+    )
     for t in build_all(specs):
         model = t.apply(model, ctx)
     return model
@@ -75,8 +82,11 @@ def test_model_flops_are_full_finetuning_with_the_head():
     assert f_full["model"] == f_lora["model"] == pytest.approx(f_full["executed"])
     # the tied output head (vocab x hidden, its weight the embedding's) is in: 6*d*V per token
     d, L = TINY_ARCH["hidden_size"], TINY_ARCH["num_hidden_layers"]
-    blocks = sum(m.in_features * m.out_features for n, m in full.named_modules()
-                 if isinstance(m, torch.nn.Linear) and ".layers." in n)
+    blocks = sum(
+        m.in_features * m.out_features
+        for n, m in full.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".layers." in n
+    )
     assert full.lm_head.weight is full.model.embed_tokens.weight
     assert f_full["model"] == 6 * (blocks + d * VOCAB) + 12 * L * SEQ * d
     # LoRA: frozen base weights skip their weight gradients (and layer 0's q/k/v their input

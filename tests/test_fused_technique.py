@@ -7,6 +7,7 @@ Tolerances (fp32): logits and loss 1e-4 absolute (values ~1e1; the kernels reord
 loss curve 1e-4 absolute per step over 5 steps (measured ~2e-6; AdamW's normalised updates can
 amplify tiny gradient differences where a gradient is near zero, hence the margin).
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,7 +44,7 @@ def _batch(seed=0, b=2, s=24):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, VOCAB, (b, s), generator=g)
     mask = torch.ones_like(ids)
-    mask[1, s - 5:] = 0  # right padding on the second row
+    mask[1, s - 5 :] = 0  # right padding on the second row
     labels = ids.masked_fill(mask == 0, -100)
     return ids, mask, labels
 
@@ -52,8 +53,12 @@ def test_same_logits_loss_and_grads(tiny_model):
     ref, fused = copy.deepcopy(tiny_model), _fused(tiny_model)
     ids, mask, labels = _batch()
     with torch.no_grad():  # inference: labels None -> logits as before
-        torch.testing.assert_close(fused(input_ids=ids, attention_mask=mask).logits,
-                                   ref(input_ids=ids, attention_mask=mask).logits, atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            fused(input_ids=ids, attention_mask=mask).logits,
+            ref(input_ids=ids, attention_mask=mask).logits,
+            atol=1e-4,
+            rtol=0,
+        )
     out_f = fused(input_ids=ids, attention_mask=mask, labels=labels)
     out_r = ref(input_ids=ids, attention_mask=mask, labels=labels)
     assert out_f.logits is None  # flce: the loss never needed the logits
@@ -62,8 +67,9 @@ def test_same_logits_loss_and_grads(tiny_model):
     out_r.loss.backward()
     for (name, pf), (_, pr) in zip(fused.named_parameters(), ref.named_parameters()):
         scale = pr.grad.abs().max().item()
-        torch.testing.assert_close(pf.grad, pr.grad, atol=1e-5 * max(scale, 1e-3), rtol=1e-4,
-                                   msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(
+            pf.grad, pr.grad, atol=1e-5 * max(scale, 1e-3), rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}"
+        )
 
 
 def test_num_items_in_batch_matches_transformers(tiny_model):
@@ -127,8 +133,16 @@ def test_switches_and_instance_only(tiny_model):
 def test_rejects_other_architectures():
     from transformers import MistralConfig, MistralForCausalLM
 
-    other = MistralForCausalLM(MistralConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
-                                             num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1))
+    other = MistralForCausalLM(
+        MistralConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     with pytest.raises(TechniqueError, match="unsupported architecture MistralForCausalLM.*LlamaForCausalLM"):
         build("fused").apply(other, _ctx())
 

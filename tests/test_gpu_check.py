@@ -6,6 +6,7 @@ suite is its own (result sets under results/gpu-check/), covers every technique 
 the random-weight default architecture, and asks for no more data than its budgets read.
 On this CPU machine the script must stop at its import stage with the reason and a non-zero exit.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,9 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 
 
 def stage_limits() -> dict[str, int]:
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(?:if ! )?stage (\w+) (\d+) ", SCRIPT.read_text(), re.M)}
+    return {
+        m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(?:if ! )?stage (\w+) (\d+) ", SCRIPT.read_text(), re.M)
+    }
 
 
 def test_stage_limits_add_up_to_under_eight_minutes():
@@ -39,8 +42,18 @@ def test_suite_is_its_own_and_covers_every_family_once_on_small_data():
     assert suite.name == "gpu-check" and suite.kernel_bench == "none"  # the script's kernel stage runs it
     assert {r.device for r in suite.runs} == {"cuda"} and {r.model for r in suite.runs} == {"arch:smollm2-135m"}
     used = {t["name"] for r in suite.runs for t in r.techniques}
-    families = {"lora", "qlora", "adam8bit", "grad_ckpt", "fused", "perplexity", "nf4", "torchao_int4wo",
-                "semi_structured_2_4", "torchao_fp8"}
+    families = {
+        "lora",
+        "qlora",
+        "adam8bit",
+        "grad_ckpt",
+        "fused",
+        "perplexity",
+        "nf4",
+        "torchao_int4wo",
+        "semi_structured_2_4",
+        "torchao_fp8",
+    }
     assert families <= used <= set(registry())
     assert len({r.id for r in suite.runs}) == len(suite.runs) <= 12
     for r in suite.runs:
@@ -57,8 +70,9 @@ def test_suite_is_its_own_and_covers_every_family_once_on_small_data():
 def test_on_a_machine_without_gpu_it_stops_with_the_reason_and_fails(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TRITON_INTERPRET")}
     env.update(PYTHON=sys.executable, WHEELS=str(tmp_path / "no-wheels"), EFFBENCH_CACHE=str(tmp_path / "cache"))
-    p = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], capture_output=True, text=True, env=env,
-                       timeout=120)
+    p = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert p.returncode != 0
     out = p.stdout + p.stderr
     assert "sees no GPU: nothing to check" in out and "imports FAILED" in out

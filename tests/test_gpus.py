@@ -1,5 +1,6 @@
 """GPU names are matched as whole words for peaks and prices (effbench.read.gpus), and NVML devices by
 UUID, so that CUDA_VISIBLE_DEVICES cannot point the energy counter at another GPU."""
+
 from __future__ import annotations
 
 import types
@@ -7,18 +8,32 @@ import types
 import pytest
 import torch
 
-from effbench.read import cost, gpus
 from effbench.child import measure
+from effbench.read import cost, gpus
 
 
-@pytest.mark.parametrize("name,label", [
-    ("NVIDIA H200", "H200 SXM"), ("NVIDIA H200 NVL", "H200 NVL"), ("NVIDIA H100 80GB HBM3", "H100 SXM"),
-    ("NVIDIA H100 NVL", "H100 NVL"), ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA B200", "B200"),
-    ("NVIDIA A100-SXM4-80GB", "A100 80GB"), ("NVIDIA A100-PCIE-40GB", "A100 40GB"),
-    ("NVIDIA L40", "L40"), ("NVIDIA L40S", "L40S"), ("NVIDIA L4", "L4"), ("NVIDIA A10G", "A10G"),
-    ("NVIDIA A10", "A10"), ("NVIDIA GeForce RTX 4090", "RTX 4090"), ("Tesla V100-SXM2-32GB", "V100"),
-    ("Tesla T4", "T4"), ("nvidia h200", "H200 SXM"),
-])
+@pytest.mark.parametrize(
+    "name,label",
+    [
+        ("NVIDIA H200", "H200 SXM"),
+        ("NVIDIA H200 NVL", "H200 NVL"),
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA B200", "B200"),
+        ("NVIDIA A100-SXM4-80GB", "A100 80GB"),
+        ("NVIDIA A100-PCIE-40GB", "A100 40GB"),
+        ("NVIDIA L40", "L40"),
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA A10G", "A10G"),
+        ("NVIDIA A10", "A10"),
+        ("NVIDIA GeForce RTX 4090", "RTX 4090"),
+        ("Tesla V100-SXM2-32GB", "V100"),
+        ("Tesla T4", "T4"),
+        ("nvidia h200", "H200 SXM"),
+    ],
+)
 def test_names_match_whole_words_most_specific_first(name, label):
     assert gpus.lookup(name).label == label
 
@@ -64,9 +79,11 @@ def test_nvml_handle_is_found_by_uuid_not_by_index(monkeypatch):
     nvml_devices = [f"GPU-0000000{i}-aaaa-bbbb-cccc-dddddddddddd" for i in range(4)]
     fake = types.SimpleNamespace(
         nvmlDeviceGetHandleByUUID=lambda u: ("handle", nvml_devices.index(u)),
-        nvmlDeviceGetHandleByIndex=lambda i: ("handle", i))
+        nvmlDeviceGetHandleByIndex=lambda i: ("handle", i),
+    )
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda i: types.SimpleNamespace(uuid=nvml_devices[3][4:]))  # torch: no "GPU-"
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(uuid=nvml_devices[3][4:])
+    )  # torch: no "GPU-"
     assert measure.nvml_handle(fake) == ("handle", 3)
     assert measure.nvml_uuid("MIG-1234") == "MIG-1234"

@@ -3,6 +3,7 @@ head on the last position only; prefill/decode tokens/s and latency percentiles 
 clock; KL divergence's value and direction against scipy.stats.entropy on hand-made
 distributions; perplexity on cases with a known answer; fp32 logits from a bf16 model.
 """
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@ quantization step plus fp16's relative rounding 2^-11; 4-bit bounds are half the
 between adjacent code levels times the block absmax, plus 1% of absmax for the 8-bit
 double-quantized absmax itself.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,12 +20,12 @@ import pytest
 import torch
 
 from effbench import models
+from effbench.child.workloads.common import weight_bytes
+from effbench.child.workloads.infer import perplexity_and_kld
 from effbench.techniques import Context, TechniqueError, build, build_all
 from effbench.techniques import _bnb4bit as bnb4bit
 from effbench.techniques import _weight_masks as _prune
 from effbench.techniques._infer_common import block_linears, linear_weight_stats, measured_sparsity
-from effbench.child.workloads.common import weight_bytes
-from effbench.child.workloads.infer import perplexity_and_kld
 
 CPU_TECHS = ("int8", "nf4", "fp4", "torchao_int8wo", "magnitude", "wanda", "semi_structured_2_4")
 CUDA_TECHS = ("torchao_int4wo", "torchao_fp8")
@@ -38,8 +39,13 @@ def tiny():
 
 def _ctx(names=()):
     g = torch.Generator().manual_seed(1)
-    return Context(scenario="infer", device="cpu", dtype=torch.float32, techniques=tuple(names),
-                   calibration_ids=lambda n, length: torch.randint(0, 49152, (n, length), generator=g))
+    return Context(
+        scenario="infer",
+        device="cpu",
+        dtype=torch.float32,
+        techniques=tuple(names),
+        calibration_ids=lambda n, length: torch.randint(0, 49152, (n, length), generator=g),
+    )
 
 
 class Toy(torch.nn.Module):
@@ -94,9 +100,17 @@ def test_combinations(tiny):
     assert (deq == 0).float().mean() >= 0.5  # nf4 has an exact zero: the pruned weights stay zero
 
 
-@pytest.mark.parametrize("name,params", [("magnitude", {"sparsity": 0.5}), ("magnitude", {"sparsity": 0.7}),
-                                         ("wanda", {"sparsity": 0.5}), ("wanda", {"pattern": "2:4"}),
-                                         ("semi_structured_2_4", {}), ("semi_structured_2_4", {"score": "magnitude"})])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("magnitude", {"sparsity": 0.5}),
+        ("magnitude", {"sparsity": 0.7}),
+        ("wanda", {"sparsity": 0.5}),
+        ("wanda", {"pattern": "2:4"}),
+        ("semi_structured_2_4", {}),
+        ("semi_structured_2_4", {"score": "magnitude"}),
+    ],
+)
 def test_achieved_sparsity(name, params, tiny):
     m, ctx = copy.deepcopy(tiny), _ctx([name])
     build(name, params).apply(m, ctx)
@@ -149,7 +163,7 @@ def test_int8_storage_and_error():
     assert rec["bits_per_weight"] == pytest.approx(8 + 32 / 256)  # int8 + one fp32 scale per row
     w = toy.proj.weight
     deq = w.data.float() * w.SCB[:, None] / 127
-    bound = w.SCB[:, None] / 127 / 2 + ref.abs() * 2.0 ** -11 + 1e-7
+    bound = w.SCB[:, None] / 127 / 2 + ref.abs() * 2.0**-11 + 1e-7
     assert ((deq - ref).abs() <= bound).all()
     before = weight_bytes(toy)["total"]
     assert before == rec["quantized_weight_bytes"] + (toy.emb.weight.numel() + toy.proj.bias.numel()) * 4
@@ -165,8 +179,11 @@ def test_4bit_storage_and_error(name, dq):
     toy, ref, rec = _quantized_toy(name, double_quant=dq)
     n = ref.numel()
     qs = toy.proj.weight.quant_state
-    tables = sum(t.numel() * t.element_size() for t in (qs.code, getattr(qs.state2, "code", None), qs.offset)
-                 if isinstance(t, torch.Tensor))  # code tables and offset: per layer, not per weight
+    tables = sum(
+        t.numel() * t.element_size()
+        for t in (qs.code, getattr(qs.state2, "code", None), qs.offset)
+        if isinstance(t, torch.Tensor)
+    )  # code tables and offset: per layer, not per weight
     expected = bnb4bit.expected_bytes(n, 64, dq) + tables + (4 * len(qs.state2.absmax) - n / 64 * 4 / 256 if dq else 0)
     stored = linear_weight_stats(block_linears(toy))["stored_bytes"]
     assert stored == pytest.approx(expected, abs=4)
@@ -203,9 +220,27 @@ def test_kld_of_model_against_itself_is_zero(tiny):
 
 def test_end_to_end_nf4(tmp_path):
     cli = Path(sys.executable).parent / "effbench"
-    cmd = [str(cli), "run", "--scenario", "infer", "--model", "tiny", "-t", "nf4", "--budget", "batch_sizes=[1,2]",
-           "prompt_len=16", "decode_tokens=4", "repeats=2", "ppl_tokens=256", "ppl_window=128", "probe_limit=12",
-           "arith_limit=8", "--out", str(tmp_path)]
+    cmd = [
+        str(cli),
+        "run",
+        "--scenario",
+        "infer",
+        "--model",
+        "tiny",
+        "-t",
+        "nf4",
+        "--budget",
+        "batch_sizes=[1,2]",
+        "prompt_len=16",
+        "decode_tokens=4",
+        "repeats=2",
+        "ppl_tokens=256",
+        "ppl_window=128",
+        "probe_limit=12",
+        "arith_limit=8",
+        "--out",
+        str(tmp_path),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     run = json.loads(next(tmp_path.rglob("results.json")).read_text())["runs"][0]
     assert run["status"] == "ok", run.get("error")

@@ -9,6 +9,7 @@ plus kernel records; hypothesis mutates it (any value replaced by a hostile one:
 numbers beyond 64 bits or 1e30, wrong types, deep nesting, path-like strings; keys dropped or
 added) and sometimes damages the JSON text itself. ~25 s in all on 2 cores.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,14 +36,27 @@ REAL_SET = REPO / "results" / "cpu" / "20261128T105410Z_b68c29a4" / "results.jso
 def _base() -> dict:
     rs = json.loads(REAL_SET.read_text())
     rs["runs"] = [r for r in rs["runs"] if r["id"] in ("finetune-full", "infer-baseline", "prune-dedup-perplexity50")]
-    rs["kernels"] = [{"kernel": "rmsnorm", "impl": impl, "pass": "fwdbwd", "tokens": t, "hidden": 576, "dtype": "bfloat16",
-                      "median_ms": ms * t / 1024, "samples_ms": [ms], "gbps": None, "frac_peak_bw": 0.5, "peak_bytes": None}
-                     for t in (1024, 4096) for impl, ms in (("effbench", 1.0), ("eager", 2.0), ("liger", 1.25))]
+    rs["kernels"] = [
+        {
+            "kernel": "rmsnorm",
+            "impl": impl,
+            "pass": "fwdbwd",
+            "tokens": t,
+            "hidden": 576,
+            "dtype": "bfloat16",
+            "median_ms": ms * t / 1024,
+            "samples_ms": [ms],
+            "gbps": None,
+            "frac_peak_bw": 0.5,
+            "peak_bytes": None,
+        }
+        for t in (1024, 4096)
+        for impl, ms in (("effbench", 1.0), ("eager", 2.0), ("liger", 1.25))
+    ]
     return results.validate_set(rs, "fuzz base")
 
 
 BASE = _base()
-
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,6 +65,7 @@ def _collect_garbage():
     later test's memory measurement."""
     yield
     gc.collect()
+
 
 def _paths(obj, prefix=()):
     """Every place in `obj` (long lists: the list and its first two elements)."""
@@ -65,15 +80,86 @@ def _paths(obj, prefix=()):
 
 PATHS = [p for p in _paths(BASE) if p]
 # Keys show/compare/plot/report read: most mutations land on these (the others are carried along).
-READ = {"schema", "suite", "description", "created_utc", "git", "sha", "dirty", "env", "device", "device_name", "libraries",
-        "torch", "torch_threads", "price_per_hour", "price_source", "target", "fraction", "reference", "runs", "kernels",
-        "kernel", "impl", "pass", "tokens", "hidden", "dtype", "median_ms", "frac_peak_bw", "id", "spec", "scenario", "model",
-        "task", "techniques", "name", "params", "budget", "status", "reason", "error", "data", "n_train", "n_train_kept",
-        "kinds", "train_sha256", "eval_sha256", "probe_sha256", "reftext", "sha256", "weights_sha256", "setup", "wall_s",
-        "per_technique", "metrics", "value", "unit", "higher_is_better", "samples", "stderr", "n", "curves",
-        "accuracy_vs_time", "accuracy", "train_wall_s", "items", "technique_records", "pruning", "strategies",
-        "kept_fraction", "kept_tokens", "scoring_tokens", "kinds_before", "removed_by_kind", "precision", "recall"}
-READ_PATHS = [p for p in PATHS if isinstance(p[-1], int) or p[-1] in READ or (len(p) > 1 and p[-2] in ("metrics", "items"))]
+READ = {
+    "schema",
+    "suite",
+    "description",
+    "created_utc",
+    "git",
+    "sha",
+    "dirty",
+    "env",
+    "device",
+    "device_name",
+    "libraries",
+    "torch",
+    "torch_threads",
+    "price_per_hour",
+    "price_source",
+    "target",
+    "fraction",
+    "reference",
+    "runs",
+    "kernels",
+    "kernel",
+    "impl",
+    "pass",
+    "tokens",
+    "hidden",
+    "dtype",
+    "median_ms",
+    "frac_peak_bw",
+    "id",
+    "spec",
+    "scenario",
+    "model",
+    "task",
+    "techniques",
+    "name",
+    "params",
+    "budget",
+    "status",
+    "reason",
+    "error",
+    "data",
+    "n_train",
+    "n_train_kept",
+    "kinds",
+    "train_sha256",
+    "eval_sha256",
+    "probe_sha256",
+    "reftext",
+    "sha256",
+    "weights_sha256",
+    "setup",
+    "wall_s",
+    "per_technique",
+    "metrics",
+    "value",
+    "unit",
+    "higher_is_better",
+    "samples",
+    "stderr",
+    "n",
+    "curves",
+    "accuracy_vs_time",
+    "accuracy",
+    "train_wall_s",
+    "items",
+    "technique_records",
+    "pruning",
+    "strategies",
+    "kept_fraction",
+    "kept_tokens",
+    "scoring_tokens",
+    "kinds_before",
+    "removed_by_kind",
+    "precision",
+    "recall",
+}
+READ_PATHS = [
+    p for p in PATHS if isinstance(p[-1], int) or p[-1] in READ or (len(p) > 1 and p[-2] in ("metrics", "items"))
+]
 
 
 def _nested(depth: int):
@@ -84,12 +170,15 @@ def _nested(depth: int):
 
 
 HOSTILE = st.one_of(
-    st.none(), st.booleans(),
-    st.integers(min_value=-2**70, max_value=2**70),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([10**400, -1, 0, 2**63, 1e308, -1e308, 1e31, 5e-324, -0.0]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
-    st.sampled_from(["../../outside", "/tmp/effbench-evil", "..", "a/b", "", "x" * 300, "decode_tokens_per_s.bX", "ok"]),
+    st.sampled_from(
+        ["../../outside", "/tmp/effbench-evil", "..", "a/b", "", "x" * 300, "decode_tokens_per_s.bX", "ok"]
+    ),
     st.lists(st.one_of(st.integers(-5, 5), st.floats(), st.text(max_size=3)), max_size=4),
     st.dictionaries(st.text(max_size=4), st.integers(-3, 3), max_size=3),
     st.integers(1, 500).map(_nested),  # deeper still: the "deep" damage of the JSON text below
@@ -97,8 +186,13 @@ HOSTILE = st.one_of(
 
 
 # Valid but extreme: what passes validation and must still not break a table or a plot.
-EXTREME = {int: st.sampled_from([0, 1, 2**63 - 1]), float: st.sampled_from([0.0, 5e-324, 1e-300, 1.0, 1e30, -1e30]),
-           str: st.sampled_from(["", "x" * 300, "a b", "ünï"]), list: st.just([]), bool: st.booleans()}
+EXTREME = {
+    int: st.sampled_from([0, 1, 2**63 - 1]),
+    float: st.sampled_from([0.0, 5e-324, 1e-300, 1.0, 1e30, -1e30]),
+    str: st.sampled_from(["", "x" * 300, "a b", "ünï"]),
+    list: st.just([]),
+    bool: st.booleans(),
+}
 
 
 def _extreme(draw, old):
@@ -129,7 +223,7 @@ def hostile_files(draw, extreme: bool = False) -> bytes:
     text = json.dumps(obj, allow_nan=True).encode()
     damage = "none" if extreme else draw(st.sampled_from(["none"] * 12 + ["truncate", "bytes", "deep"]))
     if damage == "truncate":
-        text = text[:draw(st.integers(0, len(text)))]
+        text = text[: draw(st.integers(0, len(text)))]
     elif damage == "bytes":
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.binary(min_size=1, max_size=8)) + text[at:]
@@ -165,22 +259,31 @@ def _run(data: bytes, command: str, hostile_is_head: bool = True) -> None:
         os.symlink(victims / "victim.md", bad / "README.md")
         os.symlink(victims / "victim.png", bad / "pareto_infer.png")
         before = _snapshot(root, bad)
-        argv = {"show": ["show", str(bad)],
-                "compare": ["compare", str(good), str(bad)] if hostile_is_head else ["compare", str(bad), str(good)],
-                "plot": ["plot", str(bad)],
-                "report": ["report", str(bad), "--baseline", str(good)] if hostile_is_head else ["report", str(good), "--baseline", str(bad)],
-                }[command]
+        argv = {
+            "show": ["show", str(bad)],
+            "compare": ["compare", str(good), str(bad)] if hostile_is_head else ["compare", str(bad), str(good)],
+            "plot": ["plot", str(bad)],
+            "report": ["report", str(bad), "--baseline", str(good)]
+            if hostile_is_head
+            else ["report", str(good), "--baseline", str(bad)],
+        }[command]
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             rc = cli.main(argv)  # an exception escaping here is the failure this test looks for
         message = err.getvalue()
         assert rc in ((0, 1, 2) if command in ("compare", "report") else (0, 2)), (rc, message)
         if rc == 2:
-            assert message.startswith("effbench: error: ") and (str(bad) in message or "refusing to compare" in message), message
+            assert message.startswith("effbench: error: ") and (
+                str(bad) in message or "refusing to compare" in message
+            ), message
         after = _snapshot(root, bad)
         if command == "report" and not hostile_is_head:  # the README goes into the good set's folder
-            after = {k: v for k, v in after.items() if not Path(k).is_relative_to(good) or k == str(good / "results.json")}
-            before = {k: v for k, v in before.items() if not Path(k).is_relative_to(good) or k == str(good / "results.json")}
+            after = {
+                k: v for k, v in after.items() if not Path(k).is_relative_to(good) or k == str(good / "results.json")
+            }
+            before = {
+                k: v for k, v in before.items() if not Path(k).is_relative_to(good) or k == str(good / "results.json")
+            }
         assert after == before, "a file outside the hostile result set's folder changed"
 
 
@@ -189,14 +292,21 @@ SLOW = settings(max_examples=12, deadline=None, database=None, suppress_health_c
 
 
 @FAST
-@given(data=st.one_of(hostile_files(), hostile_files(extreme=True)), command=st.sampled_from(["show", "compare"]), hostile_is_head=st.booleans())
+@given(
+    data=st.one_of(hostile_files(), hostile_files(extreme=True)),
+    command=st.sampled_from(["show", "compare"]),
+    hostile_is_head=st.booleans(),
+)
 def test_hostile_result_files_show_and_compare(data, command, hostile_is_head):
     _run(data, command, hostile_is_head)
 
 
 @SLOW
-@given(data=st.one_of(hostile_files(), hostile_files(extreme=True)), command=st.sampled_from(["plot", "report"]),
-       hostile_is_head=st.booleans())
+@given(
+    data=st.one_of(hostile_files(), hostile_files(extreme=True)),
+    command=st.sampled_from(["plot", "report"]),
+    hostile_is_head=st.booleans(),
+)
 def test_hostile_result_files_plot_and_report(data, command, hostile_is_head):
     _run(data, command, hostile_is_head)
 
@@ -218,22 +328,40 @@ def _with(path: tuple, value) -> dict:
     return obj
 
 
-@pytest.mark.parametrize("obj,match", [
-    (_with(("runs", 0, "metrics", "accuracy", "value"), float("nan")), "NaN is not a number"),
-    (_with(("runs", 0, "metrics", "accuracy", "value"), float("inf")), "Infinity is not a number"),
-    ('{"schema": "effbench.resultset/1", "runs": [], "x": 1e999}', "overflows"),
-    (_with(("runs", 0, "metrics", "steps", "value"), 10**30), "beyond 64 bits"),
-    (_with(("runs", 0, "metrics", "steps", "value"), 1e31), r"runs\[0\]: invalid result data:\n  metrics.steps.value: Input should be less than or equal to 10{30} \(got 1e\+31\)"),
-    (_with(("runs", 0, "curves"), _nested(40)), "nested deeper than the 32 levels"),
-    ('{"schema": "effbench.resultset/1", "runs": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested deeper"),
-    (_with(("runs", 1, "id"), "../../outside"), r"runs\[1\]: invalid result data:\n  id: String should match pattern"),
-    (_with(("runs", 0, "metrics", "accuracy", "stderr"), -0.1), r"stderr: Input should be greater than or equal to 0"),
-    (_with(("runs", 0, "spec", "techniques"), [{"name": 5}]), r"  spec.techniques\[0\].name: Input should be a valid string"),
-    (_with(("runs", 0, "data", "train_sha256"), 12), "train_sha256 must be a text hash"),
-    (_with(("runs", 1, "metrics", "decode_tokens_per_s.bX"), {"value": 1.0}), "batch size after 'decode_tokens_per_s.b'"),
-    (_with(("runs", 0, "metrics", "train_wall_s", "samples"), [1.0, 0.0]), "samples in 's' must be > 0"),
-    (_with(("target", "fraction"), 0), r"target.fraction: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "obj,match",
+    [
+        (_with(("runs", 0, "metrics", "accuracy", "value"), float("nan")), "NaN is not a number"),
+        (_with(("runs", 0, "metrics", "accuracy", "value"), float("inf")), "Infinity is not a number"),
+        ('{"schema": "effbench.resultset/1", "runs": [], "x": 1e999}', "overflows"),
+        (_with(("runs", 0, "metrics", "steps", "value"), 10**30), "beyond 64 bits"),
+        (
+            _with(("runs", 0, "metrics", "steps", "value"), 1e31),
+            r"runs\[0\]: invalid result data:\n  metrics.steps.value: Input should be less than or equal to 10{30} \(got 1e\+31\)",
+        ),
+        (_with(("runs", 0, "curves"), _nested(40)), "nested deeper than the 32 levels"),
+        ('{"schema": "effbench.resultset/1", "runs": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested deeper"),
+        (
+            _with(("runs", 1, "id"), "../../outside"),
+            r"runs\[1\]: invalid result data:\n  id: String should match pattern",
+        ),
+        (
+            _with(("runs", 0, "metrics", "accuracy", "stderr"), -0.1),
+            r"stderr: Input should be greater than or equal to 0",
+        ),
+        (
+            _with(("runs", 0, "spec", "techniques"), [{"name": 5}]),
+            r"  spec.techniques\[0\].name: Input should be a valid string",
+        ),
+        (_with(("runs", 0, "data", "train_sha256"), 12), "train_sha256 must be a text hash"),
+        (
+            _with(("runs", 1, "metrics", "decode_tokens_per_s.bX"), {"value": 1.0}),
+            "batch size after 'decode_tokens_per_s.b'",
+        ),
+        (_with(("runs", 0, "metrics", "train_wall_s", "samples"), [1.0, 0.0]), "samples in 's' must be > 0"),
+        (_with(("target", "fraction"), 0), r"target.fraction: Input should be greater than 0"),
+    ],
+)
 def test_hostile_values_get_a_clear_error(tmp_path, capsys, obj, match):
     d = _write(tmp_path, obj)
     with pytest.raises(results.ResultError, match=match) as e:
@@ -251,7 +379,9 @@ def test_oversized_file_refused_before_it_is_read(tmp_path, monkeypatch, capsys)
     parse = results.parse
     monkeypatch.setattr(results, "parse", lambda *a: pytest.fail("an oversized file must be refused before parsing"))
     assert cli.main(["show", str(d)]) == 2
-    assert f"{results.MAX_FILE_BYTES + 1} bytes is over the {results.MAX_FILE_BYTES}-byte limit" in capsys.readouterr().err
+    assert (
+        f"{results.MAX_FILE_BYTES + 1} bytes is over the {results.MAX_FILE_BYTES}-byte limit" in capsys.readouterr().err
+    )
     with pytest.raises(results.ResultError, match="limit"):  # the same limit on bytes already read
         parse(b" " * (results.MAX_FILE_BYTES + 1), "text")
 
@@ -279,8 +409,11 @@ def test_writer_never_produces_nan(tmp_path):
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     got = results.load(tmp_path)
-    assert got["runs"][0]["metrics"]["final_loss"] == {**rs["runs"][0]["metrics"]["final_loss"], "value": None,
-                                                      "reason": "the measured value was nan (not finite)"}
+    assert got["runs"][0]["metrics"]["final_loss"] == {
+        **rs["runs"][0]["metrics"]["final_loss"],
+        "value": None,
+        "reason": "the measured value was nan (not finite)",
+    }
     assert got["runs"][0]["curves"]["loss"] == [1.0, None]
 
 

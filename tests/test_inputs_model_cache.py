@@ -5,6 +5,7 @@ and refused if rebuilding does not give the pinned weights.
 Each test works on its own copy of the cache (EFFBENCH_CACHE points at tmp_path): files it leaves
 untouched are hard links to the shared cache, files it changes are replaced, never edited in place.
 """
+
 from __future__ import annotations
 
 import gc
@@ -98,16 +99,39 @@ def test_flipped_weight_byte_is_detected_and_rebuilt(checkpoint, tmp_path, monke
     assert models._cache_problem(d) is None
 
 
-@pytest.mark.parametrize("tamper,why", [
-    (lambda d: _replace(d / "config.json", json.dumps(dict(json.loads((d / "config.json").read_text()), quantization_config={
-        "quant_method": "gguf", "gguf_file": models.SMOLLM2_GGUF})).encode()), "quantization_config"),
-    (lambda d: _replace(d / "config.json", json.dumps(dict(json.loads((d / "config.json").read_text()), rms_norm_eps=1e-3)).encode()),
-     "rms_norm_eps"),
-    (lambda d: _replace(d / "tokenizer.json", (d / "tokenizer.json").read_bytes().replace(b'"<|endoftext|>"', b'"<|endoftexx|>"', 1)),
-     "tokenizer"),
-    (lambda d: (d / "pytorch_model.bin").write_bytes(b"x"), "unexpected files"),
-    (lambda d: _replace(d / "effbench.json", b'{"gguf": "SmolLM2-135M-Instruct.Q4_1.gguf"}'), "format"),
-])
+@pytest.mark.parametrize(
+    "tamper,why",
+    [
+        (
+            lambda d: _replace(
+                d / "config.json",
+                json.dumps(
+                    dict(
+                        json.loads((d / "config.json").read_text()),
+                        quantization_config={"quant_method": "gguf", "gguf_file": models.SMOLLM2_GGUF},
+                    )
+                ).encode(),
+            ),
+            "quantization_config",
+        ),
+        (
+            lambda d: _replace(
+                d / "config.json",
+                json.dumps(dict(json.loads((d / "config.json").read_text()), rms_norm_eps=1e-3)).encode(),
+            ),
+            "rms_norm_eps",
+        ),
+        (
+            lambda d: _replace(
+                d / "tokenizer.json",
+                (d / "tokenizer.json").read_bytes().replace(b'"<|endoftext|>"', b'"<|endoftexx|>"', 1),
+            ),
+            "tokenizer",
+        ),
+        (lambda d: (d / "pytorch_model.bin").write_bytes(b"x"), "unexpected files"),
+        (lambda d: _replace(d / "effbench.json", b'{"gguf": "SmolLM2-135M-Instruct.Q4_1.gguf"}'), "format"),
+    ],
+)
 def test_tampered_or_old_cache_files_are_rebuilt(checkpoint, tmp_path, monkeypatch, capsys, tamper, why):
     monkeypatch.setenv("EFFBENCH_CACHE", str(tmp_path))
     d = _copy_cache(checkpoint, tmp_path)
@@ -132,5 +156,7 @@ def test_cache_refused_when_the_rebuild_does_not_verify(checkpoint, tmp_path, mo
     _copy_cache(checkpoint, tmp_path)
     monkeypatch.setattr(models, "SMOLLM2_WEIGHTS_SHA256", "0" * 64)  # as if the weights had changed
     monkeypatch.setattr(models, "_build_smollm2", lambda out: None)
-    with pytest.raises(models.ModelError, match="fails verification: weights sha256 1b7bc67a.* is not the pinned 0{64}"):
+    with pytest.raises(
+        models.ModelError, match="fails verification: weights sha256 1b7bc67a.* is not the pinned 0{64}"
+    ):
         models.load("smollm2-135m", with_tokenizer=False)

@@ -2,6 +2,7 @@
 tables and keys for their types. Bad values fail with the key, the value and the valid range
 (ConfigError), before any model loads; generated suites (hypothesis, TOML text) either load, with
 every value inside its declared range, or raise ConfigError, never another exception."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,47 +21,53 @@ from effbench.run import suites
 from effbench.techniques import TechniqueError, build, registry
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _collect_garbage():
     """hypothesis leaves reference cycles: free them here, not in a later test's memory measurement."""
     yield
     gc.collect()
 
-@pytest.mark.parametrize("scenario,budget,words", [
-    ("finetune", {"max_steps": -5}, ["max_steps=-5", "[1, 1e+07]"]),
-    ("finetune", {"batch_size": 0}, ["batch_size=0", "[1, 4096]"]),
-    ("finetune", {"lr": "fast"}, ["lr", "'fast'", "float"]),
-    ("finetune", {"lr": float("nan")}, ["lr=nan", "finite"]),
-    ("finetune", {"epochs": 0}, ["epochs=0", "(0, 10000]"]),
-    ("finetune", {"eval_every": True}, ["eval_every", "True", "int"]),
-    ("finetune", {"n_train": 2.5}, ["n_train", "2.5", "int"]),
-    ("infer", {"batch_sizes": [0]}, ["batch_sizes=[0]", "[1, 4096]"]),
-    ("infer", {"batch_sizes": []}, ["batch_sizes is empty"]),
-    ("infer", {"batch_sizes": 8}, ["batch_sizes", "must be a list"]),
-    ("infer", {"prompt_len": 8000, "decode_tokens": 500}, ["8500", "8192"]),
-    ("infer", {"ppl_window": 600, "ppl_tokens": 512}, ["ppl_window=600", "ppl_tokens=512"]),
-    ("infer", {"extra_tasks": ["hellaswag", 3]}, ["extra_tasks", "str"]),
-])
+
+@pytest.mark.parametrize(
+    "scenario,budget,words",
+    [
+        ("finetune", {"max_steps": -5}, ["max_steps=-5", "[1, 1e+07]"]),
+        ("finetune", {"batch_size": 0}, ["batch_size=0", "[1, 4096]"]),
+        ("finetune", {"lr": "fast"}, ["lr", "'fast'", "float"]),
+        ("finetune", {"lr": float("nan")}, ["lr=nan", "finite"]),
+        ("finetune", {"epochs": 0}, ["epochs=0", "(0, 10000]"]),
+        ("finetune", {"eval_every": True}, ["eval_every", "True", "int"]),
+        ("finetune", {"n_train": 2.5}, ["n_train", "2.5", "int"]),
+        ("infer", {"batch_sizes": [0]}, ["batch_sizes=[0]", "[1, 4096]"]),
+        ("infer", {"batch_sizes": []}, ["batch_sizes is empty"]),
+        ("infer", {"batch_sizes": 8}, ["batch_sizes", "must be a list"]),
+        ("infer", {"prompt_len": 8000, "decode_tokens": 500}, ["8500", "8192"]),
+        ("infer", {"ppl_window": 600, "ppl_tokens": 512}, ["ppl_window=600", "ppl_tokens=512"]),
+        ("infer", {"extra_tasks": ["hellaswag", 3]}, ["extra_tasks", "str"]),
+    ],
+)
 def test_bad_budget_values_name_key_value_and_range(scenario, budget, words):
     with pytest.raises(runspec.ConfigError) as e:
         runspec.make_budget(scenario, budget)
     assert all(w in str(e.value) for w in words), str(e.value)
 
 
-@pytest.mark.parametrize("name,params,words", [
-    ("random", {"fraction": 1.5}, ["fraction=1.5", "(0, 1]"]),
-    ("random", {"fraction": 0}, ["fraction=0", "(0, 1]"]),
-    ("lora", {"r": 0}, ["r=0", "[1, 4096]"]),
-    ("lora", {"alpha": float("inf")}, ["alpha=inf", "finite"]),
-    ("lora", {"dropout": 1.0}, ["dropout=1.0", "[0, 1)"]),
-    ("adam8bit", {"beta2": 1.0}, ["beta2=1.0", "[0, 1)"]),
-    ("magnitude", {"sparsity": -0.1}, ["sparsity=-0.1", "[0, 1)"]),
-    ("wanda", {"seq_len": 1}, ["seq_len=1", "[2, 8192]"]),
-    ("el2n", {"fraction": 0.95, "drop_top": 0.1}, ["fraction=0.95", "drop_top=0.1"]),
-    ("nf4", {"blocksize": 64.0}, ["blocksize", "int"]),
-    ("grad_ckpt", {"every_n_layers": False}, ["every_n_layers", "int"]),
-])
+@pytest.mark.parametrize(
+    "name,params,words",
+    [
+        ("random", {"fraction": 1.5}, ["fraction=1.5", "(0, 1]"]),
+        ("random", {"fraction": 0}, ["fraction=0", "(0, 1]"]),
+        ("lora", {"r": 0}, ["r=0", "[1, 4096]"]),
+        ("lora", {"alpha": float("inf")}, ["alpha=inf", "finite"]),
+        ("lora", {"dropout": 1.0}, ["dropout=1.0", "[0, 1)"]),
+        ("adam8bit", {"beta2": 1.0}, ["beta2=1.0", "[0, 1)"]),
+        ("magnitude", {"sparsity": -0.1}, ["sparsity=-0.1", "[0, 1)"]),
+        ("wanda", {"seq_len": 1}, ["seq_len=1", "[2, 8192]"]),
+        ("el2n", {"fraction": 0.95, "drop_top": 0.1}, ["fraction=0.95", "drop_top=0.1"]),
+        ("nf4", {"blocksize": 64.0}, ["blocksize", "int"]),
+        ("grad_ckpt", {"every_n_layers": False}, ["every_n_layers", "int"]),
+    ],
+)
 def test_bad_technique_values_name_key_value_and_range(name, params, words):
     with pytest.raises(TechniqueError) as e:
         build(name, params)
@@ -73,7 +80,7 @@ def test_every_declared_range_names_a_field_and_contains_the_default():
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, r in getattr(cls, "ranges", {}).items():
             default = fields[key].default
-            for v in (default if isinstance(default, tuple) else (default,)):
+            for v in default if isinstance(default, tuple) else (default,):
                 assert v is None or v in r, (cls, key, v, r)
 
 
@@ -93,9 +100,13 @@ def toml_value(v) -> str:
     return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {toml_value(x)}" for k, x in v.items()) + "}"
 
 
-SCALARS = st.one_of(st.booleans(),  # TOML has no null st.integers(-2**63, 2**63 - 1), st.sampled_from([0, 1, -5, 4096, 4097, 10**12]),
-                    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 1.0, 1e-9, 1.5, -0.1]),
-                    st.text(max_size=8), st.sampled_from(["fast", "", "2:4", "nf4", "../x", "float32"]))
+SCALARS = st.one_of(
+    st.booleans(),  # TOML has no null st.integers(-2**63, 2**63 - 1), st.sampled_from([0, 1, -5, 4096, 4097, 10**12]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 0.5, 1.0, 1e-9, 1.5, -0.1]),
+    st.text(max_size=8),
+    st.sampled_from(["fast", "", "2:4", "nf4", "../x", "float32"]),
+)
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.text(max_size=4), SCALARS, max_size=2))
 BUDGET_KEYS = {s: [f.name for f in dataclasses.fields(c)] for s, c in runspec.BUDGETS.items()}  # scenario -> keys
 TECHNIQUES = sorted(registry())
@@ -110,9 +121,12 @@ def typed(tp) -> st.SearchStrategy:
         return st.one_of([typed(a) for a in args if a is not type(None)])
     if origin in (tuple, list):
         return st.lists(typed(args[0]), max_size=3)
-    return {bool: st.booleans(), int: st.integers(-2, 10_000) | st.sampled_from([0, 1, 4096, 4097, 8192]),
-            float: st.floats(-0.5, 2.0) | st.sampled_from([0.0, 1e-4, 0.5, 1.0]),
-            str: st.sampled_from(["unstructured", "2:4", "1:3", "q_proj", "hellaswag", "x"])}.get(tp, VALUES)
+    return {
+        bool: st.booleans(),
+        int: st.integers(-2, 10_000) | st.sampled_from([0, 1, 4096, 4097, 8192]),
+        float: st.floats(-0.5, 2.0) | st.sampled_from([0.0, 1e-4, 0.5, 1.0]),
+        str: st.sampled_from(["unstructured", "2:4", "1:3", "q_proj", "hellaswag", "x"]),
+    }.get(tp, VALUES)
 
 
 def field_value(draw, cls, key):
@@ -148,8 +162,14 @@ def budget(scenario: str):
 def suite_tables(draw) -> dict:
     runs = []
     for i in range(draw(st.integers(1, 3))):
-        scenario = draw(st.sampled_from(["finetune", "infer"])) if draw(st.integers(0, 9)) else draw(st.text(max_size=4))
-        rid = f"run-{i}" if draw(st.integers(0, 9)) else draw(st.sampled_from(["../up", "a b", "", "-x"]) | st.text(max_size=6))
+        scenario = (
+            draw(st.sampled_from(["finetune", "infer"])) if draw(st.integers(0, 9)) else draw(st.text(max_size=4))
+        )
+        rid = (
+            f"run-{i}"
+            if draw(st.integers(0, 9))
+            else draw(st.sampled_from(["../up", "a b", "", "-x"]) | st.text(max_size=6))
+        )
         r = {"id": rid, "scenario": scenario, "techniques": draw(st.lists(technique(), max_size=2))}
         if scenario in BUDGET_KEYS and draw(st.booleans()):
             r["budget"] = draw(budget(scenario))
@@ -161,8 +181,11 @@ def suite_tables(draw) -> dict:
     if not draw(st.integers(0, 3)):
         for key in draw(st.sets(st.sampled_from(sorted(suites.SUITE_KEYS)), max_size=2)):
             head[key] = draw(VALUES)
-    suite = {"suite": head, "defaults": {s: draw(budget(s)) for s in draw(st.sets(st.sampled_from(sorted(BUDGET_KEYS)), max_size=2))},
-             "run": runs}
+    suite = {
+        "suite": head,
+        "defaults": {s: draw(budget(s)) for s in draw(st.sets(st.sampled_from(sorted(BUDGET_KEYS)), max_size=2))},
+        "run": runs,
+    }
     if not draw(st.integers(0, 9)):  # a whole section replaced
         suite[draw(st.sampled_from(["suite", "defaults", "run"]))] = draw(VALUES)
     return suite
@@ -173,12 +196,15 @@ def _in_declared_ranges(obj) -> None:
     hints = {f.name: f.type for f in dataclasses.fields(obj)}
     for key, r in getattr(type(obj), "ranges", {}).items():
         value = getattr(obj, key)
-        for v in (value if isinstance(value, tuple) else (value,)):
+        for v in value if isinstance(value, tuple) else (value,):
             if v is None:
                 continue
             assert not isinstance(v, bool) and isinstance(v, (int, float)), (key, v)
             assert math.isfinite(v) and v in r, (key, v, r)
-            assert not (hints[key].startswith("int") or hints[key].startswith("tuple[int")) or isinstance(v, int), (key, v)
+            assert not (hints[key].startswith("int") or hints[key].startswith("tuple[int")) or isinstance(v, int), (
+                key,
+                v,
+            )
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

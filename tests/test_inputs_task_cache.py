@@ -1,5 +1,6 @@
 """The lm-eval task files effbench caches are checked against their data on every use: a tampered
 data file, a changed YAML or an extra YAML in the folder (lm-eval reads them all) is rebuilt."""
+
 from __future__ import annotations
 
 from effbench.tasks import generate, lmeval
@@ -26,9 +27,11 @@ def test_tampered_task_files_are_rebuilt(tmp_path, monkeypatch, capsys):
     good = {p.name: p.read_bytes() for p in d.iterdir()}
     tampered = bytearray(good["data.jsonl"])
     tampered[tampered.index(b'"answer": "') + 11] ^= 1  # one answer digit changed
-    for change in (lambda: (d / "data.jsonl").write_bytes(bytes(tampered)),
-                   lambda: (d / f"{lmeval.ARITH_TASK}.yaml").write_text("task: effbench_arith\ndataset_path: /elsewhere\n"),
-                   lambda: (d / "evil.yaml").write_text("task: effbench_arith\nprocess_docs: !function evil.run\n")):
+    for change in (
+        lambda: (d / "data.jsonl").write_bytes(bytes(tampered)),
+        lambda: (d / f"{lmeval.ARITH_TASK}.yaml").write_text("task: effbench_arith\ndataset_path: /elsewhere\n"),
+        lambda: (d / "evil.yaml").write_text("task: effbench_arith\nprocess_docs: !function evil.run\n"),
+    ):
         change()
         d2, _ = lmeval.write_arith(_examples())
         assert d2 == d

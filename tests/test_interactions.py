@@ -1,5 +1,6 @@
 """Interactions of stacked techniques on a hand-made result set with known figures: measured and
 predicted ratios (multiplicative) and quality losses (additive), and which stacks are flagged."""
+
 from __future__ import annotations
 
 import gc
@@ -36,7 +37,12 @@ def group(rid, techniques, decs, weight_bytes, acc_pct, peaks=None) -> list[dict
             r["spec"].update(replicate=i, timing_only=True)
             r["items"] = {}
             r["metrics"]["probe_acc"] = {"value": None, "reason": "timing-only replicate"}
-        r["metrics"]["decode_tokens_per_s.b8"] = {"value": d, "unit": "tokens/s", "higher_is_better": True, "samples": [d]}
+        r["metrics"]["decode_tokens_per_s.b8"] = {
+            "value": d,
+            "unit": "tokens/s",
+            "higher_is_better": True,
+            "samples": [d],
+        }
         r["metrics"]["weight_bytes"] = {"value": weight_bytes, "unit": "B", "higher_is_better": False}
         r["metrics"]["peak_rss_bytes"]["value"] = (peaks or [700 * 2**20] * len(decs))[i]
         out.append(r)
@@ -54,10 +60,15 @@ SLOWER = [25.0, 25.2, 24.8]  # magnitude + int8 (x2 predicted): x4 measured
 
 @pytest.fixture(scope="module")
 def recs():
-    runs = (group("infer-baseline", [], BASE, 500e6, 80) + group("infer-mag", [MAG], A, 500e6, 70)
-            + group("infer-nf4", [NF4], B, 160e6, 75) + group("infer-int8", [INT8], C, 210e6, 80)
-            + group("infer-mag-nf4", [MAG, NF4], ADDS_UP, 160e6, 65) + group("infer-mag-int8", [MAG, INT8], SLOWER, 210e6, 40)
-            + group("infer-wanda-nf4", [WANDA, NF4], ADDS_UP, 160e6, 60))
+    runs = (
+        group("infer-baseline", [], BASE, 500e6, 80)
+        + group("infer-mag", [MAG], A, 500e6, 70)
+        + group("infer-nf4", [NF4], B, 160e6, 75)
+        + group("infer-int8", [INT8], C, 210e6, 80)
+        + group("infer-mag-nf4", [MAG, NF4], ADDS_UP, 160e6, 65)
+        + group("infer-mag-int8", [MAG, INT8], SLOWER, 210e6, 40)
+        + group("infer-wanda-nf4", [WANDA, NF4], ADDS_UP, 160e6, 60)
+    )
     rs = make_set(runs)
     out = {}
     for r in interactions.interactions(rs):
@@ -98,7 +109,9 @@ def test_quality_losses_add_in_points(recs):
     se = [100 * math.sqrt(p * (1 - p) / 100) for p in (0.40, 0.70, 0.80, 0.80)]
     assert bad["d_hi"] - bad["d_lo"] == pytest.approx(2 * 1.959964 * math.sqrt(sum(x * x for x in se)), rel=1e-5)
     # the prediction's CI counts the baseline once per single (k = 2): 2^2 se_b^2
-    assert bad["pred_hi"] - bad["pred_lo"] == pytest.approx(2 * 1.959964 * math.sqrt(se[1] ** 2 + se[2] ** 2 + 4 * se[3] ** 2), rel=1e-5)
+    assert bad["pred_hi"] - bad["pred_lo"] == pytest.approx(
+        2 * 1.959964 * math.sqrt(se[1] ** 2 + se[2] ** 2 + 4 * se[3] ** 2), rel=1e-5
+    )
 
 
 def test_a_stack_without_its_single_runs_says_which_is_missing(recs):
@@ -118,9 +131,14 @@ def test_report_shows_the_table_and_flags(recs):
 
 def test_exact_bytes_are_flagged_beyond_one_percent():
     def stack(nbytes):
-        runs = (group("infer-baseline", [], BASE, 500e6, 80) + group("infer-mag", [MAG], A, 500e6, 70)
-                + group("infer-nf4", [NF4], B, 160e6, 75) + group("infer-mag-nf4", [MAG, NF4], ADDS_UP, nbytes, 65))
+        runs = (
+            group("infer-baseline", [], BASE, 500e6, 80)
+            + group("infer-mag", [MAG], A, 500e6, 70)
+            + group("infer-nf4", [NF4], B, 160e6, 75)
+            + group("infer-mag-nf4", [MAG, NF4], ADDS_UP, nbytes, 65)
+        )
         (r,) = [r for r in interactions.interactions(make_set(runs)) if r["quantity"].startswith("weight bytes")]
         return r["verdict"]
+
     assert stack(160e6 * 1.009) == "as predicted"
     assert stack(160e6 * 1.02) == "worse" and stack(160e6 * 0.98) == "better"

@@ -1,4 +1,5 @@
 """The kernel benchmark's report: speed-ups computed as their time / ours, CPU refusal is exit 2."""
+
 from __future__ import annotations
 
 from effbench import cli
@@ -6,8 +7,16 @@ from effbench.render.kernel_report import kernel_markdown
 
 
 def _rec(impl, ms, frac=None):
-    return {"kernel": "rmsnorm", "impl": impl, "pass": "fwd", "tokens": 1024, "hidden": 576, "dtype": "bfloat16",
-            "median_ms": ms, "frac_peak_bw": frac}
+    return {
+        "kernel": "rmsnorm",
+        "impl": impl,
+        "pass": "fwd",
+        "tokens": 1024,
+        "hidden": 576,
+        "dtype": "bfloat16",
+        "median_ms": ms,
+        "frac_peak_bw": frac,
+    }
 
 
 def test_speedups_in_markdown():
@@ -27,10 +36,9 @@ def test_kernels_refuses_without_cuda(capsys):
 
 
 def test_suite_kernel_bench_setting_validated_and_recorded_missing_on_cpu(tmp_path):
-    from effbench.render import report
-    from effbench.run import runner
     from effbench import runspec
-    from effbench.run import suites
+    from effbench.render import report
+    from effbench.run import runner, suites
 
     p = tmp_path / "k.toml"
     p.write_text('[suite]\nkernel_bench = "sometimes"\n[[run]]\nid = "a"\nscenario = "infer"\nmodel = "tiny"\n')
@@ -43,6 +51,12 @@ def test_suite_kernel_bench_setting_validated_and_recorded_missing_on_cpu(tmp_pa
     assert "CUDA" in missing["kernels_missing"]
     rs = {"suite": "s", "runs": [], "env": {"device": "cpu"}, **missing}
     assert "Kernel micro-benchmark not measured" in report.summary_markdown(rs)
-    md = report.summary_markdown({"suite": "s", "runs": [], "env": {"device": "cuda"},
-                                  "kernels": [_rec("effbench", 0.01, 0.9), _rec("eager", 0.02)]})
+    md = report.summary_markdown(
+        {
+            "suite": "s",
+            "runs": [],
+            "env": {"device": "cuda"},
+            "kernels": [_rec("effbench", 0.01, 0.9), _rec("eager", 0.02)],
+        }
+    )
     assert "## Kernel micro-benchmark" in md and "2.00" in md

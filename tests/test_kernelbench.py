@@ -4,6 +4,7 @@ sweep, and looks peak bandwidth up by whole-word device names. The timings thems
 (benchmarks/test_kernel_bench.py); here a fixed fake timer stands in, run through the interpreter
 at tiny widths so the records' arithmetic can be checked exactly.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from effbench.kernelbench import bench as kb
-from effbench.render import kernel_report
 from effbench.kernelbench import cases as kc
+from effbench.render import kernel_report
 
 TINY = kc.Shapes(hidden=64, intermediate=176, heads=4, kv_heads=2, head_dim=16, vocab=1000, seq=32)
 
@@ -25,11 +26,21 @@ def test_refuses_cpu():
         kb.run_kernel_bench("cpu", quick=True)
 
 
-@pytest.mark.parametrize("name,bw", [
-    ("NVIDIA H200", 4.8e12), ("NVIDIA H100 80GB HBM3", 3.35e12), ("NVIDIA H100 PCIe", 2.0e12),
-    ("NVIDIA A100-SXM4-80GB", 2.039e12), ("NVIDIA A100-PCIE-40GB", 1.555e12), ("NVIDIA L4", 3.0e11),
-    ("NVIDIA GeForce RTX 4090", 1.008e12), ("NVIDIA L40S", 864e9), ("Mystery GPU", None), ("cpu", None),
-])
+@pytest.mark.parametrize(
+    "name,bw",
+    [
+        ("NVIDIA H200", 4.8e12),
+        ("NVIDIA H100 80GB HBM3", 3.35e12),
+        ("NVIDIA H100 PCIe", 2.0e12),
+        ("NVIDIA A100-SXM4-80GB", 2.039e12),
+        ("NVIDIA A100-PCIE-40GB", 1.555e12),
+        ("NVIDIA L4", 3.0e11),
+        ("NVIDIA GeForce RTX 4090", 1.008e12),
+        ("NVIDIA L40S", 864e9),
+        ("Mystery GPU", None),
+        ("cpu", None),
+    ],
+)
 def test_peak_bandwidth_table(name, bw):
     got, reason = kb.peak_bandwidth(name)
     assert got == bw
@@ -50,8 +61,20 @@ def test_records_and_speedups_from_fixed_samples():
     assert len(calls) == 2 * n_cells  # liger: not available on CPU
     assert {r["pass"] for r in recs if r["kernel"] == "flce"} == {"fwdbwd"}
     for r in recs:
-        assert set(r) >= {"kernel", "impl", "pass", "tokens", "hidden", "dtype", "median_ms", "samples_ms",
-                          "bytes_moved", "gbps", "frac_peak_bw", "peak_bytes"}
+        assert set(r) >= {
+            "kernel",
+            "impl",
+            "pass",
+            "tokens",
+            "hidden",
+            "dtype",
+            "median_ms",
+            "samples_ms",
+            "bytes_moved",
+            "gbps",
+            "frac_peak_bw",
+            "peak_bytes",
+        }
         assert r["frac_peak_bw"] is None and "unknown" in r["frac_peak_bw_reason"]
         if r["impl"] == "liger":
             assert r["median_ms"] is None and "not available" in r["error"]
@@ -67,8 +90,18 @@ def test_records_and_speedups_from_fixed_samples():
 
 
 def test_speedup_rows_ratio():
-    recs = [{"kernel": "rmsnorm", "pass": "fwd", "tokens": 1024, "hidden": 576, "dtype": "bfloat16",
-             "impl": impl, "median_ms": ms} for impl, ms in (("effbench", 0.5), ("eager", 2.0), ("liger", 0.4))]
+    recs = [
+        {
+            "kernel": "rmsnorm",
+            "pass": "fwd",
+            "tokens": 1024,
+            "hidden": 576,
+            "dtype": "bfloat16",
+            "impl": impl,
+            "median_ms": ms,
+        }
+        for impl, ms in (("effbench", 0.5), ("eager", 2.0), ("liger", 0.4))
+    ]
     (row,) = kernel_report.speedup_rows(recs)
     assert row["speedup_vs_eager"] == 4.0 and row["speedup_vs_liger"] == pytest.approx(0.8)
     assert row["speedup_vs_compile"] is None
@@ -119,4 +152,6 @@ def test_flce_bytes_and_flops_against_independent_counts(dtype):
     loss.backward()
     labels = 64 * 8  # int64 token ids
     assert loss.dtype == torch.float32
-    assert case.bytes["fwdbwd"] == _storage_bytes([x, w]) + labels + loss.element_size() + _storage_bytes([x.grad, w.grad])
+    assert case.bytes["fwdbwd"] == _storage_bytes([x, w]) + labels + loss.element_size() + _storage_bytes(
+        [x.grad, w.grad]
+    )

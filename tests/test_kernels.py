@@ -8,6 +8,7 @@ the same (upcast) inputs, so the tolerance measures the kernel's own error:
         and the reference rounds intermediates too; a few ulps of slack).
 Shapes stay small (the interpreter runs each program in Python), with one awkward case each.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from effbench.kernels.flce import (chunk_tokens_for, fused_linear_cross_entropy,  # noqa: E402
-                                   fused_linear_cross_entropy_ref)
+from effbench.kernels.flce import chunk_tokens_for, fused_linear_cross_entropy, fused_linear_cross_entropy_ref  # noqa: E402
 from effbench.kernels.rmsnorm import rmsnorm, rmsnorm_ref  # noqa: E402
 from effbench.kernels.rope import rope, rope_ref  # noqa: E402
 from effbench.kernels.swiglu import swiglu, swiglu_ref  # noqa: E402
@@ -47,7 +47,7 @@ def _check(kernel_fn, ref_fn, inputs, dtype, grad_outs=None, tol=None):
     torch.autograd.backward(out, grad_outs)
     torch.autograd.backward(ref, [go.float() for go in grad_outs])
     for i, (x, r) in enumerate(zip(xs, refs)):
-        torch.testing.assert_close(x.grad.float(), r.grad, **tol, msg=lambda m: f"grad of input {i}: {m}")
+        torch.testing.assert_close(x.grad.float(), r.grad, **tol, msg=lambda m: f"grad of input {i}: {m}")  # noqa: B023 (called here)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -90,8 +90,12 @@ def test_rope_matches_reference(b, s, hq, hk, d, cos_batch, dtype):
     k = torch.randn(b, s, hk, d, generator=g)
     ang = torch.rand(cos_batch, s, d // 2, generator=g) * 6.3
     cos, sin = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
-    _check(lambda q, k, c, sn: rope(q.transpose(1, 2), k.transpose(1, 2), c, sn),
-           lambda q, k, c, sn: rope_ref(q.transpose(1, 2), k.transpose(1, 2), c, sn), [q, k, cos, sin], dtype)
+    _check(
+        lambda q, k, c, sn: rope(q.transpose(1, 2), k.transpose(1, 2), c, sn),
+        lambda q, k, c, sn: rope_ref(q.transpose(1, 2), k.transpose(1, 2), c, sn),
+        [q, k, cos, sin],
+        dtype,
+    )
 
 
 # Loss tolerances: the loss is an fp32 mean whatever the input dtype; bf16 logits move it by
@@ -100,21 +104,29 @@ FLCE_TOL = {torch.float32: dict(atol=1e-6, rtol=1e-4), torch.bfloat16: dict(atol
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,h,v,chunk,smoothing,reduction", [
-    (64, 64, 1024, None, 0.0, "mean"),     # round: one chunk, one vocab block
-    (141, 213, 5003, 32, 0.1, "mean"),     # awkward: 4 full chunks + 13 rows, vocab 4096 + 907
-    (50, 40, 300, 16, 0.0, "sum"),
-])
+@pytest.mark.parametrize(
+    "n,h,v,chunk,smoothing,reduction",
+    [
+        (64, 64, 1024, None, 0.0, "mean"),  # round: one chunk, one vocab block
+        (141, 213, 5003, 32, 0.1, "mean"),  # awkward: 4 full chunks + 13 rows, vocab 4096 + 907
+        (50, 40, 300, 16, 0.0, "sum"),
+    ],
+)
 def test_flce_matches_reference(n, h, v, chunk, smoothing, reduction, dtype):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, h, generator=g)
-    w = torch.randn(v, h, generator=g) / h ** 0.5
+    w = torch.randn(v, h, generator=g) / h**0.5
     labels = torch.randint(0, v, (n,), generator=g)
     labels[::7] = -100  # ignored positions: no loss, no gradient, not in the mean's count
-    kern = lambda x, w: fused_linear_cross_entropy(x, w, labels, label_smoothing=smoothing,  # noqa: E731
-                                                   reduction=reduction, chunk_tokens=chunk)
-    ref = lambda x, w: fused_linear_cross_entropy_ref(x, w, labels, label_smoothing=smoothing,  # noqa: E731
-                                                      reduction=reduction)
+
+    def kern(x, w):
+        return fused_linear_cross_entropy(
+            x, w, labels, label_smoothing=smoothing, reduction=reduction, chunk_tokens=chunk
+        )
+
+    def ref(x, w):
+        return fused_linear_cross_entropy_ref(x, w, labels, label_smoothing=smoothing, reduction=reduction)
+
     # grad_output 2.0 checks that backward scales the gradients computed in forward.
     tol = dict(FLCE_TOL[dtype])
     if reduction == "sum":  # gradients are not divided by the token count: n times larger
@@ -138,8 +150,9 @@ def test_flce_edge_cases():
     # no grad wanted: same loss through the loss-only path
     labels = torch.tensor([1, 2, -100, 3, 9, 0])
     with torch.no_grad():
-        torch.testing.assert_close(fused_linear_cross_entropy(x, w, labels),
-                                   fused_linear_cross_entropy_ref(x, w, labels), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            fused_linear_cross_entropy(x, w, labels), fused_linear_cross_entropy_ref(x, w, labels), atol=1e-5, rtol=1e-5
+        )
     with pytest.raises(ValueError, match="labels outside"):
         fused_linear_cross_entropy(x, w, torch.tensor([1, 2, 3, 4, 5, 10]))
 
@@ -149,7 +162,7 @@ def test_flce_under_autocast_matches_autocast_reference():
     follow autocast (bf16 logits, like an autocast lm_head) and the grads keep the fp32 dtypes."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 48, generator=g, requires_grad=True)
-    w = (torch.randn(700, 48, generator=g) / 48 ** 0.5).requires_grad_()
+    w = (torch.randn(700, 48, generator=g) / 48**0.5).requires_grad_()
     labels = torch.randint(0, 700, (40,), generator=g)
     labels[::3] = -100
     xr, wr = (t.detach().clone().requires_grad_() for t in (x, w))

@@ -11,6 +11,7 @@ call), at the default model's shapes (hidden 576, 9 query / 3 key-value heads of
 TRITON_INTERPRET, set for the other kernel tests, turns @triton.jit functions into interpreted
 ones for the whole process.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,10 +77,24 @@ def test_launch_parameters_are_what_every_backend_accepts():
     """num_warps is a power of two in [1, 16] for every launch the wrappers can choose, including
     the default model's rope (9 + 3 heads of 64: 1280 values, which the one-warp-per-256 rule
     alone would give 5 warps)."""
-    from effbench.kernels import _launch as L, flce as F, rmsnorm as R, rope as P, swiglu as S
+    from effbench.kernels import _launch as L
+    from effbench.kernels import flce as F
+    from effbench.kernels import rmsnorm as R
+    from effbench.kernels import rope as P
+    from effbench.kernels import swiglu as S
 
-    assert [L.num_warps_for(t) for t in (1, 256, 511, 512, 1280, 1536, 3072, 4096, 8192, 1 << 20)] == \
-        [1, 1, 1, 2, 4, 4, 8, 16, 16, 16]
+    assert [L.num_warps_for(t) for t in (1, 256, 511, 512, 1280, 1536, 3072, 4096, 8192, 1 << 20)] == [
+        1,
+        1,
+        1,
+        2,
+        4,
+        4,
+        8,
+        16,
+        16,
+        16,
+    ]
     assert P.launch(9, 3, 64) == dict(BLOCK_HQ=16, BLOCK_HK=4, BLOCK_D=32, num_warps=4)
     launches = [S.launch()]
     launches += [P.launch(hq, hk, d) for hq in range(1, 33) for hk in range(1, hq + 1) for d in (16, 24, 64, 128)]
@@ -94,8 +109,9 @@ def test_launch_parameters_are_what_every_backend_accepts():
 def test_kernels_compile_for_ampere_and_hopper(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path / "triton-cache")  # compile for real, not from a cache
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     n = int(proc.stdout.split("launches", 1)[1].split()[0])
     lines = proc.stdout.count("compiled")

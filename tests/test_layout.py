@@ -3,6 +3,7 @@
 Read from the source with ast (every import, including those inside functions), so a lazy import
 that closes a cycle counts as much as a top-level one.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,7 +15,11 @@ from scipy.sparse.csgraph import connected_components
 
 REPO = Path(__file__).resolve().parent.parent
 # folder -> import name (pyproject's package-dir)
-ROOTS = {REPO / "effbench": "effbench", REPO / "techniques": "effbench.techniques", REPO / "kernels": "effbench.kernels"}
+ROOTS = {
+    REPO / "effbench": "effbench",
+    REPO / "techniques": "effbench.techniques",
+    REPO / "kernels": "effbench.kernels",
+}
 
 # The harness's folders (effbench/<folder>/) and what each may reach, directly or through others.
 # Top-level modules (runspec, models) and tasks/ are shared: the spec a child reads, the models it
@@ -49,8 +54,11 @@ def import_graph() -> dict[str, set[str]]:
         deps = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
-                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([node.module] if node.module else [])) if node.level \
+                base = (
+                    ".".join(pkg[: len(pkg) - node.level + 1] + ([node.module] if node.module else []))
+                    if node.level
                     else (node.module or "")
+                )
                 subs = {base + "." + a.name for a in node.names} & files.keys()  # `from pkg import module`
                 deps.update(subs or {base})
             elif isinstance(node, ast.Import):
@@ -123,5 +131,11 @@ def test_shared_modules_reach_neither_the_launcher_nor_the_read_sides_renderers(
 
 
 def test_the_rules_can_fail():
-    g = {"effbench.read.a": {"effbench.read.b"}, "effbench.read.b": {"effbench.run.runner"}, "effbench.run.runner": set()}
-    assert "effbench.run.runner" in reach(g, "effbench.read.a") and folder("effbench.run.runner") in NEVER_REACHES["read"]
+    g = {
+        "effbench.read.a": {"effbench.read.b"},
+        "effbench.read.b": {"effbench.run.runner"},
+        "effbench.run.runner": set(),
+    }
+    assert (
+        "effbench.run.runner" in reach(g, "effbench.read.a") and folder("effbench.run.runner") in NEVER_REACHES["read"]
+    )

@@ -13,6 +13,7 @@ leaves torch out (PyPI's hashes of torch are the CUDA build's files, which can n
 wheel), and setup installs exactly torch==<locks/pins.in>+cpu on its own. The project itself is
 installed editable (no file to hash).
 """
+
 from __future__ import annotations
 
 import re
@@ -78,9 +79,23 @@ def test_locks_differ_where_the_platforms_do():
 
 
 def _compile(lock: str, *args: str) -> subprocess.CompletedProcess:
-    cmd = [uv(), "pip", "compile", str(REPO / "pyproject.toml"), *[a for e in EXTRAS for a in ("--extra", e)],
-           "-c", str(REPO / lock), "-c", str(REPO / "locks/pins.in"), "--python-platform", "x86_64-manylinux_2_28",
-           "--no-annotate", "--no-header", "--quiet", *args]
+    cmd = [
+        uv(),
+        "pip",
+        "compile",
+        str(REPO / "pyproject.toml"),
+        *[a for e in EXTRAS for a in ("--extra", e)],
+        "-c",
+        str(REPO / lock),
+        "-c",
+        str(REPO / "locks/pins.in"),
+        "--python-platform",
+        "x86_64-manylinux_2_28",
+        "--no-annotate",
+        "--no-header",
+        "--quiet",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
@@ -88,8 +103,13 @@ def _compile(lock: str, *args: str) -> subprocess.CompletedProcess:
 def test_lock_header_states_its_python(lock):
     """`make lock` writes the CPython version into the header; `make setup` reads it from there."""
     assert f"CPython {LOCKS[lock]}, x86_64-manylinux_2_28" in "".join((REPO / lock).read_text().splitlines(True)[:3])
-    out = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), "setup", "VENV=/nonexistent/venv",
-                          f"LOCK={lock}"], capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(REPO), "setup", "VENV=/nonexistent/venv", f"LOCK={lock}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert f"py=python{LOCKS[lock]}" in out and f"locked for CPython {LOCKS[lock]}" in out
 
 
@@ -110,14 +130,34 @@ def test_setup_installs_only_torch_cpu_and_the_project_without_hashes(has_nvidia
     """Every `pip install` of `make setup` is hash-checked except exactly: torch's CPU build (CPU lock
     made with the fallback: no published hash of the CPU wheel could be read here) and the
     editable install of effbench itself, which has no dependencies of its own (--no-deps)."""
-    out = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), "setup", "VENV=/nonexistent/venv",
-                          f"HAS_NVIDIA={has_nvidia}", "HOST_OS=Linux"], capture_output=True, text=True, timeout=60,
-                         check=True).stdout
-    installs = [shlex.split(part.replace("2>/dev/null", "")) for line in out.splitlines() if " -m pip install " in line
-                for part in line.split(" || ")]
+    out = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-C",
+            str(REPO),
+            "setup",
+            "VENV=/nonexistent/venv",
+            f"HAS_NVIDIA={has_nvidia}",
+            "HOST_OS=Linux",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    installs = [
+        shlex.split(part.replace("2>/dev/null", ""))
+        for line in out.splitlines()
+        if " -m pip install " in line
+        for part in line.split(" || ")
+    ]
     unhashed = [w for w in installs if "--require-hashes" not in w]
     assert [w for w in installs if "--require-hashes" in w and "-r" in w] and all("--no-deps" in w for w in installs)
-    assert sorted(w[w.index("-r") + 1] for w in installs if "--require-hashes" in w) == sorted([lock, "locks/model.txt"])
+    assert sorted(w[w.index("-r") + 1] for w in installs if "--require-hashes" in w) == sorted(
+        [lock, "locks/model.txt"]
+    )
     expected = [[f"torch=={TORCH}+cpu"]] * 2 if lock == "constraints.txt" and not cpu_lock_has_torch() else []
     assert [[a for a in w if a.startswith("torch")] for w in unhashed if "-e" not in w] == expected
     assert [w[w.index("-e") + 1] for w in unhashed if "-e" in w] == ["."]
@@ -134,6 +174,7 @@ def test_declared_cpu_metadata_is_the_cpu_builds():
     """The fallback (locks/torch-cpu.toml) declares the CPU wheel's requirements by hand: they must be
     the installed CPU build's (extras left out), where that build is installed (make test's venv)."""
     import importlib.metadata as md
+
     tomllib = pytest.importorskip("tomllib")
     try:
         version = md.version("torch")
@@ -149,20 +190,33 @@ def test_declared_cpu_metadata_is_the_cpu_builds():
 def _cpu_args() -> tuple[str, ...]:
     if cpu_lock_has_torch():  # made with the declared index (pyproject's [tool.uv.sources])
         return ("--python-version", LOCKS["constraints.txt"], "--no-config")
-    return ("--python-version", LOCKS["constraints.txt"], "--no-sources", "--config-file",
-            str(REPO / "locks/torch-cpu.toml"), "--no-emit-package", "torch")
+    return (
+        "--python-version",
+        LOCKS["constraints.txt"],
+        "--no-sources",
+        "--config-file",
+        str(REPO / "locks/torch-cpu.toml"),
+        "--no-emit-package",
+        "torch",
+    )
 
 
-@pytest.mark.parametrize("lock,args", [
-    ("constraints-cuda.txt", ("--python-version", "3.12", "--no-sources", "--no-config")),
-    ("constraints.txt", None),
-])
+@pytest.mark.parametrize(
+    "lock,args",
+    [
+        ("constraints-cuda.txt", ("--python-version", "3.12", "--no-sources", "--no-config")),
+        ("constraints.txt", None),
+    ],
+)
 def test_lock_resolves_from_metadata_without_conflict(lock, args):
     """Resolving pyproject's dependencies under the lock as constraints must succeed (no conflict)
     and need exactly the lock's pins: nothing missing, nothing at another version."""
     p = _compile(lock, *(args or _cpu_args()))
-    if p.returncode != 0 and re.search(r"(?i)(failed to fetch|connect|dns|network|timed out)", p.stderr) \
-            and "No solution found" not in p.stderr:
+    if (
+        p.returncode != 0
+        and re.search(r"(?i)(failed to fetch|connect|dns|network|timed out)", p.stderr)
+        and "No solution found" not in p.stderr
+    ):
         pytest.skip(f"PyPI unreachable, lock not resolved: {p.stderr.strip()[-300:]}")
     assert p.returncode == 0, p.stderr[-3000:]
     resolved, locked = pins(p.stdout), pins((REPO / lock).read_text())
@@ -170,4 +224,3 @@ def test_lock_resolves_from_metadata_without_conflict(lock, args):
     assert set(locked) - set(resolved) == set(), "packages in the lock that nothing requires: run `make lock`"
     if lock == "constraints-cuda.txt":
         assert resolved["torch"] == "2.13.0" and resolved["triton"] == "3.7.1" and "cuda-toolkit" in resolved
-

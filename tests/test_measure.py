@@ -1,5 +1,6 @@
 """Measurements against known answers: the default model's FLOPs, byte counts, peak memory (and
 that an earlier peak is excluded), quantiles."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,10 @@ def test_train_flops_of_the_default_model_include_its_tied_head():
     assert n == 30 * (576 * (576 + 192 + 192 + 576) + 3 * 576 * 1536) + 576 * 49152 == 134_479_872
     assert measure.train_flops_per_token(n, 30, 576, 0) == pytest.approx(806.9e6, rel=1e-4)
     # the attention term: 12 * layers * seq * width, e.g. 30 x 10 tokens x 576
-    assert measure.train_flops_per_token(n, 30, 576, 10) - measure.train_flops_per_token(n, 30, 576, 0) == 12 * 30 * 10 * 576
+    assert (
+        measure.train_flops_per_token(n, 30, 576, 10) - measure.train_flops_per_token(n, 30, 576, 0)
+        == 12 * 30 * 10 * 576
+    )
 
 
 def test_weight_bytes_counts_tied_once_and_dtypes():
@@ -112,7 +116,10 @@ def test_time_call_excludes_warmup():
 
 
 def test_missing_figure_has_reason():
-    assert measure.Energy("cpu").result() == {"value": None, "reason": "energy is measured through NVML on NVIDIA GPUs only"}
+    assert measure.Energy("cpu").result() == {
+        "value": None,
+        "reason": "energy is measured through NVML on NVIDIA GPUs only",
+    }
     assert measure.peak_flops("cpu")[0] is None
 
 

@@ -1,6 +1,7 @@
 """A cold model cache is built once, in a process of its own, before a suite's first run, so that no
 run's start-up and memory include the build; a run whose own process built it anyway says so
 (its model note) and records its RSS after set-up as missing, with the reason."""
+
 from __future__ import annotations
 
 import stat
@@ -8,8 +9,7 @@ from types import SimpleNamespace
 
 from effbench import models
 from effbench.child import main as child
-from effbench.run import member, runner
-from effbench.run import suites
+from effbench.run import member, runner, suites
 
 
 def _fake_python(tmp_path, rc: int = 0):
@@ -46,8 +46,10 @@ def test_warm_skips_a_built_cache_and_reports_a_failed_build(tmp_path, monkeypat
 
 
 def test_runner_warms_before_the_first_run(tmp_path, monkeypatch):
-    (tmp_path / "s.toml").write_text('[suite]\nname = "warm"\nmodel = "tiny"\ndevice = "cpu"\n'
-                                     '[[run]]\nid = "a"\nscenario = "infer"\n[[run]]\nid = "b"\nscenario = "infer"\n')
+    (tmp_path / "s.toml").write_text(
+        '[suite]\nname = "warm"\nmodel = "tiny"\ndevice = "cpu"\n'
+        '[[run]]\nid = "a"\nscenario = "infer"\n[[run]]\nid = "b"\nscenario = "infer"\n'
+    )
     events = []
     monkeypatch.setattr(member, "warm_model_cache", lambda specs, echo: events.append(("warm", [s.id for s in specs])))
 

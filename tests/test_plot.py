@@ -1,6 +1,7 @@
 """effbench plot / report / the PR entry: figures hold one point per run (counted from the artists),
 the Pareto frontier is right, optional plots appear only with their data, files land in the
 result set's folder, and README.md embeds them by relative path."""
+
 from __future__ import annotations
 
 import re
@@ -9,12 +10,14 @@ import pytest
 from _resultsets import finetune_run, infer_run, make_set, replicated, write
 
 from effbench import cli
-from effbench.render import plot, plot_curves, pr_report, report
 from effbench.read import results
+from effbench.render import plot, plot_curves, pr_report, report
 
 
 def _points(fig, prefix="points:"):
-    return sum(len(c.get_offsets()) for ax in fig.axes for c in ax.collections if (c.get_gid() or "").startswith(prefix))
+    return sum(
+        len(c.get_offsets()) for ax in fig.axes for c in ax.collections if (c.get_gid() or "").startswith(prefix)
+    )
 
 
 def _lines(fig, prefix):
@@ -22,8 +25,16 @@ def _lines(fig, prefix):
 
 
 def smoke_like():
-    return make_set([finetune_run(), finetune_run("finetune-lora", [{"name": "lora", "params": {"r": 8}}], tps=1500.0, curve_acc=(0.1, 0.2, 0.4)),
-                     infer_run(), infer_run("infer-int8", [{"name": "int8", "params": {}}], dec=700.0)])
+    return make_set(
+        [
+            finetune_run(),
+            finetune_run(
+                "finetune-lora", [{"name": "lora", "params": {"r": 8}}], tps=1500.0, curve_acc=(0.1, 0.2, 0.4)
+            ),
+            infer_run(),
+            infer_run("infer-int8", [{"name": "int8", "params": {}}], dec=700.0),
+        ]
+    )
 
 
 def test_frontier_keeps_only_undominated_points():
@@ -51,7 +62,9 @@ def test_pareto_with_two_sets_draws_each_in_its_colour():
     base["_path"], head["_path"] = "/x/base/results.json", "/x/head/results.json"
     fig = plot.pareto_figure([base, head], "finetune")
     assert _points(fig, "points:base") == 3 * 2 and _points(fig, "points:head") == 3 * 2
-    colours = {tuple(c.get_facecolor()[0]) for c in fig.axes[0].collections if (c.get_gid() or "").startswith("points:")}
+    colours = {
+        tuple(c.get_facecolor()[0]) for c in fig.axes[0].collections if (c.get_gid() or "").startswith("points:")
+    }
     assert len(colours) == 2
 
 
@@ -60,13 +73,18 @@ def test_finetune_curves_one_line_per_technique_and_target():
     fig = plot_curves.finetune_figure([rs])
     assert len(_lines(fig, "curve:")) == 2 * 2  # two runs, two panels (time, dollars)
     target = _lines(fig, "target")
-    assert target and target[0].get_ydata()[0] == pytest.approx(100 * 0.9 * 0.5)  # 0.9 x final accuracy of the reference
+    assert target and target[0].get_ydata()[0] == pytest.approx(
+        100 * 0.9 * 0.5
+    )  # 0.9 x final accuracy of the reference
     assert plot_curves.pruning_figure([rs]) is None and plot_curves.kernels_figure([rs]) is None
 
 
 def test_pruning_curve_per_strategy():
-    runs = [finetune_run()] + [finetune_run(f"prune-{s}-{f}", [{"name": s, "params": {"fraction": f}}], n_train_kept=int(64 * f))
-                               for s in ("random", "el2n") for f in (0.25, 0.5)]
+    runs = [finetune_run()] + [
+        finetune_run(f"prune-{s}-{f}", [{"name": s, "params": {"fraction": f}}], n_train_kept=int(64 * f))
+        for s in ("random", "el2n")
+        for f in (0.25, 0.5)
+    ]
     fig = plot_curves.pruning_figure([make_set(runs)])
     lines = _lines(fig, "strategy:")
     assert sorted(ln.get_gid() for ln in lines) == ["strategy:el2n", "strategy:random"]
@@ -75,10 +93,24 @@ def test_pruning_curve_per_strategy():
 
 def test_kernel_speedups_over_eager_and_liger():
     rs = make_set([])
-    rs["kernels"] = [{"kernel": k, "impl": impl, "pass": "fwdbwd", "tokens": t, "hidden": 576, "dtype": "bfloat16",
-                      "median_ms": ms * t / 1024, "samples_ms": [], "gbps": None, "frac_peak_bw": None, "peak_bytes": None}
-                     for k in ("rmsnorm", "swiglu") for t in (1024, 4096)
-                     for impl, ms in (("effbench", 1.0), ("eager", 2.0), ("liger", 1.25))]
+    rs["kernels"] = [
+        {
+            "kernel": k,
+            "impl": impl,
+            "pass": "fwdbwd",
+            "tokens": t,
+            "hidden": 576,
+            "dtype": "bfloat16",
+            "median_ms": ms * t / 1024,
+            "samples_ms": [],
+            "gbps": None,
+            "frac_peak_bw": None,
+            "peak_bytes": None,
+        }
+        for k in ("rmsnorm", "swiglu")
+        for t in (1024, 4096)
+        for impl, ms in (("effbench", 1.0), ("eager", 2.0), ("liger", 1.25))
+    ]
     fig = plot_curves.kernels_figure([rs])
     assert len(fig.axes) == 2
     for ax in fig.axes:
@@ -90,7 +122,9 @@ def test_plot_command_writes_png_and_svg_into_the_set_folder(tmp_path):
     path = write(smoke_like(), tmp_path / "set")
     assert cli.main(["plot", path]) == 0
     names = sorted(p.name for p in (tmp_path / "set").iterdir() if p.suffix in (".png", ".svg"))
-    assert names == sorted(f"{n}.{e}" for n in ("pareto_finetune", "pareto_infer", "finetune_curves") for e in ("png", "svg"))
+    assert names == sorted(
+        f"{n}.{e}" for n in ("pareto_finetune", "pareto_infer", "finetune_curves") for e in ("png", "svg")
+    )
 
 
 def test_report_readme_and_pr_entry(tmp_path):
@@ -109,7 +143,10 @@ def test_report_readme_and_pr_entry(tmp_path):
     for rel in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
         assert not rel.startswith("/") and (folder / rel).is_file(), rel
     assert "vs_baseline/pareto_finetune.png" in readme
-    assert cli.main(["report", base]) == 0 and (tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa" / "README.md").is_file()
+    assert (
+        cli.main(["report", base]) == 0
+        and (tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa" / "README.md").is_file()
+    )
     bfold = tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa"  # summary.md: this code's figures, as in README.md
     assert (bfold / "summary.md").read_text() == report.summary_markdown(results.load(bfold))
     assert pr_report.main([str(tmp_path / "nothing"), str(tmp_path / "head"), "--comment", str(comment)]) == 2

@@ -1,6 +1,7 @@
 """Sweep curves and readable plots: one figure per swept parameter (pruning apart from training),
 baseline line, knee, error bars; no two series on one axis share colour and marker; titles name
 model, device and suite; PNG and SVG written."""
+
 from __future__ import annotations
 
 import gc
@@ -32,8 +33,11 @@ def figs():
 
 def _series(ax):
     """(colour, marker) of each labelled data series on an axis (markers drawn, legend label set)."""
-    return [(mcolors.to_hex(ln.get_color()), ln.get_marker()) for ln in ax.lines
-            if ln.get_marker() not in (None, "None", "", " ") and not (ln.get_label() or "_").startswith("_")]
+    return [
+        (mcolors.to_hex(ln.get_color()), ln.get_marker())
+        for ln in ax.lines
+        if ln.get_marker() not in (None, "None", "", " ") and not (ln.get_label() or "_").startswith("_")
+    ]
 
 
 def test_series_style_never_repeats_within_80():
@@ -51,13 +55,18 @@ def test_no_two_series_on_one_axis_share_colour_and_marker(figs):
 
 
 def test_one_figure_per_swept_parameter_with_pruning_apart(figs):
-    assert {n for n in figs if n.startswith("sweep_")} == {"sweep_infer_sparsity", "sweep_infer_bits", "sweep_finetune_r",
-                                                           "sweep_finetune_fraction"}
+    assert {n for n in figs if n.startswith("sweep_")} == {
+        "sweep_infer_sparsity",
+        "sweep_infer_bits",
+        "sweep_finetune_r",
+        "sweep_finetune_fraction",
+    }
     fine = {ln.get_gid() for ax in figs["finetune_curves"].axes for ln in ax.lines}
     prune = {ln.get_gid() for ax in figs["pruning_curves"].axes for ln in ax.lines}
     assert not any("prune" in (g or "") for g in fine) and "curve:prune-none" in prune
     assert {g for g in prune if g and g.startswith("curve:")} == {"curve:prune-none"} | {
-        f"curve:prune-perplexity-fraction{f}" for f in (0.3, 0.5, 0.7, 0.9)}
+        f"curve:prune-perplexity-fraction{f}" for f in (0.3, 0.5, 0.7, 0.9)
+    }
 
 
 def test_sweep_figure_lines_baseline_and_knee(figs):
@@ -83,8 +92,18 @@ def test_sweep_figure_lines_baseline_and_knee(figs):
     assert [list(k.get_xdata()) for k in kp] == [[0.7]]
 
 
-@pytest.mark.parametrize("name", ["sweep_infer_sparsity", "sweep_infer_bits", "sweep_finetune_r", "finetune_curves",
-                                  "pruning_curves", "pruning", "pareto_infer"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sweep_infer_sparsity",
+        "sweep_infer_bits",
+        "sweep_finetune_r",
+        "finetune_curves",
+        "pruning_curves",
+        "pruning",
+        "pareto_infer",
+    ],
+)
 def test_titles_name_model_device_suite_and_axes_carry_units(figs, name):
     fig = figs[name]
     title = (fig._suptitle.get_text() if fig._suptitle else "") + " ".join(ax.get_title() for ax in fig.axes)

@@ -11,6 +11,7 @@ this project's machines), switched to with setpriv instead of the workflow's sud
 pr_gate.sh steps, folders, modes, sandbox and hash checks, a different privilege-switch command.
 Without root it is skipped with that reason. Tiny random model, 3 replicates a side: ~1.5 min on 2 idle cores, ~4 on a busy one.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ id = "infer-baseline"
 scenario = "infer"
 """
 
-HOSTILE_COMPARE = '''
+HOSTILE_COMPARE = """
 
 _honest_compare = compare
 
@@ -62,7 +63,7 @@ def compare(*args, **kwargs):  # hostile: whatever the numbers, nothing got wors
 
 def exit_status(res):
     return 0
-'''
+"""
 
 HOSTILE = '''"""What a hostile head does in each of its runs (written by tests/test_pr_gate.py)."""
 import json, os, time
@@ -152,8 +153,12 @@ def _pids_of(uid: int) -> list[int]:
 
 
 def _as_user(user, *cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--", *cmd],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _blocking_folder(user, path: Path) -> Path | None:
@@ -175,8 +180,10 @@ def _readable_site(user, site: Path, root: Path) -> Path:
     copy = root / "site-packages"
     p = subprocess.run(["cp", "-al", str(site), str(copy)], capture_output=True, text=True)
     if p.returncode != 0:
-        pytest.skip(f"{site} lies under {blocked} (mode {blocked.stat().st_mode & 0o777:o}), which the PR user cannot "
-                    f"enter, and no hard-linked copy could be made in {root}: {p.stderr.strip()}")
+        pytest.skip(
+            f"{site} lies under {blocked} (mode {blocked.stat().st_mode & 0o777:o}), which the PR user cannot "
+            f"enter, and no hard-linked copy could be made in {root}: {p.stderr.strip()}"
+        )
     assert _blocking_folder(user, copy) is None
     return copy
 
@@ -197,10 +204,14 @@ def pr_user():
     if not VENV_PY.exists():
         pytest.skip(f"no environment at {VENV_PY} (make setup)")
     if not _system_python():
-        pytest.skip(f"no python{sys.version_info.major}.{sys.version_info.minor} in /usr/bin or /usr/local/bin for the PR user's venv")
+        pytest.skip(
+            f"no python{sys.version_info.major}.{sys.version_info.minor} in /usr/bin or /usr/local/bin for the PR user's venv"
+        )
     name = "ebpr" + uuid.uuid4().hex[:8]
-    subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                    name], check=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+    )
     try:
         yield pwd.getpwnam(name)
     finally:
@@ -214,12 +225,20 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
     root.chmod(0o711)  # the PR user reaches JOB by name only
     job, base, head_src = root / "job", root / "base", root / "head"
     system_py = _system_python()
-    env = {**os.environ, "PR_USER": pr_user.pw_name,
-           "PR_AS": f"setpriv --reuid={pr_user.pw_uid} --regid={pr_user.pw_gid} --clear-groups --"}
+    env = {
+        **os.environ,
+        "PR_USER": pr_user.pw_name,
+        "PR_AS": f"setpriv --reuid={pr_user.pw_uid} --regid={pr_user.pw_gid} --clear-groups --",
+    }
 
     def gate(*args, check=True):
-        p = subprocess.run(["bash", str(GATE), args[0], str(job), *map(str, args[1:])], env=env, capture_output=True,
-                           text=True, timeout=300)
+        p = subprocess.run(
+            ["bash", str(GATE), args[0], str(job), *map(str, args[1:])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert not check or p.returncode == 0, f"pr_gate.sh {args[0]} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
         return p
 
@@ -234,21 +253,41 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
 
         # the head: the same code made hostile
         _copy_tree(head_src)
-        (head_src / "effbench" / "read" / "compare.py").write_text((head_src / "effbench" / "read" / "compare.py").read_text() + HOSTILE_COMPARE)
-        _replace_once(head_src / "effbench" / "child" / "workloads" / "infer.py",
-                      "            t0 = time.perf_counter()\n            out = model(input_ids=nxt,",
-                      f"            t0 = time.perf_counter()\n            time.sleep({SLEEP_S})\n            out = model(input_ids=nxt,")
-        _replace_once(head_src / "effbench" / "child" / "main.py", "    res = execute(spec)\n",
-                      "    from effbench import _hostile\n    _hostile.attack()\n    res = execute(spec)\n")
+        (head_src / "effbench" / "read" / "compare.py").write_text(
+            (head_src / "effbench" / "read" / "compare.py").read_text() + HOSTILE_COMPARE
+        )
+        _replace_once(
+            head_src / "effbench" / "child" / "workloads" / "infer.py",
+            "            t0 = time.perf_counter()\n            out = model(input_ids=nxt,",
+            f"            t0 = time.perf_counter()\n            time.sleep({SLEEP_S})\n            out = model(input_ids=nxt,",
+        )
+        _replace_once(
+            head_src / "effbench" / "child" / "main.py",
+            "    res = execute(spec)\n",
+            "    from effbench import _hostile\n    _hostile.attack()\n    res = execute(spec)\n",
+        )
         cache = job / "base" / "cache"
         canary = cache / "effbench" / "canary.bin"
         site = _readable_site(pr_user, next((REPO / ".venv" / "lib").glob("python3*/site-packages")), root)
-        targets = {"write": [str(job / "out" / "base" / "results.json"), str(job / "out" / "base" / "runs" / "infer-baseline.result.json"),
-                             str(base / "effbench" / "read" / "compare.py"), str(base / ".venv" / "bin" / "python"), str(canary),
-                             str(job / "state" / "before"), str(job / "bin" / "pr_sandbox.sh"), str(site / "zz_hostile.pth"),
-                             str(job / "out" / "head" / "results.json"), str(job / "out" / "compare.md")],
-                   "links": {f"infer-baseline@s0r{i}.{ext}": target for i in (1, 2)
-                             for ext, target in (("spec.json", str(base / "effbench" / "read" / "compare.py")), ("log", str(canary)))}}
+        targets = {
+            "write": [
+                str(job / "out" / "base" / "results.json"),
+                str(job / "out" / "base" / "runs" / "infer-baseline.result.json"),
+                str(base / "effbench" / "read" / "compare.py"),
+                str(base / ".venv" / "bin" / "python"),
+                str(canary),
+                str(job / "state" / "before"),
+                str(job / "bin" / "pr_sandbox.sh"),
+                str(site / "zz_hostile.pth"),
+                str(job / "out" / "head" / "results.json"),
+                str(job / "out" / "compare.md"),
+            ],
+            "links": {
+                f"infer-baseline@s0r{i}.{ext}": target
+                for i in (1, 2)
+                for ext, target in (("spec.json", str(base / "effbench" / "read" / "compare.py")), ("log", str(canary)))
+            },
+        }
         (head_src / "effbench" / "_hostile.py").write_text(HOSTILE.format(targets=json.dumps(targets)))
 
         gate("prepare")
@@ -257,9 +296,15 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         head = job / "pr" / "src"
         # the head builds its own environment as the PR user: a venv of the system's interpreter that
         # sees this project's installed packages, and the head's code (package-dir links as setuptools maps them)
-        gate("head-setup", head_src, "sh", "-c", f"{system_py} -m venv --without-pip .venv && printf '%s\\n' {site} \"$PWD\" "
-             f"> .venv/lib/{system_py.name}/site-packages/deps.pth && ln -s ../techniques effbench/techniques && "
-             "ln -s ../kernels effbench/kernels")
+        gate(
+            "head-setup",
+            head_src,
+            "sh",
+            "-c",
+            f"{system_py} -m venv --without-pip .venv && printf '%s\\n' {site} \"$PWD\" "
+            f"> .venv/lib/{system_py.name}/site-packages/deps.pth && ln -s ../techniques effbench/techniques && "
+            "ln -s ../kernels effbench/kernels",
+        )
         assert (head / ".venv").stat().st_uid == pr_user.pw_uid and (head / ".venv" / "bin" / "python").exists()
         gate("snapshot", base)
 
@@ -298,8 +343,20 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         rep = gate("report", base, check=False)
         assert rep.returncode == 1 and (job / "comment" / "status").read_text().strip() == "1"
         assert "decode_tokens_per_s.b1" in (job / "comment" / "comment.md").read_text()
-        own = subprocess.run([str(head / ".venv" / "bin" / "python"), "-m", "effbench.cli", "compare", str(job / "out" / "base"),
-                              str(job / "out" / "head")], capture_output=True, text=True, cwd=root, timeout=120)
+        own = subprocess.run(
+            [
+                str(head / ".venv" / "bin" / "python"),
+                "-m",
+                "effbench.cli",
+                "compare",
+                str(job / "out" / "base"),
+                str(job / "out" / "head"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=120,
+        )
         assert own.returncode == 0, own.stdout + own.stderr  # the head's compare.py, had it been asked
 
         # and verify does fail on a changed base file (the check can fail)
@@ -323,19 +380,33 @@ def test_an_environment_the_pr_user_cannot_enter_stops_the_gate_before_any_run(p
     job, base = root / "job", root / "base"
     base.mkdir()
     system_py = _system_python()
-    env = {**os.environ, "PR_USER": pr_user.pw_name,
-           "PR_AS": f"setpriv --reuid={pr_user.pw_uid} --regid={pr_user.pw_gid} --clear-groups --"}
+    env = {
+        **os.environ,
+        "PR_USER": pr_user.pw_name,
+        "PR_AS": f"setpriv --reuid={pr_user.pw_uid} --regid={pr_user.pw_gid} --clear-groups --",
+    }
 
     def gate(*args):
-        return subprocess.run(["bash", str(GATE), args[0], str(job), *map(str, args[1:])], env=env, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            ["bash", str(GATE), args[0], str(job), *map(str, args[1:])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     try:
         assert gate("prepare").returncode == 0
         head_src = root / "head"
         head_src.mkdir()
-        setup = gate("head-setup", head_src, "sh", "-c", f"{system_py} -m venv --without-pip .venv && printf '%s\\n' "
-                     f"{private / 'site'} > .venv/lib/{system_py.name}/site-packages/deps.pth")
+        setup = gate(
+            "head-setup",
+            head_src,
+            "sh",
+            "-c",
+            f"{system_py} -m venv --without-pip .venv && printf '%s\\n' "
+            f"{private / 'site'} > .venv/lib/{system_py.name}/site-packages/deps.pth",
+        )
         assert setup.returncode == 4, setup.stdout + setup.stderr
         assert f"{private} (mode 700, owner root) cannot be entered by {pr_user.pw_name}" in setup.stderr, setup.stderr
         assert "cannot be imported" in setup.stderr and "stopped before any run" in setup.stderr
@@ -351,7 +422,9 @@ def test_an_environment_the_pr_user_cannot_enter_stops_the_gate_before_any_run(p
 def _sanitizer():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("sanitize_comment", REPO / ".github" / "scripts" / "sanitize_comment.py")
+    spec = importlib.util.spec_from_file_location(
+        "sanitize_comment", REPO / ".github" / "scripts" / "sanitize_comment.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -387,8 +460,8 @@ def test_comment_workflow_reads_the_verdict_as_data(tmp_path, capsys):
 def test_parent_never_follows_or_trusts_the_childs_folder(tmp_path, monkeypatch):
     """childfiles: what the parent writes replaces a planted link; a result that is a link, a FIFO
     or oversized is refused with the reason (the runner records the run as failed)."""
-    from effbench.run import childfiles
     from effbench.read import results
+    from effbench.run import childfiles
 
     victim = tmp_path / "victim.txt"
     victim.write_text("base file\n")

@@ -2,6 +2,7 @@
 split; dedup finds the injected copies without losing clean problems; the noise accounting follows
 its definition; scoring strategies run end to end on `tiny` and record their cost; the report
 shows a pruning table. Everything on CPU, `tiny` model, small splits."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,12 @@ from effbench.tasks.arith import Example
 from effbench.techniques import TechniqueError, build
 from effbench.techniques import _data_pruning as _pruning
 
-FRACTION_STRATEGIES = [("random", {}), ("perplexity", {"band": "middle"}), ("perplexity", {"band": "high"}),
-                       ("el2n", {"warmup_steps": 2, "batch_size": 8})]
+FRACTION_STRATEGIES = [
+    ("random", {}),
+    ("perplexity", {"band": "middle"}),
+    ("perplexity", {"band": "high"}),
+    ("el2n", {"warmup_steps": 2, "batch_size": 8}),
+]
 
 
 def _noisy(n=60, seed=0):
@@ -92,12 +97,26 @@ def test_generator_problems_unique_up_to_operand_order():
     clean = [canon(e.prompt) for e in d.train if e.kind in ("clean", "wrong")]
     assert len(set(clean)) == len(clean)
     assert not set(clean) & {canon(e.prompt) for e in d.eval}
-    assert sum(1 for e in d.train if e.kind == "near_duplicate" and (e.prompt, e.answer) in
-               {(c.prompt, c.answer) for c in d.train if c.kind == "clean"}) == 0  # near copies differ in text
+    assert (
+        sum(
+            1
+            for e in d.train
+            if e.kind == "near_duplicate"
+            and (e.prompt, e.answer) in {(c.prompt, c.answer) for c in d.train if c.kind == "clean"}
+        )
+        == 0
+    )  # near copies differ in text
 
 
-@pytest.mark.parametrize("name,params", [("random", {"fraction": 0.0}), ("perplexity", {"band": "top"}),
-                                         ("el2n", {"fraction": 0.6, "drop_top": 0.5}), ("dedup", {"threshold": 1.5})])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("random", {"fraction": 0.0}),
+        ("perplexity", {"band": "top"}),
+        ("el2n", {"fraction": 0.6, "drop_top": 0.5}),
+        ("dedup", {"threshold": 1.5}),
+    ],
+)
 def test_bad_parameters_fail_before_work(name, params):
     with pytest.raises(TechniqueError):
         build(name, params)
@@ -108,9 +127,14 @@ def test_scoring_strategies_end_to_end_record_cost(tmp_path):
     from effbench.render import report
 
     budget = dict(max_steps=2, batch_size=4, n_train=48, n_eval=4, eval_every=10, eval_limit=4, eval_batch_size=4)
-    techs = [{"name": "dedup"}, {"name": "el2n", "params": {"fraction": 0.6, "warmup_steps": 2, "batch_size": 8}},
-             {"name": "perplexity", "params": {"fraction": 0.5}}]
-    spec = dict(id="pruned", scenario="finetune", model="tiny", task="arith-noisy", techniques=techs, budget=budget, seed=0)
+    techs = [
+        {"name": "dedup"},
+        {"name": "el2n", "params": {"fraction": 0.6, "warmup_steps": 2, "batch_size": 8}},
+        {"name": "perplexity", "params": {"fraction": 0.5}},
+    ]
+    spec = dict(
+        id="pruned", scenario="finetune", model="tiny", task="arith-noisy", techniques=techs, budget=budget, seed=0
+    )
     r = child.execute(spec)
     assert r["status"] == "ok", r.get("error")
     rec = r["technique_records"]

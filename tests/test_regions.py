@@ -1,4 +1,5 @@
 """Measured regions leave evaluations out: the energy counter sums the segments around them."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """Replicates: suite expansion, replicate-level timing verdicts (run-level drift vs a real shift),
 power (MDE, replicates needed), seeds, non-inferiority, the mismatch guard and the ABBA order."""
+
 from __future__ import annotations
 
 import copy
@@ -11,13 +12,11 @@ import pytest
 from _resultsets import finetune_run, make_set, real_finetune, real_infer, replicated
 from scipy import stats as sps
 
-from effbench.run import ab
-from effbench import cli
+from effbench import cli, runspec
 from effbench.cli.main import rewrite_allow_mismatch
 from effbench.read import compare, results, stats, tradeoff
 from effbench.render import compare_format
-from effbench import runspec
-from effbench.run import suites
+from effbench.run import ab, suites
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -32,9 +31,15 @@ def test_run_level_drift_is_same_at_replicate_level_but_flagged_by_pooled_sample
     assert same >= 95
     # the old rule (samples of one run as replicates) calls much of this drift a difference
     rng = np.random.default_rng(0)
-    flagged = sum(stats.timing(rng.lognormal(0, 0.03) * rng.lognormal(0, 0.02, 98),
-                               rng.lognormal(0, 0.03) * rng.lognormal(0, 0.02, 98), min_effect=0.0).direction != 0
-                  for _ in range(50))
+    flagged = sum(
+        stats.timing(
+            rng.lognormal(0, 0.03) * rng.lognormal(0, 0.02, 98),
+            rng.lognormal(0, 0.03) * rng.lognormal(0, 0.02, 98),
+            min_effect=0.0,
+        ).direction
+        != 0
+        for _ in range(50)
+    )
     assert flagged > 25
 
 
@@ -51,7 +56,9 @@ def test_mde_is_the_change_found_with_80pct_power():
     sd, n = 0.03, 5
     m = stats.mde(sd, n, n)
     rng = np.random.default_rng(0)
-    hits = np.mean([sps.ttest_ind(rng.normal(np.log1p(m), sd, n), rng.normal(0, sd, n)).pvalue < 0.05 for _ in range(4000)])
+    hits = np.mean(
+        [sps.ttest_ind(rng.normal(np.log1p(m), sd, n), rng.normal(0, sd, n)).pvalue < 0.05 for _ in range(4000)]
+    )
     assert hits == pytest.approx(0.8, abs=0.03)  # Monte Carlo of the test at the stated MDE
     assert stats.mde(sd, 10, 10) < m < stats.mde(sd, 3, 3)  # more replicates, smaller MDE
     assert stats.replicates_needed(sd, m) == n  # the inverse question gives back n
@@ -79,7 +86,11 @@ def test_replicated_sets_from_real_shapes():
     assert res["power"]["replicates_needed"] >= 2 and "replicates a side" in compare.power_line(res)
     res = compare.compare(base, slow)
     v = {r["metric"]: r["verdict"] for r in res["rows"]}
-    assert v["train_tokens_per_s"] == "worse" and v["decode_tokens_per_s.b8"] == "worse" and v["decode_latency_p50_ms.b8"] == "worse"
+    assert (
+        v["train_tokens_per_s"] == "worse"
+        and v["decode_tokens_per_s.b8"] == "worse"
+        and v["decode_latency_p50_ms.b8"] == "worse"
+    )
     assert compare.exit_status(res) == 1
 
 
@@ -92,6 +103,7 @@ def test_accuracy_over_seeds_counts_seed_variance():
             r["id"] = "finetune-full" if s == 0 else f"finetune-full@s{s}r0"
             runs.append(r)
         return runs
+
     base, head = make_set(seeded([30, 40, 35])), make_set(seeded([37, 28, 41]))
     row = next(r for r in compare.compare(base, head)["rows"] if r["metric"] == "accuracy")
     assert "over seeds" in row["method"] and row["verdict"] == "same"
@@ -110,8 +122,10 @@ def test_noninferiority_known_answers():
 
 def test_tradeoff_line_per_technique():
     probe = [1.0, 0.0, 0.0, 0.0] * 50
-    rs = make_set(replicated(real_infer(probe=probe), 3, 1) +
-                  replicated(real_infer("infer-int8", [{"name": "int8", "params": {}}], dec=13.0, probe=probe), 3, 2))
+    rs = make_set(
+        replicated(real_infer(probe=probe), 3, 1)
+        + replicated(real_infer("infer-int8", [{"name": "int8", "params": {}}], dec=13.0, probe=probe), 3, 2)
+    )
     (line,) = tradeoff.lines(rs, 0.01)
     assert re.match(r"- `infer-int8` vs `infer-baseline`: 0\.[45]\dx decode tokens/s \(b8\)", line)
     assert "not worse than -1 pt" in line and "3/3 replicates" in line
@@ -120,8 +134,10 @@ def test_tradeoff_line_per_technique():
 # -- suites, CLI, mismatch guard, order ---------------------------------------------------------
 def test_suite_expands_into_members(tmp_path):
     p = tmp_path / "s.toml"
-    p.write_text('[suite]\nname="s"\nmodel="tiny"\nreplicates=2\nthreads=1\n'
-                 '[[run]]\nid="a"\nscenario="infer"\n[[run]]\nid="b"\nscenario="finetune"\nseeds=[3,4]\nreplicates=1\n')
+    p.write_text(
+        '[suite]\nname="s"\nmodel="tiny"\nreplicates=2\nthreads=1\n'
+        '[[run]]\nid="a"\nscenario="infer"\n[[run]]\nid="b"\nscenario="finetune"\nseeds=[3,4]\nreplicates=1\n'
+    )
     s = suites.load_suite(str(p))
     ids = [(m.id, m.seed, m.replicate, m.timing_only, m.threads) for m in s.members()]
     # in rounds: every run's first member, then every run's second, so drift spreads over each run's replicates
@@ -149,8 +165,16 @@ def test_thread_mismatch_is_refused_unless_allowed_by_kind():
     head["runs"][0]["model"]["weights_sha256"] = "9" * 64  # weights are still checked
     with pytest.raises(compare.MismatchError, match="weights"):
         compare.compare(base, head, compare.Options(allow_mismatch=frozenset({"threads"})))
-    assert rewrite_allow_mismatch(["compare", "--allow-mismatch", "a", "b"]) == ["compare", "--allow-mismatch=all", "a", "b"]
-    assert rewrite_allow_mismatch(["ab", "x", "y", "--allow-mismatch", "threads", "cores"])[-1] == "--allow-mismatch=threads,cores"
+    assert rewrite_allow_mismatch(["compare", "--allow-mismatch", "a", "b"]) == [
+        "compare",
+        "--allow-mismatch=all",
+        "a",
+        "b",
+    ]
+    assert (
+        rewrite_allow_mismatch(["ab", "x", "y", "--allow-mismatch", "threads", "cores"])[-1]
+        == "--allow-mismatch=threads,cores"
+    )
 
 
 def test_abba_order_and_ab_input_errors(tmp_path):
@@ -227,24 +251,49 @@ def test_ab_interleaves_sides_with_their_own_interpreter_and_settings(tmp_path):
         py.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         py.chmod(0o755)
     suite = tmp_path / "t.toml"
-    suite.write_text('[suite]\nname="t"\nmodel="tiny"\nreplicates=2\n[defaults.infer]\nbatch_sizes=[1]\nprompt_len=8\n'
-                     'decode_tokens=2\nrepeats=2\nquality=false\n[[run]]\nid="infer-baseline"\nscenario="infer"\n')
+    suite.write_text(
+        '[suite]\nname="t"\nmodel="tiny"\nreplicates=2\n[defaults.infer]\nbatch_sizes=[1]\nprompt_len=8\n'
+        'decode_tokens=2\nrepeats=2\nquality=false\n[[run]]\nid="infer-baseline"\nscenario="infer"\n'
+    )
     out = tmp_path / "out"
-    args = ["ab", str(tmp_path / "b"), str(tmp_path / "h"), "--suite", str(suite), "--out", str(out), "--device", "cpu",
-            "--set", "head:threads=1", "--wrap", "head=sh -c 'echo wrapped >&2; exec \"$@\"' sh"]
+    args = [
+        "ab",
+        str(tmp_path / "b"),
+        str(tmp_path / "h"),
+        "--suite",
+        str(suite),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--set",
+        "head:threads=1",
+        "--wrap",
+        "head=sh -c 'echo wrapped >&2; exec \"$@\"' sh",
+    ]
     assert cli.main(args) == 2  # the thread difference is refused without --allow-mismatch threads
     assert cli.main(args + ["--allow-mismatch", "threads"]) in (0, 1)
     base, head = results.load(out / "base"), results.load(out / "head")
-    assert [r["id"] for r in base["runs"]] == [r["id"] for r in head["runs"]] == ["infer-baseline", "infer-baseline@s0r1"]
+    assert (
+        [r["id"] for r in base["runs"]] == [r["id"] for r in head["runs"]] == ["infer-baseline", "infer-baseline@s0r1"]
+    )
     assert all(r["status"] == "ok" for r in base["runs"] + head["runs"])
     assert [r["env"]["torch_threads"] for r in head["runs"]] == [1, 1] and head["runs"][0]["spec"]["threads"] == 1
     assert base["runs"][0]["spec"]["threads"] is None
     assert "wrapped" in (out / "head" / "runs" / "infer-baseline.log").read_text()
     assert "wrapped" not in (out / "base" / "runs" / "infer-baseline.log").read_text()
     # ABBA: base r0 before head r0, head r1 before base r1 (result files' modification times)
-    t = {(s, i): (out / s / "runs" / f"{i}.result.json").stat().st_mtime_ns for s in ("base", "head")
-         for i in ("infer-baseline", "infer-baseline@s0r1")}
-    assert t["base", "infer-baseline"] < t["head", "infer-baseline"] < t["head", "infer-baseline@s0r1"] < t["base", "infer-baseline@s0r1"]
+    t = {
+        (s, i): (out / s / "runs" / f"{i}.result.json").stat().st_mtime_ns
+        for s in ("base", "head")
+        for i in ("infer-baseline", "infer-baseline@s0r1")
+    }
+    assert (
+        t["base", "infer-baseline"]
+        < t["head", "infer-baseline"]
+        < t["head", "infer-baseline@s0r1"]
+        < t["base", "infer-baseline@s0r1"]
+    )
     md = (out / "compare.md").read_text()
     assert "CPU threads differ" in md and "decode_tokens_per_s.b1" in md
 

@@ -1,4 +1,5 @@
 """Result files: written atomically, validated on load, corrupt or foreign files rejected clearly."""
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,16 @@ def test_corrupt_file_rejected_with_its_path(tmp_path):
     assert str(p) in str(e.value)
 
 
-@pytest.mark.parametrize("obj,match", [
-    ({"schema": "other/1", "runs": []}, "not an effbench result set"),
-    ([1, 2], "not an effbench result set"),
-    ({"schema": results.SET_SCHEMA, "runs": [{"schema": results.RUN_SCHEMA}]}, "field 'id'"),
-    (_set([_run(x={"value": None})]), "without a reason"),
-    (_set([dict(_run(), status="great")]), "status"),
-])
+@pytest.mark.parametrize(
+    "obj,match",
+    [
+        ({"schema": "other/1", "runs": []}, "not an effbench result set"),
+        ([1, 2], "not an effbench result set"),
+        ({"schema": results.SET_SCHEMA, "runs": [{"schema": results.RUN_SCHEMA}]}, "field 'id'"),
+        (_set([_run(x={"value": None})]), "without a reason"),
+        (_set([dict(_run(), status="great")]), "status"),
+    ],
+)
 def test_invalid_content_rejected(tmp_path, obj, match):
     (tmp_path / "results.json").write_text(json.dumps(obj))
     with pytest.raises(results.ResultError, match=match):

@@ -2,6 +2,7 @@
 leaves a result set that loads and no child still running; `--resume` completes it with each run
 exactly once; a second suite on the same folder is refused while one holds it. A tiny-model suite
 of three inference runs; the test starts five children."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import psutil
 import pytest
 
 from effbench import cli
-from effbench.run import lifetime
 from effbench.read import results
+from effbench.run import lifetime
 
 pytestmark = pytest.mark.slow
 SUITE = """
@@ -47,9 +48,21 @@ budget = {prompt_len = 10}
 
 def _start(tmp_path: Path) -> subprocess.Popen:
     (tmp_path / "killme.toml").write_text(SUITE)
-    return subprocess.Popen([sys.executable, "-m", "effbench.cli", "run", "--suite", str(tmp_path / "killme.toml"),
-                             "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=tmp_path)  # never the repository root: its kernels/ would shadow a package
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "effbench.cli",
+            "run",
+            "--suite",
+            str(tmp_path / "killme.toml"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )  # never the repository root: its kernels/ would shadow a package
 
 
 def _wait(pred, timeout_s=120.0):
@@ -80,7 +93,13 @@ def _children_of_suite(folder: Path) -> list[psutil.Process]:
 
 def test_sigkills_then_resume_runs_each_run_once(tmp_path):
     parent = _start(tmp_path)
-    folder = _wait(lambda: next(iter((tmp_path / "out" / "killme").glob("*")), None) if (tmp_path / "out" / "killme").exists() else None)
+    folder = _wait(
+        lambda: (
+            next(iter((tmp_path / "out" / "killme").glob("*")), None)
+            if (tmp_path / "out" / "killme").exists()
+            else None
+        )
+    )
     os.kill(_wait(lambda: _children_of_suite(folder))[0].pid, signal.SIGKILL)  # run a's child, killed alone
     _wait(lambda: len(_runs_written(tmp_path)) >= 2)  # a recorded as killed, b finished
     _wait(lambda: _children_of_suite(folder))  # c's child is going

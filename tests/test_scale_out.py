@@ -7,6 +7,7 @@ Time on top of the serial run the end-to-end tests share, on the shared 2-core m
 test 3.8 min under a load average of ~6 (the serial run 5.1 min there), the shards 2.0 min under a
 load of 2 to 4 (the serial run 2.7 min there).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,11 +27,23 @@ def deterministic(run: dict) -> dict:
             metrics[name] = "varies"
         else:
             metrics[name] = {k: v for k, v in m.items() if k in ("value", "samples", "stderr", "n", "unit", "reason")}
-    curves = {k: ([{f: v for f, v in p.items() if f != "train_wall_s"} for p in c] if k == "accuracy_vs_time" else c)
-              for k, c in run["curves"].items()}
-    return {"id": run["id"], "status": run["status"], "reason": run["reason"], "error": run["error"], "spec": run["spec"],
-            "model": run["model"], "data": run["data"], "items": run["items"], "curves": curves, "metrics": metrics,
-            "threads": run["env"].get("torch_threads")}
+    curves = {
+        k: ([{f: v for f, v in p.items() if f != "train_wall_s"} for p in c] if k == "accuracy_vs_time" else c)
+        for k, c in run["curves"].items()
+    }
+    return {
+        "id": run["id"],
+        "status": run["status"],
+        "reason": run["reason"],
+        "error": run["error"],
+        "spec": run["spec"],
+        "model": run["model"],
+        "data": run["data"],
+        "items": run["items"],
+        "curves": curves,
+        "metrics": metrics,
+        "threads": run["env"].get("torch_threads"),
+    }
 
 
 def assert_same_figures(got: dict, want: dict) -> None:
@@ -57,7 +70,9 @@ def test_ray_reproduces_the_serial_smoke_set(smoke_serial, tmp_path):
 def test_two_shards_merged_reproduce_the_serial_smoke_set(smoke_serial, tmp_path):
     _, serial, _ = smoke_serial
     for i in range(2):
-        assert cli.main(["run", "--suite", "smoke", "--device", "cpu", "--shard", f"{i}/2", "--out", str(tmp_path)]) == 0
+        assert (
+            cli.main(["run", "--suite", "smoke", "--device", "cpu", "--shard", f"{i}/2", "--out", str(tmp_path)]) == 0
+        )
     parts = sorted((tmp_path / "smoke").iterdir())
     sets = [results.load(p) for p in parts]
     assert [s["shard"] for s in sets] == [{"index": 0, "count": 2}, {"index": 1, "count": 2}]

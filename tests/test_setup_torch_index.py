@@ -8,6 +8,7 @@ nvidia-* packages) and a stand-in for PyTorch's CPU index with a fake `+cpu` bui
 configuration (this machine's find-links and extra indexes) is switched off, so only these count.
 Offline, a few seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,8 @@ def _wheel(folder: Path, version: str, requires: list[str]) -> Path:
     """A minimal valid wheel of a package named torch: METADATA, WHEEL, RECORD and one module."""
     name = f"torch-{version}-py3-none-any.whl"
     dist = f"torch-{version}.dist-info"
-    meta = "Metadata-Version: 2.1\nName: torch\nVersion: %s\n%s" % (version, "".join(f"Requires-Dist: {r}\n" for r in requires))
+    requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    meta = f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n{requires_dist}"
     folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(folder / name, "w") as z:
         z.writestr("torch/__init__.py", "")
@@ -50,27 +52,50 @@ def _index(root: Path, wheels: list[Path]) -> str:
 
 @pytest.fixture
 def fake(tmp_path):
-    cuda = _wheel(tmp_path / "files", TORCH, ["nvidia-cublas==13.1.1.3", "nvidia-cudnn-cu13==9.20.0.48", "triton==3.7.1",
-                                             "filelock"])
+    cuda = _wheel(
+        tmp_path / "files",
+        TORCH,
+        ["nvidia-cublas==13.1.1.3", "nvidia-cudnn-cu13==9.20.0.48", "triton==3.7.1", "filelock"],
+    )
     cpu = _wheel(tmp_path / "files", f"{TORCH}+cpu", ["filelock"])
-    return {"pypi": _index(tmp_path / "pypi", [cuda]), "cpu": _index(tmp_path / "cpu", [cpu]),
-            "empty": _index(tmp_path / "empty", []), "tmp": tmp_path}
+    return {
+        "pypi": _index(tmp_path / "pypi", [cuda]),
+        "cpu": _index(tmp_path / "cpu", [cpu]),
+        "empty": _index(tmp_path / "empty", []),
+        "tmp": tmp_path,
+    }
 
 
 def _env(**extra) -> dict:
     """No pip configuration file and no PIP_* variable of this machine; the stand-in PyPI as the default index."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_CACHE_DIR="1", PIP_RETRIES="0",
-               PIP_TIMEOUT="5", **extra)
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_CACHE_DIR="1",
+        PIP_RETRIES="0",
+        PIP_TIMEOUT="5",
+        **extra,
+    )
     return env
 
 
 def torch_step(tmp_path: Path, **make_vars) -> list[list[str]]:
     """The pip commands of `make setup`'s torch step on a CPU-only Linux machine, alternatives of a `||`."""
-    args = ["make", "-n", "--no-print-directory", "-C", str(REPO), "setup", f"VENV={tmp_path / 'venv'}", "HAS_NVIDIA=",
-            "HOST_OS=Linux", *(f"{k}={v}" for k, v in make_vars.items())]
+    args = [
+        "make",
+        "-n",
+        "--no-print-directory",
+        "-C",
+        str(REPO),
+        "setup",
+        f"VENV={tmp_path / 'venv'}",
+        "HAS_NVIDIA=",
+        "HOST_OS=Linux",
+        *(f"{k}={v}" for k, v in make_vars.items()),
+    ]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout
-    lines = [l for l in out.splitlines() if re.search(r'"torch==', l)]
+    lines = [line for line in out.splitlines() if re.search(r'"torch==', line)]
     assert len(lines) == 1, out
     alternatives = []
     for part in lines[0].split(" || "):
@@ -82,7 +107,17 @@ def torch_step(tmp_path: Path, **make_vars) -> list[list[str]]:
 
 def dry_run(pip_args: list[str], env: dict, report: Path) -> dict | None:
     """What `pip install` with these arguments would install (pip's --report), or None if it fails."""
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report), *pip_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--report",
+        str(report),
+        *pip_args,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     if p.returncode != 0:
         return None
@@ -117,7 +152,9 @@ def test_cpu_only_machine_without_a_local_wheel_takes_the_cpu_build(fake):
 
 def test_default_cpu_index_is_pytorchs():
     steps = torch_step(Path("/nonexistent"))
-    assert ["--index-url", "https://download.pytorch.org/whl/cpu"] == [a for a in steps[-1] if "index" in a or "://" in a]
+    assert ["--index-url", "https://download.pytorch.org/whl/cpu"] == [
+        a for a in steps[-1] if "index" in a or "://" in a
+    ]
 
 
 def test_a_wheel_on_this_machine_is_used_without_the_index(fake):

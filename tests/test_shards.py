@@ -1,18 +1,17 @@
 """Shards partition a suite by spec (not position); merge refuses sets that are not shards of one
 suite run by the same code on the same device kind; bad scale-out flags fail before any work."""
+
 from __future__ import annotations
 
 import dataclasses
 import random
 
 import pytest
-
 from _resultsets import finetune_run
-from effbench import cli
+
+from effbench import cli, runspec
 from effbench.read import results
-from effbench.run import shards
-from effbench import runspec
-from effbench.run import suites
+from effbench.run import shards, suites
 
 
 def members(name: str = "cpu-full") -> list[runspec.RunSpec]:
@@ -33,7 +32,9 @@ def test_a_runs_shard_depends_on_its_spec_not_its_position():
     shuffled = list(ms)
     random.Random(0).shuffle(shuffled)
     assert {m.id: shards.shard_of(m, 4) for m in shuffled} == before
-    assert {m.id: shards.shard_of(m, 4) for m in ms[::3]} == {m.id: before[m.id] for m in ms[::3]}  # --only keeps shards
+    assert {m.id: shards.shard_of(m, 4) for m in ms[::3]} == {
+        m.id: before[m.id] for m in ms[::3]
+    }  # --only keeps shards
     assert shards.shard_of(dataclasses.replace(ms[0], threads=7, timeout_s=5), 4) == before[ms[0].id]
     assert len(set(before.values())) == 4  # 24 members: every shard gets work
 
@@ -81,14 +82,17 @@ def test_code_identity_tells_dirty_trees_apart():
     assert shards.code_id(d1) == shards.code_id(dict(d1))
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--devices", "0,1"], "measure speed"),  # CPU runs in parallel would measure each other
-    (["--devices", "0,0"], "distinct CUDA device indices"),
-    (["--devices", "cuda:0"], "distinct CUDA device indices"),
-    (["--address", "auto"], "give it with --executor ray"),
-    (["--executor", "ray", "--devices", "0"], "--devices is for one machine"),
-    (["--shard", "3/3"], "i/N with 0 <= i < N"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--devices", "0,1"], "measure speed"),  # CPU runs in parallel would measure each other
+        (["--devices", "0,0"], "distinct CUDA device indices"),
+        (["--devices", "cuda:0"], "distinct CUDA device indices"),
+        (["--address", "auto"], "give it with --executor ray"),
+        (["--executor", "ray", "--devices", "0"], "--devices is for one machine"),
+        (["--shard", "3/3"], "i/N with 0 <= i < N"),
+    ],
+)
 def test_bad_scale_out_flags_fail_before_any_work(tmp_path, capsys, argv, message):
     code = cli.main(["run", "--suite", "smoke", "--device", "cpu", "--out", str(tmp_path), *argv])
     assert code == 2 and message in capsys.readouterr().err

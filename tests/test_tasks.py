@@ -1,4 +1,5 @@
 """Built-in tasks: deterministic, answers true by construction, eval disjoint from train."""
+
 from __future__ import annotations
 
 import re

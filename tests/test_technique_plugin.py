@@ -5,6 +5,7 @@ repository edited) appears in `effbench list`, runs in a suite, and is drawn in 
 The same holds for a file dropped into techniques/ (the registry walks that package); the plugin
 route is tested because it touches no file of the repository. ~30 s on 2 cores (one tiny suite).
 """
+
 from __future__ import annotations
 
 import os
@@ -95,8 +96,9 @@ def plugin(tmp_path):
 
 def _effbench(plugin: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "effbench.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "effbench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def test_a_plugin_technique_is_listed_runs_in_a_suite_and_is_drawn(plugin, tmp_path):
@@ -113,7 +115,9 @@ def test_a_plugin_technique_is_listed_runs_in_a_suite_and_is_drawn(plugin, tmp_p
     rs = results.load(folder)
     by_id = {r["id"]: r for r in rs["runs"]}
     assert by_id["infer-bf16-round"]["status"] == "ok", by_id["infer-bf16-round"]
-    assert by_id["infer-bf16-round"]["technique_records"]["bf16_round"]["rounded_layers"] == 2 * 7  # 2 blocks x 7 Linears
+    assert (
+        by_id["infer-bf16-round"]["technique_records"]["bf16_round"]["rounded_layers"] == 2 * 7
+    )  # 2 blocks x 7 Linears
     # rounding to bf16 moves the model: its perplexity differs from the unmodified one's
     ppl = {i: results.metric(r, "perplexity") for i, r in by_id.items()}
     assert ppl["infer-bf16-round"] != ppl["infer-baseline"]
@@ -155,6 +159,14 @@ def test_a_broken_plugin_names_itself(tmp_path):
         except TechniqueError as e:
             print(e)
     """)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(root)})
-    assert "entry point 'broken' (no_such_module_here)" in p.stdout and "ModuleNotFoundError" in p.stdout, p.stdout + p.stderr
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert "entry point 'broken' (no_such_module_here)" in p.stdout and "ModuleNotFoundError" in p.stdout, (
+        p.stdout + p.stderr
+    )

@@ -10,6 +10,7 @@ evaluation before training leaves 4-bit gradients intact (bitsandbytes' CPU repa
 Tolerances (fp32): merged vs unmerged logits 1e-4 absolute (values ~1e0; merging reorders the
 sum W x + B(A x)); checkpointed vs plain loss and grads 1e-6 (same ops recomputed, same order).
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,9 +19,9 @@ import pytest
 import torch
 
 from effbench import models, tasks
+from effbench.child.workloads.common import collate, encode, logical_numel, optimizer_state_bytes, weight_bytes
 from effbench.techniques import Context, TechniqueError, build, build_all, registry
 from effbench.techniques._bnb4bit import expected_bytes, linear4bit_bytes, linear4bit_modules, quantize_linear_4bit
-from effbench.child.workloads.common import collate, encode, logical_numel, optimizer_state_bytes, weight_bytes
 
 NAMES = ("lora", "qlora", "adam8bit", "grad_ckpt")
 # tiny: hidden 64, 4 heads of 16, 2 kv heads, MLP 176, 2 blocks -> per block sum(d_in + d_out)
@@ -38,8 +39,9 @@ def fresh(seed=0):
 
 
 def ctx(names=()):
-    return Context(scenario="train", device="cpu", dtype=torch.float32, seed=0, hparams={"lr": 1e-3},
-                   techniques=tuple(names))
+    return Context(
+        scenario="train", device="cpu", dtype=torch.float32, seed=0, hparams={"lr": 1e-3}, techniques=tuple(names)
+    )
 
 
 def applied(specs, c=None):
@@ -107,8 +109,10 @@ def test_bad_values_and_skips():
 
 
 # -- what trains -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,params,extra", [("lora", {"r": 8}, 0), ("lora", {"r": 4, "use_dora": True}, OUT_PER_BLOCK),
-                                               ("qlora", {"r": 8}, 0)])
+@pytest.mark.parametrize(
+    "name,params,extra",
+    [("lora", {"r": 8}, 0), ("lora", {"r": 4, "use_dora": True}, OUT_PER_BLOCK), ("qlora", {"r": 8}, 0)],
+)
 def test_only_adapters_train(name, params, extra):
     model, _, c = applied([{"name": name, "params": params}])
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
@@ -156,14 +160,18 @@ def test_qlora_storage_is_4bit_plus_absmax(double_quant):
 
 
 # -- training --------------------------------------------------------------------------------
-@pytest.mark.parametrize("specs", [
-    [{"name": "lora", "params": {"r": 8}}],
-    [{"name": "lora", "params": {"r": 8, "use_dora": True}}],
-    [{"name": "qlora", "params": {"r": 8}}],
-    [{"name": "lora", "params": {"r": 8}}, {"name": "adam8bit", "params": {"min_8bit_size": 0}}],
-    [{"name": "lora", "params": {"r": 8}}, {"name": "grad_ckpt"}],
-    [{"name": "adam8bit"}],  # full fine-tuning: the embedding's states are 8-bit
-], ids=lambda s: "+".join(t["name"] + ("-dora" if t.get("params", {}).get("use_dora") else "") for t in s))
+@pytest.mark.parametrize(
+    "specs",
+    [
+        [{"name": "lora", "params": {"r": 8}}],
+        [{"name": "lora", "params": {"r": 8, "use_dora": True}}],
+        [{"name": "qlora", "params": {"r": 8}}],
+        [{"name": "lora", "params": {"r": 8}}, {"name": "adam8bit", "params": {"min_8bit_size": 0}}],
+        [{"name": "lora", "params": {"r": 8}}, {"name": "grad_ckpt"}],
+        [{"name": "adam8bit"}],  # full fine-tuning: the embedding's states are 8-bit
+    ],
+    ids=lambda s: "+".join(t["name"] + ("-dora" if t.get("params", {}).get("use_dora") else "") for t in s),
+)
 def test_steps_reduce_training_loss(specs, batch):
     model, techs, _ = applied(specs)
     lr = 1e-2 if any(s["name"] in ("lora", "qlora") for s in specs) else 1e-3
@@ -248,12 +256,18 @@ def test_grad_ckpt_recomputes_blocks_same_loss_and_grads(batch):
         calls = []
         block = model.get_base_model().model.layers[0]
         # a pre-hook: non-reentrant recomputation stops early, before a forward hook would run
-        block.register_forward_pre_hook(lambda *a: calls.append(1))
+        block.register_forward_pre_hook(lambda *a, calls=calls: calls.append(1))
         model.train()
         loss = model(**batch).loss
         loss.backward()
-        results.append((float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
-                        len(calls), c.records.get("grad_ckpt")))
+        results.append(
+            (
+                float(loss),
+                {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                len(calls),
+                c.records.get("grad_ckpt"),
+            )
+        )
     (l0, g0, n0, _), (l1, g1, n1, rec) = results
     assert (n0, n1) == (1, 2)  # the checkpointed block runs again in the backward
     assert rec == {"checkpointed_blocks": BLOCKS, "blocks": BLOCKS}
@@ -275,8 +289,9 @@ def test_qlora_quantizes_from_the_compute_dtype():
     ref = fresh()
     model, _, _ = applied([{"name": "qlora", "params": {"compute_dtype": "bfloat16"}}])
     mods = linear4bit_modules(model)
-    assert mods and all(m.weight.quant_state.dtype == torch.bfloat16 and m.compute_dtype == torch.bfloat16
-                        for m in mods)
+    assert mods and all(
+        m.weight.quant_state.dtype == torch.bfloat16 and m.compute_dtype == torch.bfloat16 for m in mods
+    )
     import bitsandbytes.functional as bf
 
     # dequantized weights come back in bf16, within 4-bit rounding of the bf16-rounded original

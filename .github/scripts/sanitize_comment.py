@@ -7,6 +7,7 @@ number), `head_sha` (the judged commit), `status` (pr_report's exit status: 0 pa
 base's code from the head's results: still treated as untrusted text). Writes BODY.md and prints
 `pr=`, `sha=`, `state=`, `description=` lines for $GITHUB_OUTPUT; exits 2 on a malformed artifact.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,9 +17,12 @@ from pathlib import Path
 MARKER = "<!-- effbench-compare -->"
 MAX_CHARS = 60000  # GitHub refuses comments over 65536 characters
 MAX_FIELD_BYTES = 100
-STATES = {"0": ("success", "no regression"), "1": ("failure", "regression beyond the thresholds"),
-          "2": ("error", "the comparison could not run (bad input)"),
-          "none": ("error", "the gate stopped before comparing (setup, isolation or verification failed)")}
+STATES = {
+    "0": ("success", "no regression"),
+    "1": ("failure", "regression beyond the thresholds"),
+    "2": ("error", "the comparison could not run (bad input)"),
+    "none": ("error", "the gate stopped before comparing (setup, isolation or verification failed)"),
+}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")  # keeps \t and \n; drops bidi overrides
 MENTION = re.compile(r"@(?=[A-Za-z0-9])")
 
@@ -46,7 +50,10 @@ def body(folder: Path, status: str) -> str:
             text = f.read(4 * MAX_CHARS).decode("utf-8", "replace")
     text = MENTION.sub("@\u200b", CONTROL.sub("", text.replace(MARKER, "")))  # no pings, no hidden text
     if len(text) > MAX_CHARS:
-        text = text[:MAX_CHARS] + "\n\n*(cut at 60000 characters: the full comparison is in the run's `bench-results` artifact)*"
+        text = (
+            text[:MAX_CHARS]
+            + "\n\n*(cut at 60000 characters: the full comparison is in the run's `bench-results` artifact)*"
+        )
     if not text.strip():
         text = f"**effbench: no comparison** ({STATES[status][1]}); see the workflow run."
     return f"{MARKER}\n{text.strip()}\n"

@@ -1,4 +1,5 @@
 """`python -m effbench.child SPEC.json OUT.json`: one run in this process (effbench.child.main)."""
+
 import sys
 
 from effbench.child.main import main

@@ -1,5 +1,6 @@
 """Progress lines from a run's child: the parent (effbench.run.member) echoes the lines that carry
 PREFIX from the child's stderr to the console, and keeps every line in the run's log file."""
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@ A process per run isolates out-of-memory errors, crashes, allocator state and pe
 counters. The RunResult is written atomically whatever happens inside; a process killed from
 outside (the kernel's OOM killer) leaves no file, and the parent records that instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,14 +47,13 @@ def execute(spec_dict: dict) -> dict:
     imports_s = _since_process_start_s()  # interpreter + the imports above
     import torch
 
+    from effbench import models, runspec, tasks
     from effbench.child import measure
-    from effbench import models, tasks
-    from effbench.read import results
-    from effbench import runspec
-    from effbench.tasks import reftext
-    from effbench.techniques import Context, build_all
     from effbench.child.log import log
     from effbench.child.workloads import finetune, infer
+    from effbench.read import results
+    from effbench.tasks import reftext
+    from effbench.techniques import Context, build_all
 
     spec = runspec.RunSpec.from_dict(spec_dict)
     res = results.new_run(spec.id, spec.to_dict())
@@ -76,13 +76,20 @@ def execute(spec_dict: dict) -> dict:
                 return res
         # Weights: fp32 for fine-tuning (bf16 autocast on CUDA keeps fp32 master weights), bf16 for
         # inference on CUDA, fp32 on CPU; a run's `dtype` overrides.
-        dtype = getattr(torch, spec.dtype) if spec.dtype else (
-            torch.float32 if spec.scenario == "finetune" else models.default_dtype(spec.device))
+        dtype = (
+            getattr(torch, spec.dtype)
+            if spec.dtype
+            else (torch.float32 if spec.scenario == "finetune" else models.default_dtype(spec.device))
+        )
         if spec.device == "cuda" and torch.cuda.is_available():  # no bf16 (T4, V100): refuse before loading
             from effbench.child.cuda_env import bf16_refusal
 
-            why = bf16_refusal(spec.device, torch.cuda.get_device_capability(), torch.cuda.get_device_name(),
-                               needs_bf16=spec.scenario == "finetune" or dtype == torch.bfloat16)
+            why = bf16_refusal(
+                spec.device,
+                torch.cuda.get_device_capability(),
+                torch.cuda.get_device_name(),
+                needs_bf16=spec.scenario == "finetune" or dtype == torch.bfloat16,
+            )
             if why:
                 res.update(status="skipped", reason=why)
                 return res
@@ -93,22 +100,36 @@ def execute(spec_dict: dict) -> dict:
             model, tok, info = models.load(spec.model, spec.device, dtype, spec.seed)
         built_here = spec.model in models.BUILT_IN_THIS_PROCESS
         if built_here:  # the runner builds it before the first run; this run found it cold anyway
-            info.note = (info.note + "; " if info.note else "") + ("its cache was built in this run's process "
-                                                                   "(model_load_s includes the build)")
+            info.note = (info.note + "; " if info.note else "") + (
+                "its cache was built in this run's process (model_load_s includes the build)"
+            )
         res["model"] = info.to_dict()
         log(f"model {spec.model} loaded in {timings['model_load_s']:.1f}s{' (cache built here)' if built_here else ''}")
         n_train = getattr(budget, "n_train", 2000)
         n_eval = getattr(budget, "n_eval", 200)
         data = tasks.load(spec.task, n_train=n_train, n_eval=n_eval, seed=spec.seed)
-        res["data"] = {"task": spec.task, "config": data.config, "train_sha256": tasks.data_sha256(data.train),
-                       "eval_sha256": tasks.data_sha256(data.eval), "n_train": len(data.train), "n_eval": len(data.eval),
-                       "kinds": dict(Counter(e.kind for e in data.train))}
+        res["data"] = {
+            "task": spec.task,
+            "config": data.config,
+            "train_sha256": tasks.data_sha256(data.train),
+            "eval_sha256": tasks.data_sha256(data.eval),
+            "n_train": len(data.train),
+            "n_eval": len(data.eval),
+            "kinds": dict(Counter(e.kind for e in data.train)),
+        }
         ctx = Context(
-            scenario=scen, device=spec.device, dtype=dtype, seed=spec.seed, tokenizer=tok,
-            load_reference_model=lambda: models.load(spec.model, spec.device, dtype, spec.seed, with_tokenizer=False)[0],
+            scenario=scen,
+            device=spec.device,
+            dtype=dtype,
+            seed=spec.seed,
+            tokenizer=tok,
+            load_reference_model=lambda: models.load(spec.model, spec.device, dtype, spec.seed, with_tokenizer=False)[
+                0
+            ],
             calibration_ids=lambda n, length: reftext.calibration_ids(tok, n, length, spec.text)[0].to(spec.device),
             hparams={"lr": getattr(budget, "lr", None), "batch_size": getattr(budget, "batch_size", None)},
-            techniques=tuple(t.name for t in techs))
+            techniques=tuple(t.name for t in techs),
+        )
         # Start-up: process creation to here (interpreter, imports, environment, model load and
         # hash, data); printed per run by `make gpu-check`. Evaluations and techniques come after.
         startup_s = _since_process_start_s()
@@ -118,8 +139,14 @@ def execute(spec_dict: dict) -> dict:
         if spec.scenario == "finetune" and quality:
             log("evaluating the unmodified model")
             a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed)
-            extra["accuracy_unmodified"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
-                                            "higher_is_better": True, "method": "exact match of the model before any technique"}
+            extra["accuracy_unmodified"] = {
+                "value": a["value"],
+                "stderr": a["stderr"],
+                "n": a["n"],
+                "unit": "fraction",
+                "higher_is_better": True,
+                "method": "exact match of the model before any technique",
+            }
             res["items"]["arith.exact_match.unmodified"] = a["items"]
         per = res["setup"]["per_technique"]
         for t in techs:
@@ -127,8 +154,11 @@ def execute(spec_dict: dict) -> dict:
             data = t.prepare_data(data, ctx)
             per[t.name] = time.perf_counter() - t0
         if len(data.train) != res["data"]["n_train"] or res["data"]["train_sha256"] != tasks.data_sha256(data.train):
-            res["data"].update(n_train_kept=len(data.train), train_kept_sha256=tasks.data_sha256(data.train),
-                               kinds_kept=dict(Counter(e.kind for e in data.train)))
+            res["data"].update(
+                n_train_kept=len(data.train),
+                train_kept_sha256=tasks.data_sha256(data.train),
+                kinds_kept=dict(Counter(e.kind for e in data.train)),
+            )
         for t in techs:
             log(f"applying {t.name}")
             measure.sync(spec.device)
@@ -149,10 +179,15 @@ def execute(spec_dict: dict) -> dict:
         if spec.timing_only and info.report_quality:
             for name, m in res["metrics"].items():
                 if m.get("value") is None or name == "eval_wall_s":
-                    res["metrics"][name] = measure.missing(TIMING_ONLY if name in ("accuracy", "eval_wall_s") else m.get("reason"))
+                    res["metrics"][name] = measure.missing(
+                        TIMING_ONLY if name in ("accuracy", "eval_wall_s") else m.get("reason")
+                    )
         if spec.device == "cpu" and rss is not None:
-            measured = measure.missing("the model cache was built in this run's process; its pages would count in this "
-                                       "RSS") if built_here else {"value": rss, "method": "VmRSS after techniques were applied, before the workload"}
+            measured = (
+                measure.missing("the model cache was built in this run's process; its pages would count in this RSS")
+                if built_here
+                else {"value": rss, "method": "VmRSS after techniques were applied, before the workload"}
+            )
             res["metrics"]["rss_after_setup_bytes"] = {**measured, "unit": "B", "higher_is_better": False}
         res["curves"] = out["curves"]
         res["items"].update(out["items"])

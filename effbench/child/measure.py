@@ -9,6 +9,7 @@
   never goes down) is recorded and the method says so.
 - Energy: NVML's total-energy counter (mJ) on CUDA where the driver exposes it; else missing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,15 +20,30 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-LIBRARIES = ("torch", "transformers", "peft", "accelerate", "lm_eval", "bitsandbytes", "torchao",
-             "triton", "liger-kernel", "gguf", "datasketch", "numpy", "tabulate", "matplotlib")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "lm_eval",
+    "bitsandbytes",
+    "torchao",
+    "triton",
+    "liger-kernel",
+    "gguf",
+    "datasketch",
+    "numpy",
+    "tabulate",
+    "matplotlib",
+)
+
 
 def missing(reason: str) -> dict:
     """A figure that could not be measured here: null with the reason, never a stand-in."""
@@ -90,12 +106,17 @@ class Memory:
     def read(self) -> dict:
         if self.device == "cuda":
             torch.cuda.synchronize()
-            return {"peak_allocated_bytes": torch.cuda.max_memory_allocated(),
-                    "peak_reserved_bytes": torch.cuda.max_memory_reserved(),
-                    "method": "torch.cuda.max_memory_allocated/reserved after reset"}
+            return {
+                "peak_allocated_bytes": torch.cuda.max_memory_allocated(),
+                "peak_reserved_bytes": torch.cuda.max_memory_reserved(),
+                "method": "torch.cuda.max_memory_allocated/reserved after reset",
+            }
         hwm = _status_bytes("VmHWM") if self.rss_reset else None
         if hwm is not None:
-            return {"peak_rss_bytes": hwm, "method": "VmHWM after resetting it through /proc/self/clear_refs (region peak)"}
+            return {
+                "peak_rss_bytes": hwm,
+                "method": "VmHWM after resetting it through /proc/self/clear_refs (region peak)",
+            }
         return {"peak_rss_bytes": peak_rss_bytes(), "method": "getrusage ru_maxrss (process peak, includes loading)"}
 
 
@@ -179,8 +200,12 @@ class Energy:
     def result(self) -> dict:
         if self.handle is None or not self.segments:
             return missing(self.reason or "energy region not measured")
-        return {"value": self.total_mj / 1000.0, "unit": "J", "method": "NVML total energy counter"
-                + (f", sum of {self.segments} segments (evaluations excluded)" if self.segments > 1 else "")}
+        return {
+            "value": self.total_mj / 1000.0,
+            "unit": "J",
+            "method": "NVML total energy counter"
+            + (f", sum of {self.segments} segments (evaluations excluded)" if self.segments > 1 else ""),
+        }
 
 
 @contextmanager
@@ -231,8 +256,9 @@ def peak_flops_for(device_name: str) -> tuple[float | None, str]:
 def _git(args: list[str]) -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
     except Exception:
         return None
 
@@ -268,15 +294,27 @@ def cpu_model() -> str:
 
 
 def environment(device: str) -> dict:
-    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
-           "libraries": library_versions(), "git": git_state()}
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "libraries": library_versions(),
+        "git": git_state(),
+    }
     if device == "cuda" and torch.cuda.is_available():
         p = torch.cuda.get_device_properties(torch.cuda.current_device())
-        env.update(device_name=torch.cuda.get_device_name(), cuda=torch.version.cuda,
-                   device_memory_bytes=p.total_memory, capability=f"{p.major}.{p.minor}",
-                   device_uuid=nvml_uuid(p.uuid), bf16_supported=torch.cuda.is_bf16_supported(including_emulation=False),
-                   cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        env.update(
+            device_name=torch.cuda.get_device_name(),
+            cuda=torch.version.cuda,
+            device_memory_bytes=p.total_memory,
+            capability=f"{p.major}.{p.minor}",
+            device_uuid=nvml_uuid(p.uuid),
+            bf16_supported=torch.cuda.is_bf16_supported(including_emulation=False),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
         try:
             import pynvml
 

@@ -1,4 +1,5 @@
 """`python -m effbench.cli ...`: the same as the `effbench` command."""
+
 import sys
 
 from effbench.cli.main import main

@@ -2,6 +2,7 @@
 budget values, techniques, seeds, the device `auto` resolves to, and the suite overrides that
 `run`, `ab` and `aa` take. Each bad value raises runspec.ConfigError naming it and what is valid.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,6 +84,8 @@ def suite_overrides(args, device: str | None) -> dict:
 
 
 def add_replication_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--replicates", type=int, help="timed replicates per run and seed, each its own process (suite's otherwise)")
+    p.add_argument(
+        "--replicates", type=int, help="timed replicates per run and seed, each its own process (suite's otherwise)"
+    )
     p.add_argument("--seeds", help="comma-separated seeds for every run, e.g. 0,1,2 (suite's otherwise)")
     p.add_argument("--threads", type=int, help="CPU threads for torch, OpenMP and BLAS in every run (recorded)")

@@ -11,6 +11,7 @@ Kept apart from cli.py so the run side and this side can change independently; c
 add_parsers. Exit status of compare and ab: 0 pass, 1 regression (--expect-same: any judged
 difference), 2 bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ if TYPE_CHECKING:  # the commands import what they use when they run: `--help` s
 
 
 def parse_fail_on(items: list[str] | None) -> dict:
-    from effbench.read import compare
     from effbench import runspec
+    from effbench.read import compare
+
     out = dict(compare.DEFAULT_FAIL_ON)
     for it in items or []:
         k, eq, v = it.partition("=")
@@ -40,8 +42,9 @@ def parse_fail_on(items: list[str] | None) -> dict:
 
 def parse_allow(text: str | None) -> bool | frozenset:
     """--allow-mismatch (cli.main rewrites it to `--allow-mismatch=KIND,...`; `all` for none given)."""
-    from effbench.read import compare
     from effbench import runspec
+    from effbench.read import compare
+
     if not text:
         return False
     kinds = [k for k in text.split(",") if k]
@@ -49,24 +52,31 @@ def parse_allow(text: str | None) -> bool | frozenset:
         return True
     bad = sorted(set(kinds) - set(compare.MISMATCH_KINDS))
     if bad:
-        raise runspec.ConfigError(f"--allow-mismatch {bad}: unknown kind(s); valid: {list(compare.MISMATCH_KINDS)} "
-                                 "(none given: all of them)")
+        raise runspec.ConfigError(
+            f"--allow-mismatch {bad}: unknown kind(s); valid: {list(compare.MISMATCH_KINDS)} (none given: all of them)"
+        )
     return frozenset(kinds)
 
 
 def options(args) -> compare.Options:
-    from effbench.read import compare
     from effbench import runspec
+    from effbench.read import compare
+
     if not 0 <= args.min_effect < 1:
         raise runspec.ConfigError(f"--min-effect {args.min_effect} must be in [0, 1)")
     if not 0 < args.alpha < 1:
         raise runspec.ConfigError(f"--alpha {args.alpha} must be in (0, 1)")
-    return compare.Options(min_effect=args.min_effect, alpha=args.alpha, fail_on=parse_fail_on(args.fail_on),
-                           allow_mismatch=parse_allow(args.allow_mismatch))
+    return compare.Options(
+        min_effect=args.min_effect,
+        alpha=args.alpha,
+        fail_on=parse_fail_on(args.fail_on),
+        allow_mismatch=parse_allow(args.allow_mismatch),
+    )
 
 
 def emit(res: dict, fmt: str, out: str | None) -> None:
     from effbench.render import compare_format
+
     text = compare_format.FORMATS[fmt](res)
     print(text, end="")
     if out:
@@ -75,6 +85,7 @@ def emit(res: dict, fmt: str, out: str | None) -> None:
 
 def cmd_compare(args) -> int:
     from effbench.read import compare, results
+
     res = compare.compare(results.load(args.base), results.load(args.head), options(args))
     emit(res, args.format, args.out)
     return compare.exit_status(res)
@@ -84,7 +95,9 @@ def cmd_plot(args) -> int:
     from effbench.render import plot
 
     files = plot.plot(args.results, args.out)
-    print("\n".join(str(f) for f in files) if files else "effbench: nothing to plot (no ok runs with the figures plotted)")
+    print(
+        "\n".join(str(f) for f in files) if files else "effbench: nothing to plot (no ok runs with the figures plotted)"
+    )
     return 0
 
 
@@ -99,29 +112,40 @@ def cmd_report(args) -> int:
 
 def judged(res: dict) -> list[str]:
     """Rows an A/A comparison must not have: any judged difference or a figure on one side only."""
-    return [f"{r['run']} {r['metric']} ({r['verdict']})" for r in res["rows"] if r["verdict"] in ("worse", "better", "missing")]
+    return [
+        f"{r['run']} {r['metric']} ({r['verdict']})"
+        for r in res["rows"]
+        if r["verdict"] in ("worse", "better", "missing")
+    ]
 
 
 def cmd_ab(args) -> int:
+    from effbench import runspec
     from effbench.cli.args import auto_device, suite_overrides
     from effbench.read import compare
     from effbench.render import compare_format
-    from effbench import runspec
-    from effbench.run import suites
-    from effbench.run import ab
+    from effbench.run import ab, suites
 
     opts = options(args)
     sets, wraps = ab.parse_sets(args.set), ab.parse_wraps(args.wrap)
     if sets["base"].get("threads") != sets["head"].get("threads") and not opts.allowed("threads"):
-        raise runspec.ConfigError("--set gives the sides different thread counts, which compare refuses: add "
-                                 "--allow-mismatch threads (weights and data stay checked)")
+        raise runspec.ConfigError(
+            "--set gives the sides different thread counts, which compare refuses: add "
+            "--allow-mismatch threads (weights and data stay checked)"
+        )
     suite = suites.load_suite(args.suite, suite_overrides(args, auto_device(args.device)))
-    sides = [ab.Side(name, ref, wrap=wraps[name], settings=sets[name]) for name, ref in zip(ab.SIDES, (args.base, args.head))]
+    sides = [
+        ab.Side(name, ref, wrap=wraps[name], settings=sets[name]) for name, ref in zip(ab.SIDES, (args.base, args.head))
+    ]
     for s in sides:
         ab.resolve(s)
     res = ab.run_ab(suite, *sides, Path(args.out), opts, only=args.only, src=getattr(args, "checkouts", None))
-    print(compare_format.markdown(res, title=f"effbench ab {args.base} {args.head}") if args.format == "markdown"
-          else compare_format.FORMATS[args.format](res), end="")
+    print(
+        compare_format.markdown(res, title=f"effbench ab {args.base} {args.head}")
+        if args.format == "markdown"
+        else compare_format.FORMATS[args.format](res),
+        end="",
+    )
     print(f"comparison: {Path(args.out) / 'compare.md'}")
     if args.expect_same:
         bad = judged(res)
@@ -139,20 +163,36 @@ def cmd_aa(args) -> int:
 
 def _compare_options(p: argparse.ArgumentParser) -> None:
     from effbench.render import compare_format
-    p.add_argument("--min-effect", type=float, default=0.05, dest="min_effect",
-                   help="timings: relative change below which the verdict is same (default 0.05)")
+
+    p.add_argument(
+        "--min-effect",
+        type=float,
+        default=0.05,
+        dest="min_effect",
+        help="timings: relative change below which the verdict is same (default 0.05)",
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
-    p.add_argument("--fail-on", nargs="+", metavar="KIND=X", dest="fail_on",
-                   help=f"exit 1 when a metric of KIND is worse by at least X (relative; accuracy: absolute fraction; "
-                        f"'never' disables); defaults {compare_options.DEFAULT_FAIL_ON}")
-    p.add_argument("--allow-mismatch", dest="allow_mismatch", metavar="KIND[,KIND]",
-                   help=f"compare even if these differ (prints a warning): {', '.join(compare_options.MISMATCH_KINDS)}; "
-                        "given without a kind: all of them")
+    p.add_argument(
+        "--fail-on",
+        nargs="+",
+        metavar="KIND=X",
+        dest="fail_on",
+        help=f"exit 1 when a metric of KIND is worse by at least X (relative; accuracy: absolute fraction; "
+        f"'never' disables); defaults {compare_options.DEFAULT_FAIL_ON}",
+    )
+    p.add_argument(
+        "--allow-mismatch",
+        dest="allow_mismatch",
+        metavar="KIND[,KIND]",
+        help=f"compare even if these differ (prints a warning): {', '.join(compare_options.MISMATCH_KINDS)}; "
+        "given without a kind: all of them",
+    )
     p.add_argument("--format", choices=sorted(compare_format.FORMATS), default="markdown")
 
 
 def add_parsers(sub) -> None:
     from effbench.cli.args import add_replication_flags
+
     c = sub.add_parser("compare", help="compare two result sets: verdicts with CIs; exit 1 on a regression")
     c.add_argument("base", help="baseline results.json or its folder")
     c.add_argument("head", help="new results.json or its folder")
@@ -168,20 +208,37 @@ def add_parsers(sub) -> None:
     r.add_argument("--baseline", help="a result set to compare against")
     _compare_options(r)
     r.set_defaults(fn=cmd_report)
-    for name, hlp in (("ab", "run a suite for two code versions, replicates interleaved (ABBA), and compare"),
-                      ("aa", "A/A check: `ab` with this checkout on both sides; every judged metric must be same")):
+    for name, hlp in (
+        ("ab", "run a suite for two code versions, replicates interleaved (ABBA), and compare"),
+        ("aa", "A/A check: `ab` with this checkout on both sides; every judged metric must be same"),
+    ):
         a = sub.add_parser(name, help=hlp)
         if name == "ab":
-            a.add_argument("base", help="git ref (checked out into OUT/src/<sha> with `make setup`) or a checkout with .venv")
+            a.add_argument(
+                "base", help="git ref (checked out into OUT/src/<sha> with `make setup`) or a checkout with .venv"
+            )
             a.add_argument("head", help="git ref or a checkout with .venv")
             a.add_argument("--set", nargs="+", metavar="SIDE:KEY=VALUE", help="a per-side setting, e.g. head:threads=1")
-            a.add_argument("--wrap", action="append", metavar="SIDE=CMD", help="prefix a side's child command, e.g. 'head=sudo -u bench'")
-            a.add_argument("--checkouts", help="folder for the git refs' checkouts, reused across calls (default OUT/src)")
-            a.add_argument("--expect-same", action="store_true", dest="expect_same",
-                           help="A/A: exit 1 on any judged difference (worse, better or missing)")
+            a.add_argument(
+                "--wrap",
+                action="append",
+                metavar="SIDE=CMD",
+                help="prefix a side's child command, e.g. 'head=sudo -u bench'",
+            )
+            a.add_argument(
+                "--checkouts", help="folder for the git refs' checkouts, reused across calls (default OUT/src)"
+            )
+            a.add_argument(
+                "--expect-same",
+                action="store_true",
+                dest="expect_same",
+                help="A/A: exit 1 on any judged difference (worse, better or missing)",
+            )
         else:
             a.set_defaults(set=None, wrap=None)
-        a.add_argument("--suite", default="aa" if name == "aa" else None, required=name == "ab", help="suite name or .toml path")
+        a.add_argument(
+            "--suite", default="aa" if name == "aa" else None, required=name == "ab", help="suite name or .toml path"
+        )
         a.add_argument("--out", required=True, help="folder receiving base/, head/ and compare.md")
         a.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these runs of the suite: run ids or sweep ids")
         a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

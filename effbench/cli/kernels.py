@@ -4,6 +4,7 @@ The result set has no runs; its top-level `kernels` list holds one record per ke
 implementation x pass x size x dtype (effbench.kernelbench.bench), and summary.md shows each kernel's
 speed-up over eager PyTorch, torch.compile and liger-kernel with its fraction of peak bandwidth.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,18 +15,20 @@ class KernelBenchError(ValueError):
 
 
 def cmd_kernels(args) -> int:
-    from effbench.render.kernel_report import kernel_markdown
     from effbench.child import measure
-    from effbench.read import results
-    from effbench.run import suites
     from effbench.kernelbench.bench import run_kernel_bench
+    from effbench.read import results
+    from effbench.render.kernel_report import kernel_markdown
+    from effbench.run import suites
 
     try:
         records = run_kernel_bench("cuda", quick=args.quick)
     except RuntimeError as e:
         raise KernelBenchError(str(e)) from None
     env = measure.environment("cuda")
-    suite = suites.Suite(name="kernels", description=f"kernel micro-benchmark ({'quick' if args.quick else 'full'} sweep)", runs=[])
+    suite = suites.Suite(
+        name="kernels", description=f"kernel micro-benchmark ({'quick' if args.quick else 'full'} sweep)", runs=[]
+    )
     rs = results.new_set(suite, env, env["git"])
     rs["kernels"] = records
     out = results.set_dir(Path(args.out), "kernels", env["git"].get("sha"))

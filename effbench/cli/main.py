@@ -12,17 +12,17 @@
 Bad input exits with status 2 and a message naming the value and the valid choices, before any
 model is loaded.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from effbench import models
-from effbench.read import results
-from effbench import runspec
-from effbench.run import suites
+from effbench import models, runspec
 from effbench.cli.args import add_replication_flags, auto_device, parse_kv, parse_technique, suite_overrides
+from effbench.read import results
+from effbench.run import suites
 from effbench.run.lifetime import FolderBusy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,9 +33,13 @@ def cmd_list(args) -> int:
 
     from effbench.techniques import registry
 
-    rows = [[n, c.family, ",".join(c.scenarios), ",".join(c.requires) or "-", c.description]
-            for n, c in sorted(registry().items())]
-    print("Techniques\n" + tabulate(rows, ["name", "family", "scenarios", "requires", "description"], tablefmt="simple"))
+    rows = [
+        [n, c.family, ",".join(c.scenarios), ",".join(c.requires) or "-", c.description]
+        for n, c in sorted(registry().items())
+    ]
+    print(
+        "Techniques\n" + tabulate(rows, ["name", "family", "scenarios", "requires", "description"], tablefmt="simple")
+    )
     print("\nTasks\n" + tabulate(sorted(runspec.TASKS.items()), ["name", "description"], tablefmt="simple"))
     print("\nModels\n" + tabulate(list(models.MODELS.items()), ["name", "description"], tablefmt="simple"))
     rows = []
@@ -61,11 +65,15 @@ def cmd_run(args) -> int:
     if args.suite:
         name = args.suite if args.suite != "auto" else ("gpu" if device == "cuda" else "cpu")
         if budget:
-            overrides["budget"] = {"finetune": {k: v for k, v in budget.items() if k in _fields(runspec.FinetuneBudget)},
-                                   "infer": {k: v for k, v in budget.items() if k in _fields(runspec.InferBudget)}}
+            overrides["budget"] = {
+                "finetune": {k: v for k, v in budget.items() if k in _fields(runspec.FinetuneBudget)},
+                "infer": {k: v for k, v in budget.items() if k in _fields(runspec.InferBudget)},
+            }
             known = _fields(runspec.FinetuneBudget) | _fields(runspec.InferBudget)
             if set(budget) - known:
-                raise runspec.ConfigError(f"unknown budget key(s) {sorted(set(budget) - known)}; valid: {sorted(known)}")
+                raise runspec.ConfigError(
+                    f"unknown budget key(s) {sorted(set(budget) - known)}; valid: {sorted(known)}"
+                )
         suite = suites.load_suite(name, overrides)
     else:
         if not args.scenario:
@@ -73,15 +81,39 @@ def cmd_run(args) -> int:
         techs = tuple(parse_technique(t) for t in args.technique or [])
         rid = args.id or (args.scenario + "-" + ("-".join(t["name"] for t in techs) or "baseline"))
         seeds = overrides.get("seeds") or [args.seed or 0]
-        spec = runspec.RunSpec(id=rid, scenario=args.scenario, model=args.model or models.DEFAULT_MODEL, task=args.task,
-                              techniques=techs, budget=budget, seed=seeds[0], device=device, text=args.text, group=rid,
-                              threads=args.threads)
+        spec = runspec.RunSpec(
+            id=rid,
+            scenario=args.scenario,
+            model=args.model or models.DEFAULT_MODEL,
+            task=args.task,
+            techniques=techs,
+            budget=budget,
+            seed=seeds[0],
+            device=device,
+            text=args.text,
+            group=rid,
+            threads=args.threads,
+        )
         runspec.validate(spec)
-        suite = suites.Suite(name="adhoc", description="ad-hoc run from the command line", runs=[spec],
-                             price_per_hour=args.price_per_hour, price_source="--price-per-hour" if args.price_per_hour else "",
-                             plan={rid: {"seeds": seeds, "replicates": args.replicates or 1}}, threads=args.threads)
-    out = run_suite(suite, Path(args.out), only=args.only, executor=args.executor, devices=args.devices,
-                    address=args.address, shard=args.shard, resume=args.resume)
+        suite = suites.Suite(
+            name="adhoc",
+            description="ad-hoc run from the command line",
+            runs=[spec],
+            price_per_hour=args.price_per_hour,
+            price_source="--price-per-hour" if args.price_per_hour else "",
+            plan={rid: {"seeds": seeds, "replicates": args.replicates or 1}},
+            threads=args.threads,
+        )
+    out = run_suite(
+        suite,
+        Path(args.out),
+        only=args.only,
+        executor=args.executor,
+        devices=args.devices,
+        address=args.address,
+        shard=args.shard,
+        resume=args.resume,
+    )
     rs = results.load(out)
     from effbench.render.report import summary_markdown
 
@@ -124,35 +156,69 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="effbench", description="Benchmark LLM efficiency techniques: speed, memory, "
-                                "quality and cost per quality point on one fixed model.")
+    p = argparse.ArgumentParser(
+        prog="effbench",
+        description="Benchmark LLM efficiency techniques: speed, memory, "
+        "quality and cost per quality point on one fixed model.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list techniques, tasks, models and suites").set_defaults(fn=cmd_list)
     r = sub.add_parser("run", help="run a suite, or one ad-hoc run")
-    r.add_argument("--suite", help="suite name (benchmarks/NAME.toml), a .toml path, or 'auto' (gpu with CUDA, else cpu)")
-    r.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these runs of the suite: run ids, or sweep ids (every point of the sweep)")
+    r.add_argument(
+        "--suite", help="suite name (benchmarks/NAME.toml), a .toml path, or 'auto' (gpu with CUDA, else cpu)"
+    )
+    r.add_argument(
+        "--only",
+        nargs="+",
+        metavar="RUN_ID",
+        help="run only these runs of the suite: run ids, or sweep ids (every point of the sweep)",
+    )
     r.add_argument("--scenario", choices=sorted(runspec.BUDGETS), help="ad-hoc run: the workload")
-    r.add_argument("-t", "--technique", action="append", metavar="NAME[:k=v,...]", help="ad-hoc run: a technique (repeatable, in order)")
+    r.add_argument(
+        "-t",
+        "--technique",
+        action="append",
+        metavar="NAME[:k=v,...]",
+        help="ad-hoc run: a technique (repeatable, in order)",
+    )
     r.add_argument("--task", default="arith", help="ad-hoc run: training/eval task (arith, arith-noisy)")
     r.add_argument("--id", help="ad-hoc run: its id")
     r.add_argument("--model", help=f"model: {', '.join(models.MODELS)}")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     r.add_argument("--seed", type=int)
     add_replication_flags(r)
-    r.add_argument("--budget", nargs="+", metavar="KEY=VALUE", help="budget overrides, e.g. max_steps=50 batch_sizes=[1,4]")
+    r.add_argument(
+        "--budget", nargs="+", metavar="KEY=VALUE", help="budget overrides, e.g. max_steps=50 batch_sizes=[1,4]"
+    )
     r.add_argument("--price-per-hour", type=float, dest="price_per_hour", help="USD per device-hour for cost figures")
     r.add_argument("--text", help="reference text file for perplexity/KLD/calibration (default: pydoc_data.topics)")
-    r.add_argument("--kernel-bench", dest="kernel_bench", choices=["none", "quick", "full"],
-                   help="override the suite's kernel micro-benchmark (CUDA only)")
+    r.add_argument(
+        "--kernel-bench",
+        dest="kernel_bench",
+        choices=["none", "quick", "full"],
+        help="override the suite's kernel micro-benchmark (CUDA only)",
+    )
     r.add_argument("--out", default=str(REPO / "results"), help="folder that receives <suite>/<time>_<sha>/")
-    r.add_argument("--executor", default="serial", choices=["serial", "ray"],
-                   help="where runs go: serial (default) or Ray tasks, one GPU each (pip install 'effbench[ray]')")
+    r.add_argument(
+        "--executor",
+        default="serial",
+        choices=["serial", "ray"],
+        help="where runs go: serial (default) or Ray tasks, one GPU each (pip install 'effbench[ray]')",
+    )
     r.add_argument("--address", help="--executor ray: the cluster's address (default: a new local Ray instance)")
-    r.add_argument("--devices", help="one child per local GPU at a time, e.g. 0,1,2,3 (CUDA only: refused for CPU runs)")
-    r.add_argument("--shard", metavar="i/N", help="run only shard i of N (stable by each run's spec); join with `effbench merge`")
-    r.add_argument("--resume", metavar="RESULT_SET", help="finish an interrupted result set in its folder: keep its "
-                   "finished runs with the same code and spec, run the rest (--out is not used)")
+    r.add_argument(
+        "--devices", help="one child per local GPU at a time, e.g. 0,1,2,3 (CUDA only: refused for CPU runs)"
+    )
+    r.add_argument(
+        "--shard", metavar="i/N", help="run only shard i of N (stable by each run's spec); join with `effbench merge`"
+    )
+    r.add_argument(
+        "--resume",
+        metavar="RESULT_SET",
+        help="finish an interrupted result set in its folder: keep its "
+        "finished runs with the same code and spec, run the rest (--out is not used)",
+    )
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("merge", help="join shard result sets (same code, suite and device) into one")
     m.add_argument("out", help="new folder for the merged result set")
@@ -194,7 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (runspec.ConfigError, results.ResultError, models.ModelError, ValueError, FileNotFoundError, FolderBusy) as e:
+    except (
+        runspec.ConfigError,
+        results.ResultError,
+        models.ModelError,
+        ValueError,
+        FileNotFoundError,
+        FolderBusy,
+    ) as e:
         print(f"effbench: error: {e}", file=sys.stderr)
         return 2
 

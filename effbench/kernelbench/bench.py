@@ -10,10 +10,11 @@ the device's peak DRAM bandwidth from effbench.read.gpus (None with a reason whe
 peak_bytes: the device memory allocated at the high point of one call above what was allocated
 just before it (inputs, and for bwd the saved graph, are not counted).
 """
+
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -42,6 +43,7 @@ def _do_bench(fn: Callable, grad_to_none: list) -> list[float]:
 
 def _pass_fn(fn: Callable, inputs: list, which: str) -> Callable:
     """A zero-argument callable that runs one pass (the forward of bwd runs once, beforehand)."""
+
     def grads_for(out):
         outs = out if isinstance(out, tuple) else (out,)
         return outs, [torch.ones_like(o) for o in outs]
@@ -54,6 +56,7 @@ def _pass_fn(fn: Callable, inputs: list, which: str) -> Callable:
 
     def fwdbwd():
         torch.autograd.backward(*grads_for(fn(*inputs)))
+
     return fwdbwd
 
 
@@ -73,12 +76,22 @@ def _record(case, impl, which, tokens, dtype, samples, peak, peak_bw, bw_reason,
     nbytes = case.bytes[which]
     gbps = nbytes / (median * 1e-3) / 1e9 if median else None
     flops = case.flops.get(which)
-    rec = {"kernel": case.kernel, "impl": impl, "pass": which, "tokens": tokens, "hidden": case.width,
-           "dtype": str(dtype).replace("torch.", ""), "median_ms": median, "samples_ms": samples,
-           "bytes_moved": nbytes, "gbps": gbps,
-           "frac_peak_bw": gbps * 1e9 / peak_bw if (gbps and peak_bw) else None,
-           "peak_bytes": peak, "flops": flops,
-           "tflops": flops / (median * 1e-3) / 1e12 if (flops and median) else None}
+    rec = {
+        "kernel": case.kernel,
+        "impl": impl,
+        "pass": which,
+        "tokens": tokens,
+        "hidden": case.width,
+        "dtype": str(dtype).replace("torch.", ""),
+        "median_ms": median,
+        "samples_ms": samples,
+        "bytes_moved": nbytes,
+        "gbps": gbps,
+        "frac_peak_bw": gbps * 1e9 / peak_bw if (gbps and peak_bw) else None,
+        "peak_bytes": peak,
+        "flops": flops,
+        "tflops": flops / (median * 1e-3) / 1e12 if (flops and median) else None,
+    }
     if peak_bw is None:
         rec["frac_peak_bw_reason"] = bw_reason
     if error:
@@ -92,8 +105,17 @@ def _cell(case, impl: str, which: str, tokens: int, dtype, device: str, timer: C
     try:
         fn = kc.impl_fn(case, impl)
         if fn is None:
-            return _record(case, impl, which, tokens, dtype, [], None, *bw,
-                           error=f"{impl} not available (liger-kernel: needs the package and CUDA)")
+            return _record(
+                case,
+                impl,
+                which,
+                tokens,
+                dtype,
+                [],
+                None,
+                *bw,
+                error=f"{impl} not available (liger-kernel: needs the package and CUDA)",
+            )
         run = _pass_fn(fn, case.inputs, which)
         samples = timer(run, [t for t in case.inputs if t.requires_grad])
         return _record(case, impl, which, tokens, dtype, samples, _peak_bytes(run, device), *bw)
@@ -106,8 +128,15 @@ def _cell(case, impl: str, which: str, tokens: int, dtype, device: str, timer: C
             t.grad = None
 
 
-def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kernels=kc.KERNELS,
-         shapes: kc.Shapes = kc.Shapes()) -> list[dict]:
+def _run(
+    device: str,
+    tokens_list,
+    dtypes,
+    timer: Callable,
+    impls=kc.IMPLS,
+    kernels=kc.KERNELS,
+    shapes: kc.Shapes | None = None,  # None: the default model's (kc.Shapes())
+) -> list[dict]:
     """Every (kernel, tokens, dtype, impl, pass), timed by `timer(run, grad_to_none) -> ms list`."""
     bw = peak_bandwidth(torch.cuda.get_device_name() if device == "cuda" else "cpu")
     records = []
@@ -116,9 +145,12 @@ def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kern
             for dtype in dtypes:
                 if "compile" in impls:
                     torch._dynamo.reset()  # each shape compiles fresh; no recompile limit reached
-                case = kc.make_case(kernel, tokens, dtype, device, shapes)
-                records += [_cell(case, impl, which, tokens, dtype, device, timer, bw)
-                            for impl in impls for which in case.passes]
+                case = kc.make_case(kernel, tokens, dtype, device, shapes or kc.Shapes())
+                records += [
+                    _cell(case, impl, which, tokens, dtype, device, timer, bw)
+                    for impl in impls
+                    for which in case.passes
+                ]
                 del case
     return records
 
@@ -126,9 +158,11 @@ def _run(device: str, tokens_list, dtypes, timer: Callable, impls=kc.IMPLS, kern
 def run_kernel_bench(device: str, quick: bool = False) -> list[dict]:
     """Records for every kernel x impl x pass x tokens x dtype (see the module docstring)."""
     if device != "cuda" or not torch.cuda.is_available():
-        raise RuntimeError(f"kernel timings need a CUDA GPU (device {device!r}, "
-                           f"torch.cuda.is_available()={torch.cuda.is_available()}); on CPU the kernels "
-                           "run only through Triton's interpreter, which checks correctness, not speed")
+        raise RuntimeError(
+            f"kernel timings need a CUDA GPU (device {device!r}, "
+            f"torch.cuda.is_available()={torch.cuda.is_available()}); on CPU the kernels "
+            "run only through Triton's interpreter, which checks correctness, not speed"
+        )
     tokens = TOKENS_QUICK if quick else TOKENS
     dtypes = (torch.bfloat16,) if quick else (torch.bfloat16, torch.float32)
     return _run("cuda", tokens, dtypes, _do_bench)

@@ -19,15 +19,15 @@ pass boundary forces the forward's outputs to memory and the backward to re-read
     its matmuls (`flops`: 6*T*V*H, 2 for the logits, 2 for dx, 2 for dW), not by bytes; its GB/s
     says how far it is from streaming, not how good it is.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from effbench.kernels import flce, rmsnorm, rope, swiglu
-
 from effbench.render.kernel_report import IMPLS
 
 KERNELS = ("rmsnorm", "swiglu", "rope", "flce")
@@ -37,6 +37,7 @@ EPS = 1e-5  # the default model's rms_norm_eps
 @dataclass(frozen=True)
 class Shapes:
     """Widths around which the sweep runs: the default model (SmolLM2-135M) by default."""
+
     hidden: int = 576
     intermediate: int = 1536
     heads: int = 9
@@ -81,16 +82,28 @@ def make_case(kernel: str, tokens: int, dtype: torch.dtype, device: str, s: Shap
         N = s.hidden
         fwd = 2 * T * N * e + N * e + 4 * T
         bwd = 3 * T * N * e + 2 * N * e + 4 * T
-        return Case(kernel, N, [rand(T, N), rand(N, scale=0.1).detach().add_(1).requires_grad_()],
-                    lambda x, w: rmsnorm.rmsnorm_ref(x, w, EPS), lambda x, w: rmsnorm.rmsnorm(x, w, EPS),
-                    (lambda x, w: lo.LigerRMSNormFunction.apply(x, w, EPS, 0.0, "llama", False)) if lo else None,
-                    {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}, {})
+        return Case(
+            kernel,
+            N,
+            [rand(T, N), rand(N, scale=0.1).detach().add_(1).requires_grad_()],
+            lambda x, w: rmsnorm.rmsnorm_ref(x, w, EPS),
+            lambda x, w: rmsnorm.rmsnorm(x, w, EPS),
+            (lambda x, w: lo.LigerRMSNormFunction.apply(x, w, EPS, 0.0, "llama", False)) if lo else None,
+            {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd},
+            {},
+        )
     if kernel == "swiglu":
         n = T * s.intermediate
-        return Case(kernel, s.intermediate, [rand(T, s.intermediate), rand(T, s.intermediate)],
-                    swiglu.swiglu_ref, swiglu.swiglu,  # in_place=False: benches re-run backward
-                    (lambda a, b: lo.LigerSiLUMulFunction.apply(a, b)) if lo else None,
-                    {"fwd": 3 * n * e, "bwd": 5 * n * e, "fwdbwd": 8 * n * e}, {})
+        return Case(
+            kernel,
+            s.intermediate,
+            [rand(T, s.intermediate), rand(T, s.intermediate)],
+            swiglu.swiglu_ref,
+            swiglu.swiglu,  # in_place=False: benches re-run backward
+            (lambda a, b: lo.LigerSiLUMulFunction.apply(a, b)) if lo else None,
+            {"fwd": 3 * n * e, "bwd": 5 * n * e, "fwdbwd": 8 * n * e},
+            {},
+        )
     if kernel == "rope":
         B, S, D = max(1, T // s.seq), min(T, s.seq), s.head_dim
         q = rand(B, S, s.heads, D).detach().transpose(1, 2).requires_grad_()  # LlamaAttention's layout
@@ -98,20 +111,33 @@ def make_case(kernel: str, tokens: int, dtype: torch.dtype, device: str, s: Shap
         ang = torch.rand(1, S, D // 2, generator=g, device=device) * 6.28
         cos, sin = (torch.cat([f(ang)] * 2, -1).to(dtype) for f in (torch.cos, torch.sin))  # [1, S, D]
         qk, cs = B * S * (s.heads + s.kv_heads) * D * e, 2 * S * D * e
-        return Case(kernel, s.heads * D, [q, k, cos, sin], rope.rope_ref, rope.rope,
-                    (lambda q, k, c, sn: lo.LigerRopeFunction.apply(q, k, c, sn)) if lo else None,
-                    {"fwd": 2 * qk + cs, "bwd": 2 * qk + cs, "fwdbwd": 4 * qk + 2 * cs}, {})
+        return Case(
+            kernel,
+            s.heads * D,
+            [q, k, cos, sin],
+            rope.rope_ref,
+            rope.rope,
+            (lambda q, k, c, sn: lo.LigerRopeFunction.apply(q, k, c, sn)) if lo else None,
+            {"fwd": 2 * qk + cs, "bwd": 2 * qk + cs, "fwdbwd": 4 * qk + 2 * cs},
+            {},
+        )
     if kernel == "flce":
         H, V = s.hidden, s.vocab
         labels = torch.randint(0, V, (T,), generator=g, device=device)
         labels[::10] = -100
         reads = T * H * e + V * H * e + 8 * T
         grads = T * H * e + V * H * e
-        return Case(kernel, H, [rand(T, H), rand(V, H, scale=H ** -0.5)],
-                    lambda x, w: flce.fused_linear_cross_entropy_ref(x, w, labels),
-                    lambda x, w: flce.fused_linear_cross_entropy(x, w, labels),
-                    (lambda x, w: lo.LigerFusedLinearCrossEntropyFunction.apply(x, w, labels)[0]) if lo else None,
-                    {"fwdbwd": reads + grads + 4}, {"fwdbwd": 6 * T * V * H}, passes=("fwdbwd",))
+        return Case(
+            kernel,
+            H,
+            [rand(T, H), rand(V, H, scale=H**-0.5)],
+            lambda x, w: flce.fused_linear_cross_entropy_ref(x, w, labels),
+            lambda x, w: flce.fused_linear_cross_entropy(x, w, labels),
+            (lambda x, w: lo.LigerFusedLinearCrossEntropyFunction.apply(x, w, labels)[0]) if lo else None,
+            {"fwdbwd": reads + grads + 4},
+            {"fwdbwd": 6 * T * V * H},
+            passes=("fwdbwd",),
+        )
     raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
 
 

@@ -12,6 +12,7 @@ Result sets measured differently are refused (MismatchError, exit 2): device, mo
 data, CPU threads, core count, memory method. allow_mismatch (True: every kind; or a set of kinds)
 turns those differences into warning lines. Rendering: compare_format.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,11 @@ from effbench.read.options import DEFAULT_FAIL_ON, MISMATCH_KINDS, Options  # no
 
 TIME_UNITS = replicates.TIME_UNITS
 TIMING_DERIVED = {"mfu"}  # proportional to a timing but recorded without samples
-ITEMS_OF = {"accuracy": "arith.exact_match", "accuracy_unmodified": "arith.exact_match.unmodified",
-            "arith_accuracy": "arith.exact_match"}
+ITEMS_OF = {
+    "accuracy": "arith.exact_match",
+    "accuracy_unmodified": "arith.exact_match.unmodified",
+    "arith_accuracy": "arith.exact_match",
+}
 RANK = {"worse": 0, "missing": 1, "better": 2, "same": 3, "info": 4}
 
 
@@ -51,35 +55,49 @@ def kind_of(name: str, m: dict, run: dict) -> str:
     return "value"
 
 
-def _timing(name: str, gb: list, gh: list, mb: dict, mh: dict, o: Options, seed: int) -> tuple[stats.Outcome, float, float]:
+def _timing(
+    name: str, gb: list, gh: list, mb: dict, mh: dict, o: Options, seed: int
+) -> tuple[stats.Outcome, float, float]:
     """Replicate level where both sides have >= 2 replicates; else one replicate: no test."""
     vb, vh = replicates.values(gb, name), replicates.values(gh, name)
     if len(vb) >= 2 and len(vh) >= 2:
-        return stats.replicate_timing(vb, vh, o.min_effect, o.alpha, o.conf), replicates.geomean(vb), replicates.geomean(vh)
+        return (
+            stats.replicate_timing(vb, vh, o.min_effect, o.alpha, o.conf),
+            replicates.geomean(vb),
+            replicates.geomean(vh),
+        )
     change = mh["value"] / mb["value"] - 1 if mb["value"] else None
     lo = hi = None
     if mb.get("samples") and mh.get("samples"):  # within-run samples: the CI of this one pair of runs, never a test
         stat = stats.statistic_of(mb["value"], mb["samples"])
-        _, lo, hi = stats.bootstrap_ratio_of_medians(mb["samples"], mh["samples"], conf=o.conf, seed=seed, statistic=stat)
+        _, lo, hi = stats.bootstrap_ratio_of_medians(
+            mb["samples"], mh["samples"], conf=o.conf, seed=seed, statistic=stat
+        )
         lo, hi = lo - 1, hi - 1
     why = f"{len(vb)}/{len(vh)} replicates: no test" + (" (CI: within-run samples)" if lo is not None else "")
     return stats.Outcome(change, lo, hi, None, 0, why), mb["value"], mh["value"]
 
 
-def _accuracy(name: str, gb: list, gh: list, mb: dict, mh: dict, o: Options, seed: int) -> tuple[stats.Outcome, float, float]:
+def _accuracy(
+    name: str, gb: list, gh: list, mb: dict, mh: dict, o: Options, seed: int
+) -> tuple[stats.Outcome, float, float]:
     sb, sh = replicates.by_seed(gb, name), replicates.by_seed(gh, name)
     if len(sb) >= 2 and len(sh) >= 2:
         vb = [r["metrics"][name]["value"] for r in sb.values()]
         vh = [r["metrics"][name]["value"] for r in sh.values()]
         return stats.seed_accuracy(vb, vh, o.alpha, o.conf), sum(vb) / len(vb), sum(vh) / len(vh)
     common = [k for k in sb if k in sh] or [None]
-    rb, rh = (sb[common[0]], sh[common[0]]) if common[0] is not None else (replicates.primary(gb), replicates.primary(gh))
+    rb, rh = (
+        (sb[common[0]], sh[common[0]]) if common[0] is not None else (replicates.primary(gb), replicates.primary(gh))
+    )
     mb, mh = rb["metrics"].get(name) or mb, rh["metrics"].get(name) or mh
     kb, kh = items_key(name, rb), items_key(name, rh)
     if common[0] is not None and kb and kh and len(rb["items"][kb]) == len(rh["items"][kh]) and rb["items"][kb]:
         out = stats.accuracy(rb["items"][kb], rh["items"][kh], o.alpha, o.conf, seed)
         if len(sb) > 1 or len(sh) > 1:
-            out = stats.Outcome(out.change, out.lo, out.hi, out.p, out.direction, out.method + f", seed {common[0]} only")
+            out = stats.Outcome(
+                out.change, out.lo, out.hi, out.p, out.direction, out.method + f", seed {common[0]} only"
+            )
     else:
         out = stats.accuracy_unpaired(mb, mh, o.alpha)
     return out, mb["value"], mh["value"]
@@ -88,18 +106,43 @@ def _accuracy(name: str, gb: list, gh: list, mb: dict, mh: dict, o: Options, see
 def compare_metric(name: str, gb: list, gh: list, o: Options) -> dict | None:
     """One metric of one matched group pair (gb, gh: the members of each side)."""
     rb, rh = replicates.primary(gb), replicates.primary(gh)
-    mb = rb["metrics"].get(name) or next((r["metrics"][name] for r in gb if r["metrics"].get(name, {}).get("value") is not None), None)
-    mh = rh["metrics"].get(name) or next((r["metrics"][name] for r in gh if r["metrics"].get(name, {}).get("value") is not None), None)
+    mb = rb["metrics"].get(name) or next(
+        (r["metrics"][name] for r in gb if r["metrics"].get(name, {}).get("value") is not None), None
+    )
+    mh = rh["metrics"].get(name) or next(
+        (r["metrics"][name] for r in gh if r["metrics"].get(name, {}).get("value") is not None), None
+    )
     m = mb or mh
     kind = kind_of(name, m, rb if mb else rh)
-    row = {"scenario": rb["spec"]["scenario"], "run": rh["id"], "metric": name, "kind": kind, "unit": m.get("unit"),
-           "higher_is_better": m.get("higher_is_better"), "base": (mb or {}).get("value"), "head": (mh or {}).get("value"),
-           "change": None, "lo": None, "hi": None, "p": None, "bad": 0.0, "method": "", "fail": False,
-           "mde": None, "n_needed": None, "sd_log": None, "replicates": None}
+    row = {
+        "scenario": rb["spec"]["scenario"],
+        "run": rh["id"],
+        "metric": name,
+        "kind": kind,
+        "unit": m.get("unit"),
+        "higher_is_better": m.get("higher_is_better"),
+        "base": (mb or {}).get("value"),
+        "head": (mh or {}).get("value"),
+        "change": None,
+        "lo": None,
+        "hi": None,
+        "p": None,
+        "bad": 0.0,
+        "method": "",
+        "fail": False,
+        "mde": None,
+        "n_needed": None,
+        "sd_log": None,
+        "replicates": None,
+    }
     if row["base"] is None and row["head"] is None:
         return None
     if row["base"] is None or row["head"] is None:
-        why = ((mb or {}).get("reason") or "not in base") if row["base"] is None else ((mh or {}).get("reason") or "not in head")
+        why = (
+            ((mb or {}).get("reason") or "not in base")
+            if row["base"] is None
+            else ((mh or {}).get("reason") or "not in head")
+        )
         return {**row, "verdict": "missing", "method": why}
     if kind == "info":
         b, h = row["base"], row["head"]
@@ -120,8 +163,20 @@ def compare_metric(name: str, gb: list, gh: list, o: Options) -> dict | None:
     verdict = "same" if out.direction == 0 else ("better" if (out.direction > 0) == hib else "worse")
     bad = (-out.change if hib else out.change) if out.change is not None else 0.0
     fail = verdict == "worse" and bad >= o.fail_on.get(kind, 0.0)
-    return {**row, "change": out.change, "lo": out.lo, "hi": out.hi, "p": out.p, "verdict": verdict,
-            "bad": bad, "method": out.method, "fail": fail, "mde": out.mde, "n_needed": out.n_needed, "sd_log": out.sd_log}
+    return {
+        **row,
+        "change": out.change,
+        "lo": out.lo,
+        "hi": out.hi,
+        "p": out.p,
+        "verdict": verdict,
+        "bad": bad,
+        "method": out.method,
+        "fail": fail,
+        "mde": out.mde,
+        "n_needed": out.n_needed,
+        "sd_log": out.sd_log,
+    }
 
 
 def _hashes(d: dict, prefix: str = "") -> dict:
@@ -164,7 +219,7 @@ def mismatches(base: dict, head: dict, pairs: list) -> list[tuple[str, str]]:
     for gb, gh in pairs:
         sb, sh = _first_per_seed(gb), _first_per_seed(gh)
         common = [k for k in sb if k in sh]
-        for rb, rh in ([(sb[k], sh[k]) for k in common] or [(replicates.primary(gb), replicates.primary(gh))]):
+        for rb, rh in [(sb[k], sh[k]) for k in common] or [(replicates.primary(gb), replicates.primary(gh))]:
             wb, wh = (rb.get("model") or {}).get("weights_sha256"), (rh.get("model") or {}).get("weights_sha256")
             if wb and wh and wb != wh:
                 out.append(("weights", f"run {rh['id']}: model weights sha256 {wb[:12]}… != {wh[:12]}…"))
@@ -180,17 +235,33 @@ def mismatches(base: dict, head: dict, pairs: list) -> list[tuple[str, str]]:
                 out.append(("cores", f"run {rh['id']}: CPU core count differs: base {cb}, head {ch}"))
             mb, mh = _memory_method(rb), _memory_method(rh)
             if mb and mh and mb != mh:
-                out.append(("memory_method", f"run {rh['id']}: peak memory measured differently: base {mb!r}, head {mh!r}"))
+                out.append(
+                    ("memory_method", f"run {rh['id']}: peak memory measured differently: base {mb!r}, head {mh!r}")
+                )
     return list(dict.fromkeys(out))
 
 
 def _status_row(rb: dict, rh: dict) -> dict:
     sb, sh = rb["status"], rh["status"]
     verdict = "same" if sb == sh else ("worse" if sb == "ok" else "better" if sh == "ok" else "same")
-    return {"scenario": rb["spec"]["scenario"], "run": rh["id"], "metric": "(status)", "kind": "status", "unit": None,
-            "higher_is_better": None, "base": sb, "head": sh, "change": None, "lo": None, "hi": None, "p": None,
-            "bad": 1.0 if verdict == "worse" else 0.0, "verdict": verdict, "fail": verdict == "worse",
-            "method": (rh.get("reason") or rh.get("error") or rb.get("reason") or rb.get("error") or "")[:120]}
+    return {
+        "scenario": rb["spec"]["scenario"],
+        "run": rh["id"],
+        "metric": "(status)",
+        "kind": "status",
+        "unit": None,
+        "higher_is_better": None,
+        "base": sb,
+        "head": sh,
+        "change": None,
+        "lo": None,
+        "hi": None,
+        "p": None,
+        "bad": 1.0 if verdict == "worse" else 0.0,
+        "verdict": verdict,
+        "fail": verdict == "worse",
+        "method": (rh.get("reason") or rh.get("error") or rb.get("reason") or rb.get("error") or "")[:120],
+    }
 
 
 def compare(base: dict, head: dict, o: Options | None = None) -> dict:
@@ -202,8 +273,10 @@ def compare(base: dict, head: dict, o: Options | None = None) -> dict:
     refused = [m for k, m in problems if not o.allowed(k)]
     if refused:
         kinds = sorted({k for k, m in problems if not o.allowed(k)})
-        raise MismatchError("refusing to compare result sets measured differently (pass --allow-mismatch "
-                            f"{' '.join(kinds)} to compare anyway):\n  " + "\n  ".join(refused))
+        raise MismatchError(
+            "refusing to compare result sets measured differently (pass --allow-mismatch "
+            f"{' '.join(kinds)} to compare anyway):\n  " + "\n  ".join(refused)
+        )
     rows = []
     for mb, mh in pairs:
         rb, rh = replicates.primary(mb), replicates.primary(mh)
@@ -218,11 +291,17 @@ def compare(base: dict, head: dict, o: Options | None = None) -> dict:
     adjust_timing(rows, o)
     rows.sort(key=lambda r: (r["scenario"], RANK[r["verdict"]], -(r["bad"] if math.isfinite(r["bad"]) else 1e300)))
     counts = {v: sum(r["verdict"] == v for r in rows) for v in RANK}
-    res = {"base": _side(base), "head": _side(head), "rows": rows, "counts": counts,
-           "only_base": [replicates.primary(gb[k])["id"] for k in gb if k not in gh],
-           "only_head": [replicates.primary(gh[k])["id"] for k in gh if k not in gb],
-           "warnings": [f"WARNING: compared despite a mismatch: {m}" for _, m in problems],
-           "failed": [f"{r['run']} {r['metric']}" for r in rows if r["fail"]], "power": power(rows, o)}
+    res = {
+        "base": _side(base),
+        "head": _side(head),
+        "rows": rows,
+        "counts": counts,
+        "only_base": [replicates.primary(gb[k])["id"] for k in gb if k not in gh],
+        "only_head": [replicates.primary(gh[k])["id"] for k in gh if k not in gb],
+        "warnings": [f"WARNING: compared despite a mismatch: {m}" for _, m in problems],
+        "failed": [f"{r['run']} {r['metric']}" for r in rows if r["fail"]],
+        "power": power(rows, o),
+    }
     res["headline"] = headline(res)
     return res
 
@@ -248,18 +327,30 @@ def power(rows: list[dict], o: Options) -> dict:
     """What the timing rows could detect: the largest MDE, the replicates a side needs to detect
     min_effect on every tested timing row, and the rows with one replicate (not tested)."""
     tested = [r for r in rows if r["kind"] == "timing" and r["p"] is not None]
-    untested = [f"{r['run']} {r['metric']}" for r in rows if r["kind"] == "timing" and r["p"] is None and r["verdict"] == "info"]
+    untested = [
+        f"{r['run']} {r['metric']}" for r in rows if r["kind"] == "timing" and r["p"] is None and r["verdict"] == "info"
+    ]
     worst = max((r for r in tested if r["mde"] is not None), key=lambda r: r["mde"], default=None)
     needs = [r["n_needed"] for r in tested]
-    return {"min_effect": o.min_effect, "tested": len(tested), "one_replicate": untested,
-            "max_mde": worst["mde"] if worst else None, "max_mde_row": f"{worst['run']} {worst['metric']}" if worst else None,
-            "replicates_needed": (None if any(n is None for n in needs) else max(needs)) if needs else None,
-            "replicates_needed_unbounded": any(n is None for n in needs)}
+    return {
+        "min_effect": o.min_effect,
+        "tested": len(tested),
+        "one_replicate": untested,
+        "max_mde": worst["mde"] if worst else None,
+        "max_mde_row": f"{worst['run']} {worst['metric']}" if worst else None,
+        "replicates_needed": (None if any(n is None for n in needs) else max(needs)) if needs else None,
+        "replicates_needed_unbounded": any(n is None for n in needs),
+    }
 
 
 def _side(rs: dict) -> dict:
-    return {"suite": rs.get("suite"), "path": rs.get("_path"), "git": (rs.get("git") or {}).get("sha"),
-            "device": (rs.get("env") or {}).get("device_name"), "created_utc": rs.get("created_utc")}
+    return {
+        "suite": rs.get("suite"),
+        "path": rs.get("_path"),
+        "git": (rs.get("git") or {}).get("sha"),
+        "device": (rs.get("env") or {}).get("device_name"),
+        "created_utc": rs.get("created_utc"),
+    }
 
 
 def headline(res: dict) -> str:
@@ -281,16 +372,24 @@ def power_line(res: dict) -> str:
     if pw.get("tested"):
         if pw.get("max_mde") is not None:
             size = f"{100 * pw['max_mde']:.1f}%" if pw["max_mde"] < 10 else "over 1000%"
-            out.append(f"Timings were tested on replicates; the largest minimum detectable effect (80% power) is "
-                       f"{size} ({pw['max_mde_row']}).")
+            out.append(
+                f"Timings were tested on replicates; the largest minimum detectable effect (80% power) is "
+                f"{size} ({pw['max_mde_row']})."
+            )
         if pw.get("replicates_needed_unbounded"):
-            out.append(f"With the run-to-run noise measured here, no practical number of replicates detects {eff} on every timing row.")
+            out.append(
+                f"With the run-to-run noise measured here, no practical number of replicates detects {eff} on every timing row."
+            )
         elif pw.get("replicates_needed") is not None:
-            out.append(f"With the run-to-run noise measured here, {pw['replicates_needed']} replicates a side detect a {eff} change "
-                       f"on every timing row (80% power).")
+            out.append(
+                f"With the run-to-run noise measured here, {pw['replicates_needed']} replicates a side detect a {eff} change "
+                f"on every timing row (80% power)."
+            )
     if pw.get("one_replicate"):
-        out.append(f"{len(pw['one_replicate'])} timing figure(s) have 1 replicate on a side and are shown as `info`, not tested "
-                   f"(run with --replicates 3 or more).")
+        out.append(
+            f"{len(pw['one_replicate'])} timing figure(s) have 1 replicate on a side and are shown as `info`, not tested "
+            f"(run with --replicates 3 or more)."
+        )
     return " ".join(out)
 
 

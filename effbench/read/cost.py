@@ -19,6 +19,7 @@ with the probe metric (mean over items of 1 / number of choices; 25% for four ch
 unmodified model's accuracy for fine-tuning. A run at or below that floor earns no points: its
 cost per point is None with the reason in `<figure>_reason`, never infinite or negative.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -115,7 +116,9 @@ def derived(run: dict, price: float | None, target: float | None) -> dict:
             out["usd_per_point_reason"] = why
         ttt = time_to_target(run, target)
         out["time_to_target_s"] = setup + ttt if ttt is not None else None
-        out["cost_to_target_usd"] = price * out["time_to_target_s"] / 3600 if (price is not None and ttt is not None) else None
+        out["cost_to_target_usd"] = (
+            price * out["time_to_target_s"] / 3600 if (price is not None and ttt is not None) else None
+        )
     else:
         dec, key = largest_batch_decode(run)
         out["usd_per_mtok"] = price / 3600 / dec * 1e6 if (price is not None and dec) else None
@@ -151,6 +154,11 @@ def to_target(members: list[dict], price: float | None, target: float | None) ->
     times = [derived(r, price, target).get("time_to_target_s") for r in runs]
     hit = sorted(t for t in times if t is not None)
     med = statistics.median(hit) if hit else None
-    return {"seeds": len(runs), "times_s": times, "median_s": med, "min_s": hit[0] if hit else None,
-            "max_s": hit[-1] if hit else None,
-            "median_usd": price * med / 3600 if (price is not None and med is not None) else None}
+    return {
+        "seeds": len(runs),
+        "times_s": times,
+        "median_s": med,
+        "min_s": hit[0] if hit else None,
+        "max_s": hit[-1] if hit else None,
+        "median_usd": price * med / 3600 if (price is not None and med is not None) else None,
+    }

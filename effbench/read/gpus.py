@@ -12,6 +12,7 @@ without bf16 tensor cores (V100, T4): MFU there is missing, not measured against
 Prices are approximate on-demand rates for one device, late 2025 (they differ by provider and
 change: pass your own with --price-per-hour or the suite's price_per_hour).
 """
+
 from __future__ import annotations
 
 import re

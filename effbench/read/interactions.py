@@ -22,6 +22,7 @@ weight bytes (no run-to-run variation), or any quantity whose replicates do not 
 flagged when they differ from the prediction by more than 1%. Data-pruning runs (a pruner + LoRA) are left out: the pruning table compares each with
 its unpruned twin. Where a single run, a figure or the replicates for a CI are missing, the row says so.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,10 @@ EXACT_TOL = math.log(1.01)  # a quantity without variation (bytes) is flagged be
 
 
 def _techs(g: list[dict]) -> list[dict]:
-    return [{"name": t["name"], "params": t.get("params") or {}} for t in replicates.primary(g)["spec"].get("techniques") or []]
+    return [
+        {"name": t["name"], "params": t.get("params") or {}}
+        for t in replicates.primary(g)["spec"].get("techniques") or []
+    ]
 
 
 def singles_of(stack: list[dict], groups: list[list[dict]]) -> tuple[list[list[dict]], list[str]]:
@@ -44,8 +48,12 @@ def singles_of(stack: list[dict], groups: list[list[dict]]) -> tuple[list[list[d
     p = replicates.primary(stack)["spec"]
     found, missing = [], []
     for t in _techs(stack):
-        cands = [g for g in groups if _techs(g) == [t]
-                 and all(replicates.primary(g)["spec"].get(k) == p.get(k) for k in ("scenario", "task", "model", "device"))]
+        cands = [
+            g
+            for g in groups
+            if _techs(g) == [t]
+            and all(replicates.primary(g)["spec"].get(k) == p.get(k) for k in ("scenario", "task", "model", "device"))
+        ]
         same = [g for g in cands if replicates.primary(g)["spec"].get("budget") == p.get("budget")]
         if same or cands:
             found.append((same or cands)[0])
@@ -85,10 +93,14 @@ def multiplicative(stack, singles, base, name: str, invert: bool = False, exact:
     n = [len(ls) for ls in logs]
     q = float(sps.t.ppf(0.5 + CONF / 2, df))
     se_d = sd * math.sqrt(1 / n[0] + sum(1 / m for m in n[1:-1]) + (k - 1) ** 2 / n[-1])
-    se_p = sd * math.sqrt(sum(1 / m for m in n[1:-1]) + k ** 2 / n[-1])
+    se_p = sd * math.sqrt(sum(1 / m for m in n[1:-1]) + k**2 / n[-1])
     lp = sum(ls_i) - k * ls_b
-    out.update(pred_lo=math.exp(lp - q * se_p), pred_hi=math.exp(lp + q * se_p),
-               d_lo=math.exp(d - q * se_d), d_hi=math.exp(d + q * se_d))
+    out.update(
+        pred_lo=math.exp(lp - q * se_p),
+        pred_hi=math.exp(lp + q * se_p),
+        d_lo=math.exp(d - q * se_d),
+        d_hi=math.exp(d + q * se_d),
+    )
     if sd == 0:
         out["verdict"] = ("worse" if d > 0 else "better") if abs(d) > EXACT_TOL else "as predicted"
         out["note"] = "no variation: flagged beyond 1%"
@@ -116,11 +128,19 @@ def additive_loss(stack, singles, base, name: str) -> dict:
     meas = q_b - q_s
     d = meas - pred
     z = float(sps.norm.ppf(0.5 + CONF / 2))
-    se_d = math.sqrt(se_s ** 2 + sum(se ** 2 for _, se in sing) + (k - 1) ** 2 * se_b ** 2)
-    se_p = math.sqrt(sum(se ** 2 for _, se in sing) + k ** 2 * se_b ** 2)
+    se_d = math.sqrt(se_s**2 + sum(se**2 for _, se in sing) + (k - 1) ** 2 * se_b**2)
+    se_p = math.sqrt(sum(se**2 for _, se in sing) + k**2 * se_b**2)
     verdict = "worse" if d - z * se_d > 0 else "better" if d + z * se_d < 0 else "as predicted"
-    return {"measured": meas, "predicted": pred, "pred_lo": pred - z * se_p, "pred_hi": pred + z * se_p,
-            "interaction": d, "d_lo": d - z * se_d, "d_hi": d + z * se_d, "verdict": verdict}
+    return {
+        "measured": meas,
+        "predicted": pred,
+        "pred_lo": pred - z * se_p,
+        "pred_hi": pred + z * se_p,
+        "interaction": d,
+        "d_lo": d - z * se_d,
+        "d_hi": d + z * se_d,
+        "verdict": verdict,
+    }
 
 
 def _memory_name(run: dict) -> str:
@@ -139,15 +159,27 @@ def interactions(rs: dict) -> list[dict]:
         base = tradeoff.baseline_of(g, gs)
         singles, missing = singles_of(g, gs)
         if base is None or missing:
-            out.append({**head, "quantity": "all", "reason": "no baseline run" if base is None else
-                        f"no single run of {', '.join(missing)} in this result set"})
+            out.append(
+                {
+                    **head,
+                    "quantity": "all",
+                    "reason": "no baseline run"
+                    if base is None
+                    else f"no single run of {', '.join(missing)} in this result set",
+                }
+            )
             continue
         head.update(base=replicates.primary(base)["id"], singles=[replicates.primary(s)["id"] for s in singles])
         scen = p["spec"]["scenario"]
         speed, _ = tradeoff.speed_name(scen, p)
-        rows = [("time per token (x)", multiplicative(g, singles, base, speed, invert=True) if speed else {"reason": "no throughput"}),
-                ("peak memory (x)", multiplicative(g, singles, base, _memory_name(p))),
-                ("weight bytes (x)", multiplicative(g, singles, base, "weight_bytes", exact=True)),
-                (f"{tradeoff.QUALITY[scen][2]} loss (pts)", additive_loss(g, singles, base, tradeoff.QUALITY[scen][0]))]
+        rows = [
+            (
+                "time per token (x)",
+                multiplicative(g, singles, base, speed, invert=True) if speed else {"reason": "no throughput"},
+            ),
+            ("peak memory (x)", multiplicative(g, singles, base, _memory_name(p))),
+            ("weight bytes (x)", multiplicative(g, singles, base, "weight_bytes", exact=True)),
+            (f"{tradeoff.QUALITY[scen][2]} loss (pts)", additive_loss(g, singles, base, tradeoff.QUALITY[scen][0])),
+        ]
         out += [{**head, "quantity": q, **r} for q, r in rows]
     return out

@@ -3,6 +3,7 @@
 Apart from compare (which imports scipy) so that the command line builds its parser and help from
 them without importing scipy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,4 +27,6 @@ class Options:
     seed: int = 0
 
     def allowed(self, kind: str) -> bool:
-        return self.allow_mismatch is True or (not isinstance(self.allow_mismatch, bool) and kind in self.allow_mismatch)
+        return self.allow_mismatch is True or (
+            not isinstance(self.allow_mismatch, bool) and kind in self.allow_mismatch
+        )

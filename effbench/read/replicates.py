@@ -5,6 +5,7 @@ threads, ...). Its primary member (first seed, replicate 0) carries the figures 
 (bytes, deterministic quality); timings come from every ok member (one value per replicate);
 accuracies from the quality members, one per seed. Version-1 result sets give groups of one.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,13 @@ def seed_summary(members: list[dict], name: str) -> dict | None:
         return None
     vals = [r["metrics"][name]["value"] for r in runs.values()]
     ses = [r["metrics"][name].get("stderr") for r in runs.values()]
-    return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n_seeds": len(vals),
-            "stderr": float(np.mean(ses)) if all(s is not None for s in ses) else None, "seeds": sorted(runs)}
+    return {
+        "mean": float(np.mean(vals)),
+        "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+        "n_seeds": len(vals),
+        "stderr": float(np.mean(ses)) if all(s is not None for s in ses) else None,
+        "seeds": sorted(runs),
+    }
 
 
 TIME_UNITS = {"s", "ms", "us", "tokens/s", "J", "GB/s"}
@@ -86,13 +92,23 @@ def representative(members: list[dict]) -> dict:
         if m.get("unit") in TIME_UNITS and m.get("higher_is_better") is not None:
             vals = values(members, name)
             if len(vals) > 1:
-                rep["metrics"][name] = {**m, "value": float(np.median(vals)), "replicates": len(vals),
-                                        "method": (m.get("method") or "") + f"; median over {len(vals)} replicates"}
+                rep["metrics"][name] = {
+                    **m,
+                    "value": float(np.median(vals)),
+                    "replicates": len(vals),
+                    "method": (m.get("method") or "") + f"; median over {len(vals)} replicates",
+                }
         elif m.get("unit") == "fraction" and m.get("stderr") is not None:
             s = seed_summary(members, name)
             if s and s["n_seeds"] > 1:
-                rep["metrics"][name] = {**m, "value": s["mean"], "stderr": s["stderr"], "seed_sd": s["sd"], "n_seeds": s["n_seeds"],
-                                        "method": (m.get("method") or "") + f"; mean over {s['n_seeds']} seeds"}
+                rep["metrics"][name] = {
+                    **m,
+                    "value": s["mean"],
+                    "stderr": s["stderr"],
+                    "seed_sd": s["sd"],
+                    "n_seeds": s["n_seeds"],
+                    "method": (m.get("method") or "") + f"; mean over {s['n_seeds']} seeds",
+                }
     return rep
 
 

@@ -31,6 +31,7 @@ Writers never produce NaN/Infinity: a non-finite number is written as null (a me
 with the reason). Files the readers write go through `output_file`, which keeps them inside the
 result set's folder.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -97,9 +98,23 @@ def _default(o):
 
 
 def new_run(run_id: str, spec: dict, status: str = "ok", reason: str | None = None) -> dict:
-    return {"schema": RUN_SCHEMA, "id": run_id, "spec": spec, "status": status, "reason": reason, "error": None,
-            "env": {}, "model": {}, "data": {}, "setup": {"wall_s": 0.0, "per_technique": {}}, "wall_s": None,
-            "metrics": {}, "curves": {}, "items": {}, "technique_records": {}}
+    return {
+        "schema": RUN_SCHEMA,
+        "id": run_id,
+        "spec": spec,
+        "status": status,
+        "reason": reason,
+        "error": None,
+        "env": {},
+        "model": {},
+        "data": {},
+        "setup": {"wall_s": 0.0, "per_technique": {}},
+        "wall_s": None,
+        "metrics": {},
+        "curves": {},
+        "items": {},
+        "technique_records": {},
+    }
 
 
 def _check_schema(obj: Any, where: str, model) -> None:
@@ -114,7 +129,9 @@ def validate_run(r: Any, where: str = "run") -> dict:
     if not isinstance(r, dict):
         raise ResultError(f"{where}: expected an object, got {type(r).__name__}")
     if r.get("schema") not in READABLE_RUN:
-        raise ResultError(f"{where}: schema {r.get('schema')!r} is not one this version reads ({', '.join(READABLE_RUN)})")
+        raise ResultError(
+            f"{where}: schema {r.get('schema')!r} is not one this version reads ({', '.join(READABLE_RUN)})"
+        )
     for key, typ in (("id", str), ("spec", dict), ("status", str), ("metrics", dict), ("items", dict), ("setup", dict)):
         if not isinstance(r.get(key), typ):
             raise ResultError(f"{where}: field {key!r} missing or not {typ.__name__}")
@@ -134,8 +151,10 @@ def validate_run(r: Any, where: str = "run") -> dict:
 def validate_set(obj: Any, where: str) -> dict:
     if not isinstance(obj, dict) or obj.get("schema") not in READABLE_SET:
         found = obj.get("schema") if isinstance(obj, dict) else type(obj).__name__
-        raise ResultError(f"{where}: not an effbench result set this version reads (schema {found!r}, "
-                          f"expected one of {', '.join(READABLE_SET)})")
+        raise ResultError(
+            f"{where}: not an effbench result set this version reads (schema {found!r}, "
+            f"expected one of {', '.join(READABLE_SET)})"
+        )
     if not isinstance(obj.get("runs"), list):
         raise ResultError(f"{where}: field 'runs' missing or not a list")
     for i, r in enumerate(obj["runs"]):
@@ -201,8 +220,9 @@ def parse(data: bytes, where: str) -> Any:
     if len(data) > MAX_FILE_BYTES:
         raise ResultError(f"{where}: {len(data)} bytes is over the {MAX_FILE_BYTES}-byte limit of a result file")
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int,
-                         parse_float=_parse_float)
+        obj = json.loads(
+            data.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
+        )
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
         raise ResultError(f"{where}: corrupt result file ({e})") from None
     except RecursionError:
@@ -261,12 +281,22 @@ def replace_file(path: Path, write) -> None:
 
 
 def new_set(suite, env: dict, git: dict) -> dict:
-    return {"schema": SET_SCHEMA, "suite": suite.name, "description": suite.description, "suite_path": suite.path,
-            "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "git": git, "env": env,
-            "price_per_hour": suite.price_per_hour, "price_source": suite.price_source,
-            "target": {"fraction": suite.target_fraction, "reference": suite.target_reference},
-            "plan": getattr(suite, "plan", {}), "quality_replicates": getattr(suite, "quality_replicates", 1),
-            "noninferiority_margin": getattr(suite, "noninferiority_margin", 0.01), "runs": []}
+    return {
+        "schema": SET_SCHEMA,
+        "suite": suite.name,
+        "description": suite.description,
+        "suite_path": suite.path,
+        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git": git,
+        "env": env,
+        "price_per_hour": suite.price_per_hour,
+        "price_source": suite.price_source,
+        "target": {"fraction": suite.target_fraction, "reference": suite.target_reference},
+        "plan": getattr(suite, "plan", {}),
+        "quality_replicates": getattr(suite, "quality_replicates", 1),
+        "noninferiority_margin": getattr(suite, "noninferiority_margin", 0.01),
+        "runs": [],
+    }
 
 
 def set_dir(root: Path, suite: str, git_sha: str | None) -> Path:

@@ -5,6 +5,7 @@ the peak-memory figure of the device, the price, whether a run is a data-pruning
 from report so that report, interactions, sweep_curves and the plots share them without importing
 one another.
 """
+
 from __future__ import annotations
 
 from effbench.read import cost
@@ -47,7 +48,11 @@ def techniques_label(run) -> str:
 
 
 def peak_bytes(run):
-    return value(run, "peak_allocated_bytes") if "peak_allocated_bytes" in run.get("metrics", {}) else value(run, "peak_rss_bytes")
+    return (
+        value(run, "peak_allocated_bytes")
+        if "peak_allocated_bytes" in run.get("metrics", {})
+        else value(run, "peak_rss_bytes")
+    )
 
 
 def price(rs) -> tuple[float | None, str]:
@@ -58,21 +63,30 @@ def unchanged_layers(run) -> str:
     """Layers a technique was meant to change but left as they were (technique_records'
     `layers_left_unchanged`, e.g. torchao skipping shapes its kernel cannot take): "–" when none."""
     recs = run.get("technique_records") or {}
-    parts = [f"{r['layers_left_unchanged']} ({name})" for name, r in recs.items()
-             if isinstance(r, dict) and r.get("layers_left_unchanged")]
+    parts = [
+        f"{r['layers_left_unchanged']} ({name})"
+        for name, r in recs.items()
+        if isinstance(r, dict) and r.get("layers_left_unchanged")
+    ]
     return ", ".join(parts) or "–"
 
 
 def is_pruning_run(r) -> bool:
-    return r["spec"]["scenario"] == "finetune" and (r["spec"].get("task") == "arith-noisy"
-                                                    or "pruning" in (r.get("technique_records") or {}))
+    return r["spec"]["scenario"] == "finetune" and (
+        r["spec"].get("task") == "arith-noisy" or "pruning" in (r.get("technique_records") or {})
+    )
 
 
 def unpruned_twin(r, runs):
     """The unpruned run on the same noisy task, model and other techniques (else any unpruned one)."""
     strategies = set(((r.get("technique_records") or {}).get("pruning") or {}).get("strategies", []))
     names = [t["name"] for t in r["spec"].get("techniques") or [] if t["name"] not in strategies]
-    plain = [q for q in runs if "pruning" not in (q.get("technique_records") or {})
-             and q["spec"].get("task") == r["spec"].get("task") and q.get("model", {}).get("name") == r.get("model", {}).get("name")]
+    plain = [
+        q
+        for q in runs
+        if "pruning" not in (q.get("technique_records") or {})
+        and q["spec"].get("task") == r["spec"].get("task")
+        and q.get("model", {}).get("name") == r.get("model", {}).get("name")
+    ]
     same = [q for q in plain if [t["name"] for t in q["spec"].get("techniques") or []] == names]
     return (same or plain or [None])[0]

@@ -25,6 +25,7 @@ items. `noninferiority`: paired one-sided test that head is not worse than base 
 
 Every function is deterministic for a given `seed` (results and tests are reproducible).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,9 @@ class Outcome:
 STATISTICS = {"median": np.median, "mean": np.mean, "sum": np.sum, "hmean": sps.hmean}
 
 
-def bootstrap_ratio_of_medians(base, head, n_boot: int = 2000, conf: float = 0.95, seed: int = 0, statistic: str = "median"):
+def bootstrap_ratio_of_medians(
+    base, head, n_boot: int = 2000, conf: float = 0.95, seed: int = 0, statistic: str = "median"
+):
     """(stat(head)/stat(base), lo, hi): percentile bootstrap, sides resampled independently.
     `statistic` is the median unless the metric's value is another summary of its samples
     (train_wall_s is the sum of step times)."""
@@ -71,8 +74,15 @@ def statistic_of(value: float, samples) -> str:
     return min(STATISTICS, key=lambda k: abs(float(STATISTICS[k](np.asarray(samples, float))) - value))
 
 
-def timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: float = 0.95, seed: int = 0,
-           statistic: str = "median") -> Outcome:
+def timing(
+    base,
+    head,
+    min_effect: float = 0.05,
+    alpha: float = 0.05,
+    conf: float = 0.95,
+    seed: int = 0,
+    statistic: str = "median",
+) -> Outcome:
     """Repeated timing samples: size and CI from the bootstrap ratio of medians; significance from a
     two-sided Mann-Whitney U test with >= 4 samples a side, else (2-3 samples, where U can never
     reach p < 0.05) a Welch t-test on log times, which timing noise (multiplicative) suits.
@@ -90,7 +100,14 @@ def timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: floa
     else:
         p, test = 1.0, "one sample: no test"
     d = int(np.sign(r - 1)) if p < alpha and abs(r - 1) >= min_effect else 0
-    return Outcome(r - 1, lo - 1, hi - 1, p, d, f"{test}, {len(base)}/{len(head)} samples" + ("" if statistic == "median" else f", ratio of {statistic}s"))
+    return Outcome(
+        r - 1,
+        lo - 1,
+        hi - 1,
+        p,
+        d,
+        f"{test}, {len(base)}/{len(head)} samples" + ("" if statistic == "median" else f", ratio of {statistic}s"),
+    )
 
 
 def mcnemar_exact(base, head) -> tuple[float, int, int]:
@@ -125,7 +142,9 @@ def paired_bootstrap_p(base, head, n_boot: int = 2000, seed: int = 0) -> float:
 def accuracy(base_items, head_items, alpha: float = 0.05, conf: float = 0.95, seed: int = 0) -> Outcome:
     """Paired comparison of per-item scores of the same items in the same order."""
     if len(base_items) != len(head_items) or not len(base_items):
-        raise ValueError(f"paired test needs the same items on both sides: {len(base_items)} vs {len(head_items)} scores")
+        raise ValueError(
+            f"paired test needs the same items on both sides: {len(base_items)} vs {len(head_items)} scores"
+        )
     diff, lo, hi = paired_bootstrap_diff(base_items, head_items, conf=conf, seed=seed)
     binary = all(x in (0, 1) for x in list(base_items) + list(head_items))
     if binary:
@@ -145,8 +164,14 @@ def accuracy_unpaired(base: dict, head: dict, alpha: float = 0.05) -> Outcome:
     if se == 0:
         return Outcome(diff, diff, diff, None, int(np.sign(diff)), "exact (stderr 0, no items)")
     p = float(2 * sps.norm.sf(abs(diff) / se))
-    return Outcome(diff, diff - z * se, diff + z * se, p, int(np.sign(diff)) if p < alpha else 0,
-                   "unpaired z-test (no per-item scores)")
+    return Outcome(
+        diff,
+        diff - z * se,
+        diff + z * se,
+        p,
+        int(np.sign(diff)) if p < alpha else 0,
+        "unpaired z-test (no per-item scores)",
+    )
 
 
 def tolerance(base: float, head: float, rel_tol: float = 0.01, abs_tol: float = 1e-9) -> Outcome:
@@ -230,9 +255,17 @@ def replicate_timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, 
         p = 1.0 if math.isnan(t.pvalue) else float(t.pvalue)
     change = math.expm1(d)
     direction = int(np.sign(d)) if p < alpha and abs(change) >= min_effect else 0
-    return Outcome(change, math.expm1(lo), math.expm1(hi), p, direction,
-                   f"Welch t on log replicate values, {len(lb)}/{len(lh)} replicates",
-                   mde(sd, len(lb), len(lh), alpha), replicates_needed(sd, min_effect, alpha), sd)
+    return Outcome(
+        change,
+        math.expm1(lo),
+        math.expm1(hi),
+        p,
+        direction,
+        f"Welch t on log replicate values, {len(lb)}/{len(lh)} replicates",
+        mde(sd, len(lb), len(lh), alpha),
+        replicates_needed(sd, min_effect, alpha),
+        sd,
+    )
 
 
 def seed_accuracy(base, head, alpha: float = 0.05, conf: float = 0.95) -> Outcome:
@@ -248,8 +281,9 @@ def seed_accuracy(base, head, alpha: float = 0.05, conf: float = 0.95) -> Outcom
             t = sps.ttest_ind(h, b, equal_var=False)
             lo, hi = t.confidence_interval(conf)
         p = 1.0 if math.isnan(t.pvalue) else float(t.pvalue)
-    return Outcome(d, float(lo), float(hi), p, int(np.sign(d)) if p < alpha else 0,
-                   f"Welch t over seeds, {len(b)}/{len(h)} seeds")
+    return Outcome(
+        d, float(lo), float(hi), p, int(np.sign(d)) if p < alpha else 0, f"Welch t over seeds, {len(b)}/{len(h)} seeds"
+    )
 
 
 def noninferiority(base, head, margin: float) -> tuple[float, float]:

@@ -11,6 +11,7 @@ at the suite's margin. The knee is the most aggressive point (sweep's `aggressiv
 axis) that is non-inferior at p < 0.05; none where no point is, or where the axis has no
 aggressive end.
 """
+
 from __future__ import annotations
 
 from effbench.read import replicates, runinfo, tradeoff
@@ -48,9 +49,17 @@ def _memory(run: dict, scen: str):
 def point(g: list[dict], scen: str) -> dict:
     rep = replicates.representative(g)
     q = rep["metrics"].get(tradeoff.QUALITY[scen][0]) or {}
-    return {"id": rep["id"], "value": rep["spec"].get("sweep", {}).get("value"), "x": x_value(rep) if rep["spec"].get("sweep") else None,
-            "quality": q.get("value"), "stderr": q.get("stderr"), "seed_sd": q.get("seed_sd"), "speed": _speed(rep, scen),
-            "memory_bytes": _memory(rep, scen), "label": runinfo.techniques_label(rep)}
+    return {
+        "id": rep["id"],
+        "value": rep["spec"].get("sweep", {}).get("value"),
+        "x": x_value(rep) if rep["spec"].get("sweep") else None,
+        "quality": q.get("value"),
+        "stderr": q.get("stderr"),
+        "seed_sd": q.get("seed_sd"),
+        "speed": _speed(rep, scen),
+        "memory_bytes": _memory(rep, scen),
+        "label": runinfo.techniques_label(rep),
+    }
 
 
 def tested_point(g: list[dict], base: list[dict] | None, scen: str, margin: float) -> dict:
@@ -84,10 +93,20 @@ def sweeps(rs: dict) -> list[dict]:
             cands = [q for q in pts if q["noninferior"] and q["x"] is not None]
             if cands:
                 knee = (max if sw["aggressive"] == "higher" else min)(cands, key=lambda q: q["x"])
-        out.append({"id": sid, "axis": sw["axis"], "param": axis_param(sw["axis"]), "scenario": scen,
-                    "aggressive": sw.get("aggressive", "none"), "margin": margin, "points": pts,
-                    "base": point(base, scen) if base is not None else None, "knee": knee,
-                    "pruning": pruning})
+        out.append(
+            {
+                "id": sid,
+                "axis": sw["axis"],
+                "param": axis_param(sw["axis"]),
+                "scenario": scen,
+                "aggressive": sw.get("aggressive", "none"),
+                "margin": margin,
+                "points": pts,
+                "base": point(base, scen) if base is not None else None,
+                "knee": knee,
+                "pruning": pruning,
+            }
+        )
     return out + sparsity_points(gs, out, margin)
 
 
@@ -100,7 +119,12 @@ def sparsity_points(gs: list[list[dict]], swept: list[dict], margin: float) -> l
     for g in gs:
         r = replicates.primary(g)
         techs = r["spec"].get("techniques") or []
-        if r["spec"].get("sweep") or r["spec"]["scenario"] not in figs or len(techs) != 1 or techs[0]["name"] in swept_techs:
+        if (
+            r["spec"].get("sweep")
+            or r["spec"]["scenario"] not in figs
+            or len(techs) != 1
+            or techs[0]["name"] in swept_techs
+        ):
             continue
         x = ((r.get("technique_records") or {}).get(techs[0]["name"]) or {}).get("achieved_sparsity")
         if not isinstance(x, (int, float)):
@@ -108,10 +132,21 @@ def sparsity_points(gs: list[list[dict]], swept: list[dict], margin: float) -> l
         scen = r["spec"]["scenario"]
         base = tradeoff.baseline_of(g, gs)
         pt = {**tested_point(g, base, scen, margin), "x": float(x), "value": runinfo.techniques_label(r)}
-        out.append({"id": r["id"], "axis": f"{techs[0]['name']}.sparsity", "param": "sparsity", "scenario": scen,
-                    "aggressive": "higher", "margin": margin, "points": [pt], "single": True,
-                    "base": point(base, scen) if base is not None else None, "knee": pt if pt["noninferior"] else None,
-                    "pruning": False})
+        out.append(
+            {
+                "id": r["id"],
+                "axis": f"{techs[0]['name']}.sparsity",
+                "param": "sparsity",
+                "scenario": scen,
+                "aggressive": "higher",
+                "margin": margin,
+                "points": [pt],
+                "single": True,
+                "base": point(base, scen) if base is not None else None,
+                "knee": pt if pt["noninferior"] else None,
+                "pruning": False,
+            }
+        )
     return out
 
 

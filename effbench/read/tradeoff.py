@@ -8,17 +8,25 @@ H0 "worse than the baseline by at least `margin`" against "not worse than -margi
 t-test on paired per-item differences (one seed), or on per-seed accuracy differences over the
 common seeds (several seeds, so seed variance counts). margin: the suite's `noninferiority_margin`.
 """
+
 from __future__ import annotations
 
 from effbench.read import cost, replicates, stats
 
-QUALITY = {"finetune": ("accuracy", "arith.exact_match", "arith accuracy"), "infer": ("probe_acc", "probe.acc", "probe accuracy")}
+QUALITY = {
+    "finetune": ("accuracy", "arith.exact_match", "arith accuracy"),
+    "infer": ("probe_acc", "probe.acc", "probe accuracy"),
+}
 
 
 def baseline_of(members: list[dict], all_groups: list[list[dict]]) -> list[dict] | None:
     p = replicates.primary(members)["spec"]
-    cands = [g for g in all_groups if not replicates.primary(g)["spec"].get("techniques")
-             and all(replicates.primary(g)["spec"].get(k) == p.get(k) for k in ("scenario", "task", "model", "device"))]
+    cands = [
+        g
+        for g in all_groups
+        if not replicates.primary(g)["spec"].get("techniques")
+        and all(replicates.primary(g)["spec"].get(k) == p.get(k) for k in ("scenario", "task", "model", "device"))
+    ]
     same = [g for g in cands if replicates.primary(g)["spec"].get("budget") == p.get("budget")]
     return (same or cands or [None])[0]
 
@@ -36,8 +44,9 @@ def quality_test(tech: list[dict], base: list[dict], scenario: str, margin: floa
     st, sb = replicates.by_seed(tech, name), replicates.by_seed(base, name)
     common = sorted(set(st) & set(sb))
     if len(common) >= 2:
-        d, p = stats.noninferiority([sb[s]["metrics"][name]["value"] for s in common],
-                                    [st[s]["metrics"][name]["value"] for s in common], margin)
+        d, p = stats.noninferiority(
+            [sb[s]["metrics"][name]["value"] for s in common], [st[s]["metrics"][name]["value"] for s in common], margin
+        )
         return d, p, f"{len(common)} seeds"
     for s in common:
         it, ib = st[s].get("items", {}).get(items), sb[s].get("items", {}).get(items)
@@ -62,15 +71,22 @@ def lines(rs: dict, margin: float | None = None) -> list[str]:
         scen = p["spec"]["scenario"]
         key, what = speed_name(scen, p)
         vt, vb = (replicates.values(g, key), replicates.values(b, key)) if key else ([], [])
-        speed = f"{replicates.geomean(vt) / replicates.geomean(vb):.2f}x {what} ({len(vb)}/{len(vt)} replicates)" if vt and vb \
+        speed = (
+            f"{replicates.geomean(vt) / replicates.geomean(vb):.2f}x {what} ({len(vb)}/{len(vt)} replicates)"
+            if vt and vb
             else f"{what}: not measured"
+        )
         q = quality_test(g, b, scen, margin) if scen in QUALITY else None
         label = QUALITY[scen][2]
         if q is None:
             qual = f"{label}: no paired figures to test"
         else:
             d, pv, how = q
-            held = f"not worse than -{100 * margin:g} pt" if pv < 0.05 else f"non-inferiority at -{100 * margin:g} pt not shown"
+            held = (
+                f"not worse than -{100 * margin:g} pt"
+                if pv < 0.05
+                else f"non-inferiority at -{100 * margin:g} pt not shown"
+            )
             qual = f"{label} {100 * d:+.1f} pts, {held} (one-sided paired test, p={pv:.3g}, {how})"
         out.append(f"- `{p['id']}` vs `{replicates.primary(b)['id']}`: {speed}; {qual}")
     return out

@@ -4,6 +4,7 @@ Markdown is what a PR comment shows: the headline first (so a glance says pass o
 mismatch warnings, then one table per scenario with the worst regressions on top. Numbers carry
 units: bytes in MiB, accuracies in percent with changes in points, other changes relative.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,25 @@ import json
 
 from effbench.render import mdtable
 
-COLUMNS = ["scenario", "run", "metric", "kind", "unit", "base", "head", "change", "lo", "hi", "p", "mde", "n_needed", "sd_log",
-           "verdict", "fail", "method"]
+COLUMNS = [
+    "scenario",
+    "run",
+    "metric",
+    "kind",
+    "unit",
+    "base",
+    "head",
+    "change",
+    "lo",
+    "hi",
+    "p",
+    "mde",
+    "n_needed",
+    "sd_log",
+    "verdict",
+    "fail",
+    "method",
+]
 
 
 def value(x, unit, kind) -> str:
@@ -63,9 +81,12 @@ def verdict(row) -> str:
 
 def markdown(res: dict, title: str = "effbench compare") -> str:
     b, h = res["base"], res["head"]
-    lines = [f"**{title}: {res['headline']}**", "",
-             f"base: `{b['suite']}` git {str(b['git'])[:10]} ({b['created_utc']}) · "
-             f"head: `{h['suite']}` git {str(h['git'])[:10]} ({h['created_utc']}) · device: {h['device']}"]
+    lines = [
+        f"**{title}: {res['headline']}**",
+        "",
+        f"base: `{b['suite']}` git {str(b['git'])[:10]} ({b['created_utc']}) · "
+        f"head: `{h['suite']}` git {str(h['git'])[:10]} ({h['created_utc']}) · device: {h['device']}",
+    ]
     lines += [""] + [f"> {w}" for w in res["warnings"]] if res["warnings"] else []
     from effbench.read.compare import power_line
 
@@ -74,19 +95,41 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
     if res["failed"]:
         lines += ["", f"Fails the gate: {', '.join(res['failed'])}"]
     for scen in dict.fromkeys(r["scenario"] for r in res["rows"]):
-        rows = [[r["run"], r["metric"], value(r["base"], r["unit"], r["kind"]), value(r["head"], r["unit"], r["kind"]),
-                 change(r), interval(r), "" if r["p"] is None else f"{r['p']:.3g}", mde(r), verdict(r), r["method"]]
-                for r in res["rows"] if r["scenario"] == scen]
-        lines += ["", f"#### {scen}", "",
-                  mdtable.table(rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (replicates)", "verdict", "how"])]
+        rows = [
+            [
+                r["run"],
+                r["metric"],
+                value(r["base"], r["unit"], r["kind"]),
+                value(r["head"], r["unit"], r["kind"]),
+                change(r),
+                interval(r),
+                "" if r["p"] is None else f"{r['p']:.3g}",
+                mde(r),
+                verdict(r),
+                r["method"],
+            ]
+            for r in res["rows"]
+            if r["scenario"] == scen
+        ]
+        lines += [
+            "",
+            f"#### {scen}",
+            "",
+            mdtable.table(
+                rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (replicates)", "verdict", "how"]
+            ),
+        ]
     for k in ("only_base", "only_head"):
         if res[k]:
             lines += ["", f"Runs only in {k[5:]}: " + ", ".join(f"`{i}`" for i in res[k])]
-    lines += ["", "Timings: one value per replicate (a run in its own process); change = ratio of geometric means, "
-              "Welch t-test and CI on log values, `same` below the minimum effect; MDE = the change the test detects "
-              "with 80% power given the run-to-run spread. One replicate on a side: `info` (CI from within-run samples, "
-              "no test). Accuracies: over seeds (Welch t) with several seeds, else paired on the same eval items "
-              "(McNemar). Bytes and deterministic figures: exact within a small tolerance. `info`: not judged."]
+    lines += [
+        "",
+        "Timings: one value per replicate (a run in its own process); change = ratio of geometric means, "
+        "Welch t-test and CI on log values, `same` below the minimum effect; MDE = the change the test detects "
+        "with 80% power given the run-to-run spread. One replicate on a side: `info` (CI from within-run samples, "
+        "no test). Accuracies: over seeds (Welch t) with several seeds, else paired on the same eval items "
+        "(McNemar). Bytes and deterministic figures: exact within a small tolerance. `info`: not judged.",
+    ]
     return "\n".join(lines) + "\n"
 
 

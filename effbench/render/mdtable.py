@@ -5,6 +5,7 @@ technique name, a failure reason or a run's error text may hold `|` or line brea
 split a table row into extra columns or end the table. Every markdown table of the read side is
 made here, each cell escaped.
 """
+
 from __future__ import annotations
 
 from tabulate import tabulate
@@ -17,5 +18,6 @@ def cell(x) -> str:
 
 def table(rows, head) -> str:
     """A GitHub-markdown table of rows under head, every cell escaped and kept as written."""
-    return tabulate([[cell(x) for x in r] for r in rows], [cell(h) for h in head], tablefmt="github",
-                    disable_numparse=True)
+    return tabulate(
+        [[cell(x) for x in r] for r in rows], [cell(h) for h in head], tablefmt="github", disable_numparse=True
+    )

@@ -11,23 +11,26 @@ Series on one axis never share both colour and marker (series_style).
 Each figure function returns the Figure (tests count its points) or None when there is nothing
 to draw; points carry gid "points:<set label>" and frontiers "frontier:<set label>".
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-
-from effbench.render.plot_style import describe, label, series_style
 
 import matplotlib.pyplot as plt  # noqa: E402, I001
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from effbench.read import cost, results, runinfo
-from effbench.render import plot_curves, plot_sweeps
 from effbench.read.replicates import representatives
+from effbench.render import plot_curves, plot_sweeps
+from effbench.render.plot_style import describe, label, series_style
 
 __all__ = ["describe", "figures", "label", "plot", "series_style"]
 
 OFFSETS = [(5, 5), (5, -11), (-11, 5), (-11, -11)]  # points; cycling spreads labels of close points
-QUALITY = {"finetune": ("accuracy", "task accuracy, arith exact match (%)"), "infer": ("probe_acc", "probe accuracy (%)")}
+QUALITY = {
+    "finetune": ("accuracy", "task accuracy, arith exact match (%)"),
+    "infer": ("probe_acc", "probe accuracy (%)"),
+}
 
 
 def axes_specs(scenario: str):
@@ -45,7 +48,9 @@ def axes_specs(scenario: str):
 def frontier(points: list[tuple[float, float]], x_higher_better: bool) -> list[int]:
     """Indices of the points no other point beats on both x and quality (higher quality is better),
     ordered from the best x to the worst."""
-    order = sorted(range(len(points)), key=lambda i: (-points[i][0] if x_higher_better else points[i][0], -points[i][1]))
+    order = sorted(
+        range(len(points)), key=lambda i: (-points[i][0] if x_higher_better else points[i][0], -points[i][1])
+    )
     out, best = [], float("-inf")
     for i in order:
         if points[i][1] > best:
@@ -61,7 +66,7 @@ def numbering(sets: list[dict], scenario: str) -> dict[str, int]:
 
 def add_key(fig, entries: list[str], per_col: int = 8) -> None:
     """Run numbers -> names, in columns under the axes."""
-    cols = [entries[i: i + per_col] for i in range(0, len(entries), per_col)]
+    cols = [entries[i : i + per_col] for i in range(0, len(entries), per_col)]
     for c, col in enumerate(cols):
         fig.text(0.01 + c * 0.33, 0.01, "\n".join(col), fontsize=7, family="monospace", va="bottom")
     fig.subplots_adjust(bottom=0.12 + 0.022 * min(len(entries), per_col), top=0.84, wspace=0.3)
@@ -91,15 +96,41 @@ def pareto_figure(sets: list[dict], scenario: str):
             drawn = True
             xs, ys, es, ns = zip(*pts)
             ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
-            ax.scatter(xs, ys, color=color, marker=st["marker"], s=28, zorder=3, label=lab if len(sets) > 1 else "runs", gid=f"points:{lab}")
+            ax.scatter(
+                xs,
+                ys,
+                color=color,
+                marker=st["marker"],
+                s=28,
+                zorder=3,
+                label=lab if len(sets) > 1 else "runs",
+                gid=f"points:{lab}",
+            )
             f = frontier([(x, y) for x, y, _, _ in pts], hib)
-            ax.plot([xs[i] for i in f], [ys[i] for i in f], color=color, ls="--", lw=1.2, marker="o", ms=11, mfc="none",
-                    label=f"Pareto frontier{' ' + lab if len(sets) > 1 else ''}", gid=f"frontier:{lab}")
+            ax.plot(
+                [xs[i] for i in f],
+                [ys[i] for i in f],
+                color=color,
+                ls="--",
+                lw=1.2,
+                marker="o",
+                ms=11,
+                mfc="none",
+                label=f"Pareto frontier{' ' + lab if len(sets) > 1 else ''}",
+                gid=f"frontier:{lab}",
+            )
             at: dict[tuple, list[str]] = {}  # runs on the same spot share one label: "2,6"
             for x, y, n in zip(xs, ys, ns):
                 at.setdefault((x, y), []).append(str(n))
             for j, ((x, y), names) in enumerate(at.items()):
-                ax.annotate(",".join(names), (x, y), xytext=OFFSETS[(j + 2 * k) % 4], textcoords="offset points", fontsize=8, color=color)
+                ax.annotate(
+                    ",".join(names),
+                    (x, y),
+                    xytext=OFFSETS[(j + 2 * k) % 4],
+                    textcoords="offset points",
+                    fontsize=8,
+                    color=color,
+                )
             ax.xaxis.set_major_locator(MaxNLocator(5))
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 5))
             ax.set_xlabel(xlabel + (" →  better" if hib else "  ← better"))
@@ -109,7 +140,9 @@ def pareto_figure(sets: list[dict], scenario: str):
         plt.close(fig)
         return None
     axes[0].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{scenario}: quality vs throughput, memory and cost (up and toward 'better' is better)\n{describe(sets)}")
+    fig.suptitle(
+        f"{scenario}: quality vs throughput, memory and cost (up and toward 'better' is better)\n{describe(sets)}"
+    )
     runs = {r["id"]: r for rs in sets for r in rs["runs"]}
     add_key(fig, [f"{n:>2} {rid}: {runinfo.techniques_label(runs[rid])}"[:60] for rid, n in nums.items()])
     return fig
@@ -129,8 +162,12 @@ def save(fig, folder: Path, name: str) -> list[Path]:
 def figures(sets: list[dict]) -> dict:
     """name -> Figure for everything these sets can show."""
     figs = {f"pareto_{s}": pareto_figure(sets, s) for s in QUALITY}
-    figs.update(finetune_curves=plot_curves.finetune_figure(sets), pruning_curves=plot_curves.finetune_figure(sets, pruning=True),
-                pruning=plot_curves.pruning_figure(sets), kernels=plot_curves.kernels_figure(sets))
+    figs.update(
+        finetune_curves=plot_curves.finetune_figure(sets),
+        pruning_curves=plot_curves.finetune_figure(sets, pruning=True),
+        pruning=plot_curves.pruning_figure(sets),
+        kernels=plot_curves.kernels_figure(sets),
+    )
     figs.update(plot_sweeps.figures(sets))
     return {k: v for k, v in figs.items() if v is not None}
 

@@ -3,6 +3,7 @@
 Imported by plot, plot_curves and plot_sweeps before pyplot, so that the backend is chosen once and
 the figure modules do not import one another.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,12 @@ def label(rs: dict) -> str:
 
 def describe(sets: list[dict]) -> str:
     """'model M, device D, suite S' over the given sets (joined with / where they differ)."""
+
     def uniq(xs):
         return " / ".join(dict.fromkeys(str(x) for x in xs if x)) or "?"
+
     models = uniq((r.get("model") or {}).get("name") or r["spec"].get("model") for rs in sets for r in rs["runs"])
-    return f"model {models}, device {uniq((rs.get('env') or {}).get('device_name') for rs in sets)}, " \
-           f"suite {uniq(rs.get('suite') for rs in sets)}"
+    return (
+        f"model {models}, device {uniq((rs.get('env') or {}).get('device_name') for rs in sets)}, "
+        f"suite {uniq(rs.get('suite') for rs in sets)}"
+    )

@@ -11,6 +11,7 @@ newest result set under it, as `make bench OUT=ROOT` writes): it writes the head
 against the base, writes the comparison markdown for the PR comment, and exits like
 `effbench compare` (0 pass, 1 regression, 2 bad input), so the job fails on regressions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ def newest_set(root: str | Path) -> Path:
     return found[-1].parent
 
 
-def write_readme(path: str | Path, baseline: str | Path | None = None, opts: compare.Options | None = None) -> tuple[Path, dict | None]:
+def write_readme(
+    path: str | Path, baseline: str | Path | None = None, opts: compare.Options | None = None
+) -> tuple[Path, dict | None]:
     """Draw the plots into the set's folder and write its README.md (and summary.md again, so both
     show this code's derived figures); returns (README path, the comparison against `baseline` or None)."""
     rs = results.load(path)
@@ -43,8 +46,11 @@ def write_readme(path: str | Path, baseline: str | Path | None = None, opts: com
     cmp = compare.compare(sets[1], rs, opts) if baseline else None
     lines = [report.summary_markdown(rs)]
     if cmp:
-        lines += [f"## Compared with the baseline `{Path(sets[1]['_path']).parent.name}`", "",
-                  compare_format.markdown(cmp, title="compare")]
+        lines += [
+            f"## Compared with the baseline `{Path(sets[1]['_path']).parent.name}`",
+            "",
+            compare_format.markdown(cmp, title="compare"),
+        ]
     files = plot.plot([rs["_path"]], folder)
     if baseline:  # the same plots with both sets, in two colours
         files += plot.plot([sets[1]["_path"], rs["_path"]], results.output_dir(folder, "vs_baseline"))
@@ -62,7 +68,9 @@ def write_readme(path: str | Path, baseline: str | Path | None = None, opts: com
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m effbench.render.pr_report", description="bench results of a PR: head README + compare comment")
+    p = argparse.ArgumentParser(
+        prog="python -m effbench.render.pr_report", description="bench results of a PR: head README + compare comment"
+    )
     p.add_argument("base_root", help="folder the base's `make bench OUT=...` wrote into")
     p.add_argument("head_root", help="folder the head's `make bench OUT=...` wrote into")
     p.add_argument("--comment", required=True, help="markdown file for the PR comment / job summary")

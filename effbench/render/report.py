@@ -5,12 +5,23 @@ timings are medians over replicates and accuracies means over seeds (± per-item
 across-seed sd). The replication section says how many seeds and replicates each figure has, and
 the trade-off section puts each technique's speed and quality against its baseline in one line.
 """
+
 from __future__ import annotations
 
 from effbench.read import cost, replicates, tradeoff
-from effbench.render import mdtable, sections
-from effbench.read.runinfo import fmt, is_pruning_run, mib, peak_bytes, pm, price, techniques_label, unchanged_layers, unpruned_twin
+from effbench.read.runinfo import (
+    fmt,
+    is_pruning_run,
+    mib,
+    peak_bytes,
+    pm,
+    price,
+    techniques_label,
+    unchanged_layers,
+    unpruned_twin,
+)
 from effbench.read.runinfo import value as _v
+from effbench.render import mdtable, sections
 
 
 def members_of(rs: dict, rep: dict) -> list[dict]:
@@ -39,13 +50,44 @@ def finetune_rows(rs, runs):
     for r in runs:
         d = cost.derived(r, p, target)
         ttt, ctt = target_cells(rs, r, p, target)
-        rows.append([r["id"], techniques_label(r), pm(r, "accuracy_unmodified"), pm(r, "accuracy"), fmt(d.get("gain_points"), ".1f"),
-                     fmt(_v(r, "train_tokens_per_s"), ".1f"), mib(peak_bytes(r)), fmt(_v(r, "trainable_fraction") and 100 * _v(r, "trainable_fraction"), ".2f"),
-                     fmt(_v(r, "train_wall_s"), ".0f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
-                     ttt, fmt(d.get("cost_usd"), ".4f"), ctt, fmt(d.get("usd_per_point"), ".5f"),
-                     fmt(_v(r, "mfu") and 100 * _v(r, "mfu"), ".1f"), unchanged_layers(r)])
-    head = ["run", "techniques", "acc before %", "acc after %", "gain pts", "train tok/s", "peak MiB", "trainable %",
-            "train s", "setup s", "time-to-target s", "cost $", "cost-to-target $", "$/point", "MFU %", "layers unchanged"]
+        rows.append(
+            [
+                r["id"],
+                techniques_label(r),
+                pm(r, "accuracy_unmodified"),
+                pm(r, "accuracy"),
+                fmt(d.get("gain_points"), ".1f"),
+                fmt(_v(r, "train_tokens_per_s"), ".1f"),
+                mib(peak_bytes(r)),
+                fmt(_v(r, "trainable_fraction") and 100 * _v(r, "trainable_fraction"), ".2f"),
+                fmt(_v(r, "train_wall_s"), ".0f"),
+                fmt(r.get("setup", {}).get("wall_s"), ".1f"),
+                ttt,
+                fmt(d.get("cost_usd"), ".4f"),
+                ctt,
+                fmt(d.get("usd_per_point"), ".5f"),
+                fmt(_v(r, "mfu") and 100 * _v(r, "mfu"), ".1f"),
+                unchanged_layers(r),
+            ]
+        )
+    head = [
+        "run",
+        "techniques",
+        "acc before %",
+        "acc after %",
+        "gain pts",
+        "train tok/s",
+        "peak MiB",
+        "trainable %",
+        "train s",
+        "setup s",
+        "time-to-target s",
+        "cost $",
+        "cost-to-target $",
+        "$/point",
+        "MFU %",
+        "layers unchanged",
+    ]
     return head, rows
 
 
@@ -56,14 +98,48 @@ def infer_rows(rs, runs):
         d = cost.derived(r, p, None)
         dec, key = cost.largest_batch_decode(r)
         b = key.rsplit(".b", 1)[1] if key else "?"
-        rows.append([r["id"], techniques_label(r), fmt(_v(r, "prefill_tokens_per_s.b1"), ".0f"), fmt(_v(r, "decode_tokens_per_s.b1"), ".1f"),
-                     f"{fmt(dec, '.1f')} (b{b})", fmt(_v(r, "decode_latency_p50_ms.b1"), ".1f"), mib(peak_bytes(r)), mib(_v(r, "weight_bytes")),
-                     pm(r, "probe_acc"), fmt(d.get("probe_points"), ".1f"), pm(r, "arith_accuracy"), fmt(_v(r, "perplexity"), ".2f"), fmt(_v(r, "kld_mean"), ".4f"),
-                     fmt(_v(r, "top1_agreement") and 100 * _v(r, "top1_agreement"), ".1f"), fmt(r.get("setup", {}).get("wall_s"), ".1f"),
-                     fmt(d.get("usd_per_mtok"), ".3f"), fmt(d.get("usd_per_mtok_per_point"), ".4f"), unchanged_layers(r)])
-    head = ["run", "techniques", "prefill tok/s b1", "decode tok/s b1", "decode tok/s", "p50 ms/tok b1", "peak MiB",
-            "weights MiB", "probe acc %", "probe pts > chance", "arith acc %", "ppl", "KLD", "top-1 agree %", "setup s", "$/Mtok",
-            "$/Mtok/pt", "layers unchanged"]
+        rows.append(
+            [
+                r["id"],
+                techniques_label(r),
+                fmt(_v(r, "prefill_tokens_per_s.b1"), ".0f"),
+                fmt(_v(r, "decode_tokens_per_s.b1"), ".1f"),
+                f"{fmt(dec, '.1f')} (b{b})",
+                fmt(_v(r, "decode_latency_p50_ms.b1"), ".1f"),
+                mib(peak_bytes(r)),
+                mib(_v(r, "weight_bytes")),
+                pm(r, "probe_acc"),
+                fmt(d.get("probe_points"), ".1f"),
+                pm(r, "arith_accuracy"),
+                fmt(_v(r, "perplexity"), ".2f"),
+                fmt(_v(r, "kld_mean"), ".4f"),
+                fmt(_v(r, "top1_agreement") and 100 * _v(r, "top1_agreement"), ".1f"),
+                fmt(r.get("setup", {}).get("wall_s"), ".1f"),
+                fmt(d.get("usd_per_mtok"), ".3f"),
+                fmt(d.get("usd_per_mtok_per_point"), ".4f"),
+                unchanged_layers(r),
+            ]
+        )
+    head = [
+        "run",
+        "techniques",
+        "prefill tok/s b1",
+        "decode tok/s b1",
+        "decode tok/s",
+        "p50 ms/tok b1",
+        "peak MiB",
+        "weights MiB",
+        "probe acc %",
+        "probe pts > chance",
+        "arith acc %",
+        "ppl",
+        "KLD",
+        "top-1 agree %",
+        "setup s",
+        "$/Mtok",
+        "$/Mtok/pt",
+        "layers unchanged",
+    ]
     return head, rows
 
 
@@ -91,17 +167,50 @@ def pruning_rows(rs, runs):
             delta = "(reference)" if not pr else "–"
         kept_frac = pr.get("kept_fraction", 1.0 if not pr else None)
         kept_tok = pr.get("kept_tokens") if pr else None
-        rows.append([r["id"], " + ".join(pr.get("strategies", [])) or "(none)",
-                     fmt(kept_frac and 100 * kept_frac, ".1f"), fmt(kept_tok, "d"),
-                     *[f"{rem.get(k, 0) if pr else 0}/{inj.get(k, 0)}" for k in ("duplicate", "near_duplicate", "wrong", "junk")],
-                     f"{rem.get('clean', 0) if pr else 0}/{inj.get('clean', 0)}",
-                     fmt(pr.get("precision") and 100 * pr["precision"], ".1f"), fmt(pr.get("recall") and 100 * pr["recall"], ".1f"),
-                     fmt(pr.get("scoring_tokens"), "d"), fmt(sum(per.get(n, 0.0) for n in pr.get("strategies", [])), ".1f"),
-                     fmt(_v(r, "train_wall_s"), ".0f"), fmt(d.get("cost_usd"), ".4f"), pm(r, "accuracy"), delta,
-                     ttt, ctt])
-    head = ["run", "strategies", "kept %", "kept tokens", "dup removed", "near-dup removed", "wrong removed", "junk removed",
-            "clean lost", "precision %", "recall %", "scoring tokens", "pruning s", "train s", "cost $ (incl. setup)",
-            "acc %", "Δ acc pts vs unpruned", "time-to-target s", "cost-to-target $"]
+        rows.append(
+            [
+                r["id"],
+                " + ".join(pr.get("strategies", [])) or "(none)",
+                fmt(kept_frac and 100 * kept_frac, ".1f"),
+                fmt(kept_tok, "d"),
+                *[
+                    f"{rem.get(k, 0) if pr else 0}/{inj.get(k, 0)}"
+                    for k in ("duplicate", "near_duplicate", "wrong", "junk")
+                ],
+                f"{rem.get('clean', 0) if pr else 0}/{inj.get('clean', 0)}",
+                fmt(pr.get("precision") and 100 * pr["precision"], ".1f"),
+                fmt(pr.get("recall") and 100 * pr["recall"], ".1f"),
+                fmt(pr.get("scoring_tokens"), "d"),
+                fmt(sum(per.get(n, 0.0) for n in pr.get("strategies", [])), ".1f"),
+                fmt(_v(r, "train_wall_s"), ".0f"),
+                fmt(d.get("cost_usd"), ".4f"),
+                pm(r, "accuracy"),
+                delta,
+                ttt,
+                ctt,
+            ]
+        )
+    head = [
+        "run",
+        "strategies",
+        "kept %",
+        "kept tokens",
+        "dup removed",
+        "near-dup removed",
+        "wrong removed",
+        "junk removed",
+        "clean lost",
+        "precision %",
+        "recall %",
+        "scoring tokens",
+        "pruning s",
+        "train s",
+        "cost $ (incl. setup)",
+        "acc %",
+        "Δ acc pts vs unpruned",
+        "time-to-target s",
+        "cost-to-target $",
+    ]
     return head, rows
 
 
@@ -109,11 +218,17 @@ def pruning_section(rs, ok) -> list[str]:
     head, rows = pruning_rows(rs, [r for r in ok if r["spec"]["scenario"] == "finetune"])
     if not rows:
         return []
-    return ["", "## Data pruning", "", mdtable.table(rows, head), "",
-            "Removed columns: injected examples of that kind removed / injected (copies of one problem are "
-            "interchangeable; `clean lost` = problems with no copy left). Precision = injected noise removed / all "
-            "removed; recall = injected noise removed / injected noise. Kept % and tokens are of the generated train "
-            "split; `pruning s` (scoring included) is part of setup and of the cost; time-to-target uses the suite's target."]
+    return [
+        "",
+        "## Data pruning",
+        "",
+        mdtable.table(rows, head),
+        "",
+        "Removed columns: injected examples of that kind removed / injected (copies of one problem are "
+        "interchangeable; `clean lost` = problems with no copy left). Precision = injected noise removed / all "
+        "removed; recall = injected noise removed / injected noise. Kept % and tokens are of the generated train "
+        "split; `pruning s` (scoring included) is part of setup and of the cost; time-to-target uses the suite's target.",
+    ]
 
 
 def replication_section(rs: dict) -> list[str]:
@@ -140,20 +255,29 @@ def replication_section(rs: dict) -> list[str]:
 def summary_markdown(rs: dict) -> str:
     env = rs.get("env", {})
     p, src = price(rs)
-    lines = [f"# effbench result set: suite `{rs.get('suite')}`", "",
-             f"- created: {rs.get('created_utc')}  git: {(rs.get('git') or {}).get('sha', '?')}"
-             f"{' (dirty tree)' if (rs.get('git') or {}).get('dirty') else ''}",
-             f"- device: {env.get('device_name', '?')} ({env.get('device', '?')}), torch {env.get('libraries', {}).get('torch')}, "
-             f"threads {env.get('torch_threads')}",
-             f"- price: {fmt(p, '.2f')} USD/device-hour ({src})"]
-    models = {(r.get("model") or {}).get("name"): (r.get("model") or {}).get("weights_sha256", "")[:16] for r in rs["runs"] if r.get("model")}
+    lines = [
+        f"# effbench result set: suite `{rs.get('suite')}`",
+        "",
+        f"- created: {rs.get('created_utc')}  git: {(rs.get('git') or {}).get('sha', '?')}"
+        f"{' (dirty tree)' if (rs.get('git') or {}).get('dirty') else ''}",
+        f"- device: {env.get('device_name', '?')} ({env.get('device', '?')}), torch {env.get('libraries', {}).get('torch')}, "
+        f"threads {env.get('torch_threads')}",
+        f"- price: {fmt(p, '.2f')} USD/device-hour ({src})",
+    ]
+    models = {
+        (r.get("model") or {}).get("name"): (r.get("model") or {}).get("weights_sha256", "")[:16]
+        for r in rs["runs"]
+        if r.get("model")
+    }
     for name, sha in models.items():
         lines.append(f"- model: {name} (weights sha256 {sha}…)")
     t = cost.target_accuracy(rs)
     if t is not None:
         n = len(cost.reference_accuracies(rs))
-        lines.append(f"- fine-tuning target: {100 * t:.1f}% = {rs['target']['fraction']} x final accuracy of `{rs['target']['reference']}`"
-                     f"{f' (mean over {n} seeds)' if n > 1 else ''}")
+        lines.append(
+            f"- fine-tuning target: {100 * t:.1f}% = {rs['target']['fraction']} x final accuracy of `{rs['target']['reference']}`"
+            f"{f' (mean over {n} seeds)' if n > 1 else ''}"
+        )
     ok = [r for r in replicates.representatives(rs) if r["status"] == "ok"]
     for scen, fn, title in (("finetune", finetune_rows, "Fine-tuning"), ("infer", infer_rows, "Inference")):
         runs = [r for r in ok if r["spec"]["scenario"] == scen]
@@ -176,12 +300,17 @@ def summary_markdown(rs: dict) -> str:
         lines += ["", f"Kernel micro-benchmark not measured: {rs['kernels_missing']}"]
     other = [r for r in rs["runs"] if r["status"] != "ok"]
     if other:
-        rows = [[r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other]
+        rows = [
+            [r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other
+        ]
         lines += ["", "## Not measured", "", mdtable.table(rows, ["run", "techniques", "status", "reason"])]
-    lines += ["", "Accuracies are percentages ± one standard error over eval items; `–` marks a figure not measured "
-              "(its reason is in results.json). Peak MiB: CUDA max allocated, or on CPU the peak RSS of the workload region. "
-              "Quality points are above a floor: $/point per point gained over the unmodified model, $/Mtok/pt per probe "
-              "point above chance (the mean of 1 / choices over its items, 25% for four choices); a run at or below "
-              "the floor has no cost per point (`–`). MFU: executed FLOP/s (adapters, frozen weights and recomputation "
-              "counted as they run) over the GPU's dense bf16 peak."]
+    lines += [
+        "",
+        "Accuracies are percentages ± one standard error over eval items; `–` marks a figure not measured "
+        "(its reason is in results.json). Peak MiB: CUDA max allocated, or on CPU the peak RSS of the workload region. "
+        "Quality points are above a floor: $/point per point gained over the unmodified model, $/Mtok/pt per probe "
+        "point above chance (the mean of 1 / choices over its items, 25% for four choices); a run at or below "
+        "the floor has no cost per point (`–`). MFU: executed FLOP/s (adapters, frozen weights and recomputation "
+        "counted as they run) over the GPU's dense bf16 peak.",
+    ]
     return "\n".join(lines) + "\n"

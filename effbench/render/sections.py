@@ -3,6 +3,7 @@
 The figures come from the read side (effbench.read.sweep_curves, effbench.read.interactions);
 this module only lays them out, through mdtable, which escapes text from result files.
 """
+
 from __future__ import annotations
 
 from effbench.read import interactions, runinfo, sweep_curves
@@ -17,16 +18,30 @@ def sweeps_section(rs: dict) -> list[str]:
     rows = []
     for s in recs:
         for q in s["points"]:
-            rows.append([s["id"], s["axis"], runinfo.fmt(q["value"], "g") if not isinstance(q["value"], str) else q["value"],
-                         runinfo.fmt(q["x"], ".3g"), runinfo.fmt(None if q["quality"] is None else 100 * q["quality"], ".1f")
-                         + ("" if q["stderr"] is None else f" ± {100 * q['stderr']:.1f}"),
-                         runinfo.fmt(q["noninferior_p"], ".3g"), "**knee**" if q is s["knee"] else ""])
+            rows.append(
+                [
+                    s["id"],
+                    s["axis"],
+                    runinfo.fmt(q["value"], "g") if not isinstance(q["value"], str) else q["value"],
+                    runinfo.fmt(q["x"], ".3g"),
+                    runinfo.fmt(None if q["quality"] is None else 100 * q["quality"], ".1f")
+                    + ("" if q["stderr"] is None else f" ± {100 * q['stderr']:.1f}"),
+                    runinfo.fmt(q["noninferior_p"], ".3g"),
+                    "**knee**" if q is s["knee"] else "",
+                ]
+            )
     margins = sorted({s["margin"] for s in recs})
-    return ["", "## Sweeps", "", mdtable.table(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"]), "",
-            f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
-            f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
-            "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis; "
-            "a plain run at a fixed sparsity (2:4) is a one-point row at the sparsity it recorded."]
+    return [
+        "",
+        "## Sweeps",
+        "",
+        mdtable.table(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"]),
+        "",
+        f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
+        f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
+        "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis; "
+        "a plain run at a fixed sparsity (2:4) is a one-point row at the sparsity it recorded.",
+    ]
 
 
 def interactions_section(rs: dict) -> list[str]:
@@ -37,16 +52,38 @@ def interactions_section(rs: dict) -> list[str]:
     rows = []
     for r in recs:
         spec = ".3f" if "(x)" in r["quantity"] else "+.1f"
-        pred = runinfo.fmt(r.get("predicted"), spec) + (f" [{runinfo.fmt(r['pred_lo'], spec)}, {runinfo.fmt(r['pred_hi'], spec)}]" if "pred_lo" in r else "")
-        inter = runinfo.fmt(r.get("interaction"), spec) + (f" [{runinfo.fmt(r['d_lo'], spec)}, {runinfo.fmt(r['d_hi'], spec)}]" if "d_lo" in r else "")
+        pred = runinfo.fmt(r.get("predicted"), spec) + (
+            f" [{runinfo.fmt(r['pred_lo'], spec)}, {runinfo.fmt(r['pred_hi'], spec)}]" if "pred_lo" in r else ""
+        )
+        inter = runinfo.fmt(r.get("interaction"), spec) + (
+            f" [{runinfo.fmt(r['d_lo'], spec)}, {runinfo.fmt(r['d_hi'], spec)}]" if "d_lo" in r else ""
+        )
         extra = "; ".join(x for x in (r.get("note"), r.get("reason")) if x)
-        verdict = {"worse": "**worse than predicted**", "better": "**better than predicted**"}.get(r.get("verdict"), r.get("verdict") or "–")
+        verdict = {"worse": "**worse than predicted**", "better": "**better than predicted**"}.get(
+            r.get("verdict"), r.get("verdict") or "–"
+        )
         verdict += f" ({extra})" if extra else ""
-        rows.append([r["stack"], " x ".join(r.get("singles", [])) or "–", r["quantity"], runinfo.fmt(r.get("measured"), spec), pred, inter,
-                     verdict])
-    return ["", "## Interactions of stacked techniques", "",
-            mdtable.table(rows, ["stack", "singles", "quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"]), "",
-            "Ratios are to the run without techniques (below 1: a saving); the prediction multiplies the singles' ratios "
-            "(time, memory, bytes) or adds their quality losses in points. Interaction: measured / predicted (ratios) or "
-            "measured - predicted (points); `worse`/`better than predicted` where its 95% CI excludes 1 (ratios) or 0 (points). "
-            "Time and memory CIs pool the replicates' log-sd; quality CIs use the per-item stderr and the seed spread."]
+        rows.append(
+            [
+                r["stack"],
+                " x ".join(r.get("singles", [])) or "–",
+                r["quantity"],
+                runinfo.fmt(r.get("measured"), spec),
+                pred,
+                inter,
+                verdict,
+            ]
+        )
+    return [
+        "",
+        "## Interactions of stacked techniques",
+        "",
+        mdtable.table(
+            rows, ["stack", "singles", "quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"]
+        ),
+        "",
+        "Ratios are to the run without techniques (below 1: a saving); the prediction multiplies the singles' ratios "
+        "(time, memory, bytes) or adds their quality losses in points. Interaction: measured / predicted (ratios) or "
+        "measured - predicted (points); `worse`/`better than predicted` where its 95% CI excludes 1 (ratios) or 0 (points). "
+        "Time and memory CIs pool the replicates' log-sd; quality CIs use the per-item stderr and the seed spread.",
+    ]

@@ -11,6 +11,7 @@ Order: for each suite run, its members (seed x replicate) alternate sides in a b
 page cache) lands on both sides alike instead of on whichever side ran second.
 Writes DIR/base/results.json, DIR/head/results.json (with runs/ and logs) and DIR/compare.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,12 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from effbench import runspec
+from effbench.child import measure
 from effbench.read import compare, results
 from effbench.render import compare_format, report
-from effbench.child import measure
-from effbench.run import member
-from effbench import runspec
-from effbench.run import suites
+from effbench.run import member, suites
 
 SIDES = ("base", "head")
 SETTABLE = {"threads": int}  # --set SIDE:KEY=VALUE: per-side spec settings (not part of the match key)
@@ -81,8 +81,10 @@ def resolve(side: Side) -> None:
     if p.is_dir():
         py = p.resolve() / ".venv" / "bin" / "python"
         if not py.exists():
-            raise runspec.ConfigError(f"{side.name} {side.ref!r}: a checkout for `effbench ab` needs its environment at "
-                                     f"{py} (run `make setup` there)")
+            raise runspec.ConfigError(
+                f"{side.name} {side.ref!r}: a checkout for `effbench ab` needs its environment at "
+                f"{py} (run `make setup` there)"
+            )
         side.checkout, side.python = p.resolve(), str(py)
         try:
             side.sha = _git(["rev-parse", "HEAD"], side.checkout)
@@ -92,8 +94,9 @@ def resolve(side: Side) -> None:
     try:
         side.sha = _git(["rev-parse", "--verify", "--quiet", f"{side.ref}^{{commit}}"], REPO)
     except (subprocess.CalledProcessError, FileNotFoundError):
-        raise runspec.ConfigError(f"{side.name} {side.ref!r} is neither an existing checkout (a folder) nor a git ref "
-                                 f"of {REPO}") from None
+        raise runspec.ConfigError(
+            f"{side.name} {side.ref!r} is neither an existing checkout (a folder) nor a git ref of {REPO}"
+        ) from None
 
 
 def checkout(side: Side, src: Path, echo=print) -> None:
@@ -106,13 +109,20 @@ def checkout(side: Side, src: Path, echo=print) -> None:
         try:
             if not wt.exists():
                 echo(f"ab: checking out {side.ref} ({side.sha[:10]}) into {wt}")
-                subprocess.run(["git", "worktree", "add", "--detach", "--force", str(wt), side.sha], cwd=REPO, check=True,
-                               capture_output=True, text=True)
+                subprocess.run(
+                    ["git", "worktree", "add", "--detach", "--force", str(wt), side.sha],
+                    cwd=REPO,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
             echo(f"ab: setting up {wt}/.venv (make setup)")
             subprocess.run(["make", "-C", str(wt), "setup"], check=True)
         except subprocess.CalledProcessError as e:
-            raise runspec.ConfigError(f"{side.name} {side.ref!r}: `{' '.join(map(str, e.cmd))}` failed with exit code "
-                                     f"{e.returncode}: {(e.stderr or '').strip()[-500:]}") from None
+            raise runspec.ConfigError(
+                f"{side.name} {side.ref!r}: `{' '.join(map(str, e.cmd))}` failed with exit code "
+                f"{e.returncode}: {(e.stderr or '').strip()[-500:]}"
+            ) from None
     side.checkout, side.python = wt.resolve(), str(wt.resolve() / ".venv" / "bin" / "python")
 
 
@@ -121,8 +131,16 @@ def order(n: int) -> list[tuple[str, str]]:
     return [SIDES if i % 2 == 0 else SIDES[::-1] for i in range(n)]
 
 
-def run_ab(suite: suites.Suite, base: Side, head: Side, out: Path, opts: compare.Options, only=None, echo=print,
-           src: Path | None = None) -> dict:
+def run_ab(
+    suite: suites.Suite,
+    base: Side,
+    head: Side,
+    out: Path,
+    opts: compare.Options,
+    only=None,
+    echo=print,
+    src: Path | None = None,
+) -> dict:
     """Run both sides interleaved, write both result sets and compare.md; returns the comparison.
     Git refs are checked out under `src` (default out/src)."""
     suite.select(only)  # an unknown --only name is refused before any checkout is made
@@ -143,12 +161,15 @@ def run_ab(suite: suites.Suite, base: Side, head: Side, out: Path, opts: compare
     for m in members:
         groups.setdefault(m.group, []).append(m)
     plan = [(name, m) for ms in groups.values() for m, pair in zip(ms, order(len(ms))) for name in pair]
-    echo(f"effbench ab: suite {suite.name!r}, {len(members)} runs a side, interleaved ABBA, base {base.ref} "
-         f"({str(base.sha)[:10]}), head {head.ref} ({str(head.sha)[:10]}) -> {out}")
+    echo(
+        f"effbench ab: suite {suite.name!r}, {len(members)} runs a side, interleaved ABBA, base {base.ref} "
+        f"({str(base.sha)[:10]}), head {head.ref} ({str(head.sha)[:10]}) -> {out}"
+    )
     t0 = time.monotonic()
     for s in sides.values():  # each side's code checks (and builds) its cache before any member runs
-        member.warm_model_cache([dataclasses.replace(m, **s.settings) for m in members], echo, s.python, s.wrap,
-                                only_if_needed=False)
+        member.warm_model_cache(
+            [dataclasses.replace(m, **s.settings) for m in members], echo, s.python, s.wrap, only_if_needed=False
+        )
     for i, (name, m) in enumerate(plan, 1):
         s = sides[name]
         spec = dataclasses.replace(m, **s.settings)

@@ -7,6 +7,7 @@ the name of a later run's log would otherwise make the parent overwrite a file o
 never writes into a file it did not just create, and reads a child's result only from a regular
 file of at most results.MAX_FILE_BYTES (a FIFO or /dev/zero in its place is refused, not read).
 """
+
 from __future__ import annotations
 
 import os
@@ -41,12 +42,18 @@ def read_result(path: Path) -> dict:
     try:
         fd = os.open(path, _READ)
     except OSError as e:  # ELOOP: a link
-        raise results.ResultError(f"{path}: cannot open the child's result without following links ({e.strerror})") from None
+        raise results.ResultError(
+            f"{path}: cannot open the child's result without following links ({e.strerror})"
+        ) from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise results.ResultError(f"{path}: the child's result is not a regular file (mode {stat.filemode(st.st_mode)})")
+            raise results.ResultError(
+                f"{path}: the child's result is not a regular file (mode {stat.filemode(st.st_mode)})"
+            )
         if st.st_size > results.MAX_FILE_BYTES:
-            raise results.ResultError(f"{path}: {st.st_size} bytes is over the {results.MAX_FILE_BYTES}-byte limit of a result file")
+            raise results.ResultError(
+                f"{path}: {st.st_size} bytes is over the {results.MAX_FILE_BYTES}-byte limit of a result file"
+            )
         data = f.read(results.MAX_FILE_BYTES + 1)
     return results.validate_run(results.parse(data, str(path)), str(path))

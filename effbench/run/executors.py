@@ -16,6 +16,7 @@ talking to. Every executor runs the same child code (`python -m effbench.child`,
   records it. A run whose worker ran different code than the driver is recorded `failed` with both
   commits: a cluster must hold the same checkout on every node.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,9 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from effbench import runspec
 from effbench.child import THREAD_VARS, measure
 from effbench.run import member, shards
-from effbench import runspec
 
 KINDS = ("serial", "ray")  # --executor; `--devices` selects Devices
 
@@ -56,8 +57,10 @@ def parse_devices(text: str) -> list[str]:
     devs = [d.strip() for d in text.split(",") if d.strip()]
     bad = [d for d in devs if not (d.isdigit() or d.startswith(("GPU-", "MIG-")))]
     if not devs or bad or len(set(devs)) != len(devs):
-        raise runspec.ConfigError(f"--devices {text!r}: expected distinct CUDA device indices or UUIDs separated by "
-                                 f"commas, e.g. 0,1,2,3 or GPU-8f6d...,GPU-12ab...")
+        raise runspec.ConfigError(
+            f"--devices {text!r}: expected distinct CUDA device indices or UUIDs separated by "
+            f"commas, e.g. 0,1,2,3 or GPU-8f6d...,GPU-12ab..."
+        )
     return devs
 
 
@@ -73,11 +76,13 @@ def refuse_on_cpu(specs: list[runspec.RunSpec]) -> None:
         raise runspec.ConfigError(
             f"--devices runs one child per GPU; these runs are on the CPU and measure speed, which parallel runs "
             f"on one CPU would distort through each other's contention: {timed[:8]}{' ...' if len(timed) > 8 else ''}. "
-            f"Run them serially (no --devices), or on CUDA (--device cuda)")
+            f"Run them serially (no --devices), or on CUDA (--device cuda)"
+        )
 
 
 class Devices:
     """One child per local device at a time; a device is taken from the free list for one run."""
+
     kind = "devices"
 
     def __init__(self, devices: list[str], out: Path, echo=print):
@@ -125,13 +130,18 @@ def ray_task(spec_dict: dict, thread_env: dict) -> tuple[dict, str]:
         log_path = Path(d) / f"{spec.id}.log"
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
     ctx = ray.get_runtime_context()
-    r["executor"] = {"kind": "ray", "host": socket.gethostname(), "node_id": ctx.get_node_id(),
-                     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    r["executor"] = {
+        "kind": "ray",
+        "host": socket.gethostname(),
+        "node_id": ctx.get_node_id(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
     return r, log
 
 
 class Ray:
     """Runs as Ray tasks on the cluster at `address` (None: a new local instance, stopped on close)."""
+
     kind = "ray"
 
     def __init__(self, address: str | None, out: Path, echo=print, num_cpus: int | None = None):
@@ -142,8 +152,13 @@ class Ray:
         self.ray, self.address, self.out, self.echo = ray, address, out, echo
         self.started_here = not ray.is_initialized() and address is None
         if not ray.is_initialized():
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=address,
+                num_cpus=num_cpus if address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         self.task = ray.remote(max_retries=0)(ray_task)  # a retried run would be measured twice
         self.slots = 1 << 20  # every run is submitted; Ray schedules them on free resources
         self.code = shards.code_id(measure.git_state())
@@ -164,8 +179,11 @@ class Ray:
             try:
                 code = shards.code_id(r.get("env", {}).get("git") or {}) if r.get("env") else self.code
                 if code != self.code:
-                    r.update(status="failed", error=f"the Ray worker ran code {code}, the driver {self.code}: "
-                                                     "every node needs the same checkout")
+                    r.update(
+                        status="failed",
+                        error=f"the Ray worker ran code {code}, the driver {self.code}: "
+                        "every node needs the same checkout",
+                    )
                 (self.out / "runs").mkdir(parents=True, exist_ok=True)
                 (self.out / "runs" / f"{spec.id}.log").write_text(log)
             finally:  # the runner waits on this future: it is always set
@@ -203,4 +221,3 @@ def make(kind: str, devices: str | None, address: str | None, specs: list[runspe
     if kind == "ray":
         return Ray(address, out, echo)
     return Serial(out, echo)
-

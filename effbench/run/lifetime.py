@@ -12,6 +12,7 @@
   suite writes into the folder. A second suite on the same folder fails at once with a clear error;
   the kernel drops the lock when its holder dies, even by SIGKILL, so no stale lock is left behind.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -52,7 +53,7 @@ class FolderLock:
         self.path = Path(folder) / ".effbench.lock"
         self.fd: int | None = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -60,8 +61,10 @@ class FolderLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise FolderBusy(f"{self.path.parent} is in use by another effbench suite (process {holder}); wait for it "
-                             f"to finish, or give another --out / --resume folder") from None
+            raise FolderBusy(
+                f"{self.path.parent} is in use by another effbench suite (process {holder}); wait for it "
+                f"to finish, or give another --out / --resume folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd

@@ -5,6 +5,7 @@ interpreters): whether the device and scenario can host a spec (precheck), the c
 and thread pools, starting and watching the child, and the record of a run that failed or was
 skipped. The runner (a suite) and the executors (where children run) both build on it.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,13 @@ import threading
 import time
 from pathlib import Path
 
-from effbench.run import childfiles, lifetime
-from effbench import models
-from effbench.read import results, runinfo
-from effbench import runspec
+from effbench import models, runspec
 from effbench.child import THREAD_VARS
 from effbench.child.log import PREFIX
+from effbench.read import results, runinfo
+from effbench.run import childfiles, lifetime
 from effbench.techniques import build_all
+
 
 def precheck(spec: runspec.RunSpec, check_local_device: bool = True) -> str | None:
     """Why a run cannot be hosted (a technique's reason, or no CUDA here), else None.
@@ -40,8 +41,14 @@ def precheck(spec: runspec.RunSpec, check_local_device: bool = True) -> str | No
     return None
 
 
-def warm_model_cache(specs, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
-                     only_if_needed: bool = True, timeout_s: float = 1800) -> list[str]:
+def warm_model_cache(
+    specs,
+    echo=print,
+    python: str | None = None,
+    wrap: tuple[str, ...] = (),
+    only_if_needed: bool = True,
+    timeout_s: float = 1800,
+) -> list[str]:
     """Load once, in a process of its own, each model of `specs` that loads from a cache effbench
     builds (the default model: the GGUF dequantized, ~40 s and ~1.5 GB on 2 CPU cores), so that no
     run builds it inside its measured start-up and memory. `python`/`wrap`: the interpreter and
@@ -52,17 +59,27 @@ def warm_model_cache(specs, echo=print, python: str | None = None, wrap: tuple[s
     if only_if_needed:
         names = [n for n in names if models.cache_to_build(n)]
     for name in names:
-        echo(f"model cache: loading {name} once before the first run (built there if missing, outside every measurement)")
+        echo(
+            f"model cache: loading {name} once before the first run (built there if missing, outside every measurement)"
+        )
         t0 = time.perf_counter()
         code = f"from effbench import models; models.load({name!r}, with_tokenizer=False)"
         try:  # cwd: not a checkout, whose kernels/ folder would shadow the package (see run_child)
-            p = subprocess.run([*wrap, python or sys.executable, "-c", code], capture_output=True, text=True,
-                               timeout=timeout_s, env=child_env(None), cwd=tempfile.gettempdir())
+            p = subprocess.run(
+                [*wrap, python or sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=child_env(None),
+                cwd=tempfile.gettempdir(),
+            )
             why = "" if p.returncode == 0 else (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
         except (OSError, subprocess.TimeoutExpired) as e:
             why = f"{type(e).__name__}: {e}"
-        echo(f"    {name}: {'ready' if not why else 'not ready (' + why[:300] + '); each run will record its own load'} "
-             f"in {time.perf_counter() - t0:.0f}s")
+        echo(
+            f"    {name}: {'ready' if not why else 'not ready (' + why[:300] + '); each run will record its own load'} "
+            f"in {time.perf_counter() - t0:.0f}s"
+        )
     return names
 
 
@@ -81,8 +98,14 @@ def child_env(threads: int | None, env: dict | None = None) -> dict:
     return env
 
 
-def run_child(spec: runspec.RunSpec, folder: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
-              env: dict | None = None) -> dict:
+def run_child(
+    spec: runspec.RunSpec,
+    folder: Path,
+    echo=print,
+    python: str | None = None,
+    wrap: tuple[str, ...] = (),
+    env: dict | None = None,
+) -> dict:
     """Run one spec in its own process: `[*wrap] python -m effbench.child SPEC OUT` (python: this
     interpreter unless given, e.g. the other checkout's `.venv/bin/python` in `effbench ab`; env:
     variables to set, None to unset, e.g. CUDA_VISIBLE_DEVICES). The child is killed by the kernel
@@ -99,15 +122,23 @@ def run_child(spec: runspec.RunSpec, folder: Path, echo=print, python: str | Non
         # cwd: the run's folder, never the repository root, whose `kernels/` folder would shadow
         # the real `kernels` package that transformers and bitsandbytes probe for (`-m` puts the
         # working directory first on sys.path).
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.PIPE, text=True, bufsize=1, cwd=folder,
-                                env=child_env(spec.threads, env), preexec_fn=lifetime.die_with_parent())
+        proc = subprocess.Popen(
+            cmd,
+            stdout=logf,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            cwd=folder,
+            env=child_env(spec.threads, env),
+            preexec_fn=lifetime.die_with_parent(),
+        )
         timer = threading.Timer(spec.timeout_s, proc.kill)  # a silent hang is killed too
         timer.start()
         try:
             for line in proc.stderr:  # type: ignore[union-attr]
                 logf.write(line)
                 if line.startswith(PREFIX):
-                    echo(f"    {line[len(PREFIX):].rstrip()}")
+                    echo(f"    {line[len(PREFIX) :].rstrip()}")
             proc.wait()
         except BaseException:  # Ctrl-C or an error here: the child does not outlive its run
             proc.kill()
@@ -127,8 +158,11 @@ def run_child(spec: runspec.RunSpec, folder: Path, echo=print, python: str | Non
         rc = proc.returncode
         status = "oom" if rc in (-9, 137) else "failed"
         tail = log_path.read_text()[-1500:]
-        detail = f"child process exited with code {rc} without a result (killed by the OOM killer?)" \
-            if status == "oom" else f"child process exited with code {rc}; log tail: {tail}"
+        detail = (
+            f"child process exited with code {rc} without a result (killed by the OOM killer?)"
+            if status == "oom"
+            else f"child process exited with code {rc}; log tail: {tail}"
+        )
     return failed(spec, detail, status)
 
 
@@ -142,8 +176,14 @@ def skipped(spec: runspec.RunSpec, why: str) -> dict:
     return results.new_run(spec.id, spec.to_dict(), status="skipped", reason=why)
 
 
-def execute(spec: runspec.RunSpec, out: Path, echo=print, python: str | None = None, wrap: tuple[str, ...] = (),
-            env: dict | None = None) -> dict:
+def execute(
+    spec: runspec.RunSpec,
+    out: Path,
+    echo=print,
+    python: str | None = None,
+    wrap: tuple[str, ...] = (),
+    env: dict | None = None,
+) -> dict:
     """One member: skipped with the reason where the device or scenario cannot host it, else a child."""
     t0 = time.monotonic()
     why = precheck(spec)
@@ -157,5 +197,9 @@ def execute(spec: runspec.RunSpec, out: Path, echo=print, python: str | None = N
 
 
 def label(spec: runspec.RunSpec) -> str:
-    rep = f", seed {spec.seed} replicate {spec.replicate}{' timing only' if spec.timing_only else ''}" if spec.id != spec.group else ""
+    rep = (
+        f", seed {spec.seed} replicate {spec.replicate}{' timing only' if spec.timing_only else ''}"
+        if spec.id != spec.group
+        else ""
+    )
     return f"{spec.id} ({spec.scenario}, {runinfo.techniques_label({'spec': spec.to_dict()})}{rep})"

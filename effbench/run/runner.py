@@ -9,6 +9,7 @@ out of it. Children die with this process (effbench.run.lifetime).
 `--shard i/N` runs the members of one stable shard (effbench.run.shards). A run that the device or
 scenario cannot host is recorded as skipped with the reason and never started.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,28 +19,34 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-from effbench.run import executors, lifetime, member, shards
-from effbench.child import measure
-from effbench.render import report
-from effbench.read import results
 from effbench import runspec
-from effbench.run import suites
+from effbench.child import measure
+from effbench.read import results
+from effbench.render import report
+from effbench.run import executors, lifetime, member, shards, suites
 from effbench.run.member import label
 
 FINISHED = ("ok", "skipped")  # kept by --resume; failed, oom (also: a child killed from outside), timeout run again
 NOT_COMPARED = ("timeout_s",)  # spec fields a resumed run may differ in
 
 
-def resumable(prev: dict, suite: suites.Suite, runs: list[runspec.RunSpec], git: dict, shard: dict | None) -> dict[str, dict]:
+def resumable(
+    prev: dict, suite: suites.Suite, runs: list[runspec.RunSpec], git: dict, shard: dict | None
+) -> dict[str, dict]:
     """The runs of an interrupted result set that --resume keeps: finished, with the same spec as a
     member of this suite; refused outright for other code, another suite or another device."""
     where = prev.get("_path")
-    for what, old, new in (("code", shards.code_id(prev.get("git") or {}), shards.code_id(git)),
-                           ("suite", prev.get("suite"), suite.name), ("shard", prev.get("shard"), shard),
-                           ("device", (prev.get("env") or {}).get("device"), runs[0].device if runs else None)):
+    for what, old, new in (
+        ("code", shards.code_id(prev.get("git") or {}), shards.code_id(git)),
+        ("suite", prev.get("suite"), suite.name),
+        ("shard", prev.get("shard"), shard),
+        ("device", (prev.get("env") or {}).get("device"), runs[0].device if runs else None),
+    ):
         if old != new:
-            raise runspec.ConfigError(f"--resume {where}: recorded {what} {old!r} is not this run's {new!r}; "
-                                     "a result set resumes only with the same code, suite and device")
+            raise runspec.ConfigError(
+                f"--resume {where}: recorded {what} {old!r} is not this run's {new!r}; "
+                "a result set resumes only with the same code, suite and device"
+            )
     want = {m.id: {k: v for k, v in m.to_dict().items() if k not in NOT_COMPARED} for m in runs}
     keep = {}
     for r in prev["runs"]:
@@ -49,9 +56,17 @@ def resumable(prev: dict, suite: suites.Suite, runs: list[runspec.RunSpec], git:
     return keep
 
 
-def run_suite(suite: suites.Suite, out_root: Path, only: list[str] | None = None, echo=print, executor: str = "serial",
-              devices: str | None = None, address: str | None = None, shard: str | None = None,
-              resume: str | None = None) -> Path:
+def run_suite(
+    suite: suites.Suite,
+    out_root: Path,
+    only: list[str] | None = None,
+    echo=print,
+    executor: str = "serial",
+    devices: str | None = None,
+    address: str | None = None,
+    shard: str | None = None,
+    resume: str | None = None,
+) -> Path:
     """Run the suite's members (one shard of them with `shard`), through the executor asked for, into
     a new result folder under out_root, or into the folder of `resume`, keeping its finished runs."""
     members = suite.members(only)  # an unknown --only name is refused here, before any work
@@ -78,11 +93,16 @@ def run_suite(suite: suites.Suite, out_root: Path, only: list[str] | None = None
 
 def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo) -> Path:
     rs = results.new_set(suite, env, env["git"])
-    rs.update(members=[m.id for m in members], executor=ex.describe(),
-              shard={"index": shard_ix[0], "count": shard_ix[1]} if shard_ix else None)
+    rs.update(
+        members=[m.id for m in members],
+        executor=ex.describe(),
+        shard={"index": shard_ix[0], "count": shard_ix[1]} if shard_ix else None,
+    )
     if prev:
-        rs["resumed"] = [*prev.get("resumed", []), {"utc": rs["created_utc"], "kept": len(kept),
-                                                    "dropped": len(prev["runs"]) - len(kept)}]
+        rs["resumed"] = [
+            *prev.get("resumed", []),
+            {"utc": rs["created_utc"], "kept": len(kept), "dropped": len(prev["runs"]) - len(kept)},
+        ]
         rs["created_utc"] = prev["created_utc"]
     done = dict(kept)
     order = {m.id: i for i, m in enumerate(runs)}
@@ -93,10 +113,12 @@ def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
 
     write()  # from here on the folder holds a result set that loads, whenever this process dies
     todo = [m for m in runs if m.id not in done]
-    echo(f"effbench: suite {suite.name!r}, {len(runs)} runs ({len({r.group for r in runs})} suite runs x seeds x replicates)"
-         f"{f', shard {shard_ix[0]}/{shard_ix[1]} of {len(members)}' if shard_ix else ''}"
-         f"{f', {len(kept)} kept from the interrupted set' if prev else ''} on {env.get('device_name')} "
-         f"through {ex.describe()} -> {out}")
+    echo(
+        f"effbench: suite {suite.name!r}, {len(runs)} runs ({len({r.group for r in runs})} suite runs x seeds x replicates)"
+        f"{f', shard {shard_ix[0]}/{shard_ix[1]} of {len(members)}' if shard_ix else ''}"
+        f"{f', {len(kept)} kept from the interrupted set' if prev else ''} on {env.get('device_name')} "
+        f"through {ex.describe()} -> {out}"
+    )
     t_suite = time.monotonic()
     member.warm_model_cache(todo, echo)  # a cold cache is built here, not inside the first run's measurements
     pending: dict = {}
@@ -136,13 +158,21 @@ def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
 def run_kernel_bench_child(out: Path, device: str, quick: bool) -> dict:
     """The kernel micro-benchmark in its own process (CUDA only); its records, or the reason why none."""
     if device != "cuda":
-        return {"kernels_missing": "the kernel micro-benchmark needs CUDA; the Triton interpreter on CPU checks correctness, not speed"}
+        return {
+            "kernels_missing": "the kernel micro-benchmark needs CUDA; the Triton interpreter on CPU checks correctness, not speed"
+        }
     path = out.resolve() / "kernels.json"
-    code = ("import json, sys; from effbench.kernelbench.bench import run_kernel_bench; "
-            "json.dump(run_kernel_bench('cuda', quick=sys.argv[2] == 'quick'), open(sys.argv[1], 'w'))")
+    code = (
+        "import json, sys; from effbench.kernelbench.bench import run_kernel_bench; "
+        "json.dump(run_kernel_bench('cuda', quick=sys.argv[2] == 'quick'), open(sys.argv[1], 'w'))"
+    )
     with open(out / "kernels.log", "w") as logf:
-        proc = subprocess.run([sys.executable, "-c", code, str(path), "quick" if quick else "full"],
-                              stdout=logf, stderr=subprocess.STDOUT, cwd=out.resolve())
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), "quick" if quick else "full"],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=out.resolve(),
+        )
     if proc.returncode != 0 or not path.exists():
         return {"kernels_missing": f"kernel benchmark exited with code {proc.returncode}; see kernels.log"}
     return {"kernels": json.loads(path.read_text())}

@@ -10,6 +10,7 @@ different code (commit, and the uncommitted diff where the tree was dirty), diff
 (name and expanded plan) or different devices (kind and model name), a run present in two sets,
 and a member present in none (rerun that shard, with --resume, first).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
-from effbench.read import results
 from effbench import runspec
+from effbench.read import results
 
 NOT_SHARDED = ("timeout_s", "threads")
 
@@ -31,8 +32,10 @@ def parse(text: str) -> tuple[int, int]:
     except ValueError:
         index, count = -1, 0
     if not slash or count < 1 or not 0 <= index < count:
-        raise runspec.ConfigError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4 "
-                                 "(Slurm: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+        raise runspec.ConfigError(
+            f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4 "
+            "(Slurm: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+        )
     return index, count
 
 
@@ -66,12 +69,18 @@ def merge(paths: list[str], out: Path) -> Path:
         raise runspec.ConfigError(f"merge needs at least two result sets, got {len(sets)}")
     first, fp = sets[0], paths[0]
     for p, rs in zip(paths[1:], sets[1:]):
-        for what, get in (("code", lambda s: code_id(s.get("git") or {})), ("suite", lambda s: s.get("suite")),
-                          ("suite plan", lambda s: s.get("plan")), ("device", device_of),
-                          ("members", lambda s: s.get("members"))):
+        for what, get in (
+            ("code", lambda s: code_id(s.get("git") or {})),
+            ("suite", lambda s: s.get("suite")),
+            ("suite plan", lambda s: s.get("plan")),
+            ("device", device_of),
+            ("members", lambda s: s.get("members")),
+        ):
             if get(rs) != get(first):
-                raise runspec.ConfigError(f"merge: {p} and {fp} differ in {what} ({get(rs)!r} vs {get(first)!r}); "
-                                         "only shards of one suite run by the same code on the same device kind merge")
+                raise runspec.ConfigError(
+                    f"merge: {p} and {fp} differ in {what} ({get(rs)!r} vs {get(first)!r}); "
+                    "only shards of one suite run by the same code on the same device kind merge"
+                )
     if first.get("members") is None:
         raise runspec.ConfigError(f"merge: {fp} records no member list (written before shards existed)")
     by_id: dict[str, dict] = {}
@@ -82,8 +91,10 @@ def merge(paths: list[str], out: Path) -> Path:
             by_id[r["id"]] = r
     missing = [m for m in first["members"] if m not in by_id]
     if missing:
-        raise runspec.ConfigError(f"merge: no set holds run(s) {missing}; finish their shard first "
-                                 "(`effbench run ... --shard i/N --resume SET`)")
+        raise runspec.ConfigError(
+            f"merge: no set holds run(s) {missing}; finish their shard first "
+            "(`effbench run ... --shard i/N --resume SET`)"
+        )
     merged = {k: v for k, v in first.items() if k != "_path"}
     merged.update(runs=[by_id[m] for m in first["members"]], shard=None, merged_from=[str(Path(p)) for p in paths])
     for rs in sets:

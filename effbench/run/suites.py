@@ -13,6 +13,7 @@ only (`timing_only`: no evaluations), which keeps the suites inside their time b
 Sweeps: a `[[sweep]]` table is a run template (the keys of a [[run]]) plus `axis` and `values`;
 it expands (effbench.run.sweeps) into one run per value, each validated like any run before any work.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,8 +68,9 @@ class Suite:
         ids, sw = [r.id for r in self.runs], self.sweep_ids()
         unknown = [x for x in dict.fromkeys(only) if x not in ids and x not in sw]
         if unknown:
-            raise ConfigError(f"unknown run id(s) {unknown}; valid: run ids {ids}"
-                              + (f", sweep ids {sorted(sw)}" if sw else ""))
+            raise ConfigError(
+                f"unknown run id(s) {unknown}; valid: run ids {ids}" + (f", sweep ids {sorted(sw)}" if sw else "")
+            )
         return {i for x in only for i in (sw[x] if x in sw and x not in ids else [x])}
 
     def members(self, only: list[str] | None = None) -> list[RunSpec]:
@@ -84,9 +86,20 @@ class Suite:
             if chosen is not None and r.id not in chosen:
                 continue
             p = self.plan.get(r.id) or {"seeds": [r.seed], "replicates": 1}
-            per_run.append([dataclasses.replace(r, id=member_id(r.id, seed, rep, p["seeds"][0]), group=r.id, seed=seed,
-                                                replicate=rep, timing_only=rep >= self.quality_replicates)
-                            for seed in p["seeds"] for rep in range(p["replicates"])])
+            per_run.append(
+                [
+                    dataclasses.replace(
+                        r,
+                        id=member_id(r.id, seed, rep, p["seeds"][0]),
+                        group=r.id,
+                        seed=seed,
+                        replicate=rep,
+                        timing_only=rep >= self.quality_replicates,
+                    )
+                    for seed in p["seeds"]
+                    for rep in range(p["replicates"])
+                ]
+            )
         return [m for rnd in itertools.zip_longest(*per_run) for m in rnd if m is not None]
 
 
@@ -104,12 +117,41 @@ def suite_path(name_or_path: str) -> Path:
     raise ConfigError(f"unknown suite {name_or_path!r}; valid: {', '.join(suite_names())} (or a path to a .toml file)")
 
 
-SUITE_KEYS = {"name", "description", "device", "model", "seed", "price_per_hour", "price_source",
-              "target_fraction", "target_reference", "timeout_s", "kernel_bench",
-              "replicates", "seeds", "threads", "quality_replicates", "noninferiority_margin"}
+SUITE_KEYS = {
+    "name",
+    "description",
+    "device",
+    "model",
+    "seed",
+    "price_per_hour",
+    "price_source",
+    "target_fraction",
+    "target_reference",
+    "timeout_s",
+    "kernel_bench",
+    "replicates",
+    "seeds",
+    "threads",
+    "quality_replicates",
+    "noninferiority_margin",
+}
 KERNEL_BENCH = ("none", "quick", "full")
-RUN_KEYS = {"id", "scenario", "model", "task", "techniques", "budget", "seed", "device", "dtype", "text", "timeout_s",
-            "replicates", "seeds", "threads"}
+RUN_KEYS = {
+    "id",
+    "scenario",
+    "model",
+    "task",
+    "techniques",
+    "budget",
+    "seed",
+    "device",
+    "dtype",
+    "text",
+    "timeout_s",
+    "replicates",
+    "seeds",
+    "threads",
+}
 SWEEP_KEYS = RUN_KEYS | {"axis", "values", "aggressive"}
 
 
@@ -132,16 +174,50 @@ def check_seeds(where: str, v) -> list[int]:
 
 # The type of every value a suite file may hold, checked before anything is built from it.
 TEXT, NUMBER = (str,), (int, float)
-SUITE_TYPES = {"name": TEXT, "description": TEXT, "device": TEXT, "model": TEXT, "seed": (int,), "price_per_hour": NUMBER,
-               "price_source": TEXT, "target_fraction": NUMBER, "target_reference": TEXT, "timeout_s": NUMBER,
-               "kernel_bench": TEXT, "replicates": (int,), "seeds": (list,), "threads": (int,), "quality_replicates": (int,),
-               "noninferiority_margin": NUMBER}
-SUITE_RANGES = {"price_per_hour": Range(0.0, 1e6), "target_fraction": Range(0.0, 1.0, lo_open=True),
-                "seed": Range(0, 2**32 - 1), "timeout_s": Range(1, 10**7), "replicates": Range(1, 1000),
-                "threads": Range(1, 4096), "quality_replicates": Range(0, 1000), "noninferiority_margin": Range(0.0, 1.0)}
-RUN_TYPES = {"id": TEXT, "scenario": TEXT, "model": TEXT, "task": TEXT, "techniques": (list,), "budget": (dict,),
-             "seed": (int,), "device": TEXT, "dtype": TEXT, "text": TEXT, "timeout_s": NUMBER, "replicates": (int,),
-             "seeds": (list,), "threads": (int,)}
+SUITE_TYPES = {
+    "name": TEXT,
+    "description": TEXT,
+    "device": TEXT,
+    "model": TEXT,
+    "seed": (int,),
+    "price_per_hour": NUMBER,
+    "price_source": TEXT,
+    "target_fraction": NUMBER,
+    "target_reference": TEXT,
+    "timeout_s": NUMBER,
+    "kernel_bench": TEXT,
+    "replicates": (int,),
+    "seeds": (list,),
+    "threads": (int,),
+    "quality_replicates": (int,),
+    "noninferiority_margin": NUMBER,
+}
+SUITE_RANGES = {
+    "price_per_hour": Range(0.0, 1e6),
+    "target_fraction": Range(0.0, 1.0, lo_open=True),
+    "seed": Range(0, 2**32 - 1),
+    "timeout_s": Range(1, 10**7),
+    "replicates": Range(1, 1000),
+    "threads": Range(1, 4096),
+    "quality_replicates": Range(0, 1000),
+    "noninferiority_margin": Range(0.0, 1.0),
+}
+RUN_TYPES = {
+    "id": TEXT,
+    "scenario": TEXT,
+    "model": TEXT,
+    "task": TEXT,
+    "techniques": (list,),
+    "budget": (dict,),
+    "seed": (int,),
+    "device": TEXT,
+    "dtype": TEXT,
+    "text": TEXT,
+    "timeout_s": NUMBER,
+    "replicates": (int,),
+    "seeds": (list,),
+    "threads": (int,),
+}
 
 
 def _check_types(where: str, table: Any, types: dict, ranges: dict | None = None) -> None:
@@ -172,8 +248,14 @@ def check_suite_file(raw: dict, path: Path) -> None:
     for i, r in enumerate(raw.get("run", []) + raw.get("sweep", [])):
         _check_types(f"{path}: run #{i}", r, RUN_TYPES)
         for t in r.get("techniques", []):
-            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("params", {}), dict):
-                raise ConfigError(f"{path}: run #{i}: a technique must be {{name = \"...\", params = {{...}}}}, got {t!r}")
+            if (
+                not isinstance(t, dict)
+                or not isinstance(t.get("name"), str)
+                or not isinstance(t.get("params", {}), dict)
+            ):
+                raise ConfigError(
+                    f'{path}: run #{i}: a technique must be {{name = "...", params = {{...}}}}, got {t!r}'
+                )
 
 
 def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
@@ -188,8 +270,12 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
     check_suite_file(raw, path)
-    _check_types(f"{path}: command-line override", {k: v for k, v in (overrides or {}).items() if k in SUITE_TYPES},
-                 SUITE_TYPES, SUITE_RANGES)
+    _check_types(
+        f"{path}: command-line override",
+        {k: v for k, v in (overrides or {}).items() if k in SUITE_TYPES},
+        SUITE_TYPES,
+        SUITE_RANGES,
+    )
     head = raw.get("suite", {})
     bad = sorted(set(head) - SUITE_KEYS)
     if bad:
@@ -204,11 +290,14 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     q_reps = check_count(where, "quality_replicates", head.get("quality_replicates", 1))
     margin = head.get("noninferiority_margin", 0.01)
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
-        raise ConfigError(f"{where}: noninferiority_margin={margin!r} must be a fraction in [0, 1), e.g. 0.01 for 1 point")
+        raise ConfigError(
+            f"{where}: noninferiority_margin={margin!r} must be a fraction in [0, 1), e.g. 0.01 for 1 point"
+        )
     runs, plan = [], {}
     try:
-        entries = [(r, None) for r in raw.get("run", [])] + [x for i, sw in enumerate(raw.get("sweep", []))
-                                                            for x in sweeps.expand(sw, f"{path}: sweep #{i}", SWEEP_KEYS)]
+        entries = [(r, None) for r in raw.get("run", [])] + [
+            x for i, sw in enumerate(raw.get("sweep", [])) for x in sweeps.expand(sw, f"{path}: sweep #{i}", SWEEP_KEYS)
+        ]
     except sweeps.SweepError as e:
         raise ConfigError(str(e)) from None
     for i, (r, sweep) in enumerate(entries):
@@ -217,23 +306,41 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
             raise ConfigError(f"{path}: run #{i}: unknown key(s) {bad}; valid: {sorted(RUN_KEYS)}")
         if "id" not in r or "scenario" not in r:
             raise ConfigError(f"{path}: run #{i} needs an id and a scenario")
-        budget = {**defaults.get(r["scenario"], {}), **r.get("budget", {}), **ov.get("budget", {}).get(r["scenario"], {})}
+        budget = {
+            **defaults.get(r["scenario"], {}),
+            **r.get("budget", {}),
+            **ov.get("budget", {}).get(r["scenario"], {}),
+        }
         swept = sweep["axis"].partition(".")[2] if sweep and sweep["axis"].startswith("budget.") else None
         if swept and swept in ov.get("budget", {}).get(r["scenario"], {}):
-            raise ConfigError(f"{path}: sweep {sweep['id']!r} sweeps budget key {swept!r}; a command-line --budget "
-                              f"{swept}=... would replace every point's value: leave it out")
+            raise ConfigError(
+                f"{path}: sweep {sweep['id']!r} sweeps budget key {swept!r}; a command-line --budget "
+                f"{swept}=... would replace every point's value: leave it out"
+            )
         spec = RunSpec(
-            id=r["id"], scenario=r["scenario"], model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
-            task=r.get("task", "arith"), techniques=tuple(r.get("techniques", ())), budget=budget,
-            seed=ov.get("seed", r.get("seed", head.get("seed", 0))), device=ov.get("device") or r.get("device", head.get("device", "cpu")),
-            dtype=r.get("dtype"), text=ov.get("text") or r.get("text"), timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)),
-            threads=ov["threads"] if "threads" in ov else check_count(f"{where}: run {r['id']!r}", "threads", r.get("threads", s_threads), none_ok=True),
-            sweep=sweep)
+            id=r["id"],
+            scenario=r["scenario"],
+            model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
+            task=r.get("task", "arith"),
+            techniques=tuple(r.get("techniques", ())),
+            budget=budget,
+            seed=ov.get("seed", r.get("seed", head.get("seed", 0))),
+            device=ov.get("device") or r.get("device", head.get("device", "cpu")),
+            dtype=r.get("dtype"),
+            text=ov.get("text") or r.get("text"),
+            timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)),
+            threads=ov["threads"]
+            if "threads" in ov
+            else check_count(f"{where}: run {r['id']!r}", "threads", r.get("threads", s_threads), none_ok=True),
+            sweep=sweep,
+        )
         spec = dataclasses.replace(spec, group=spec.id)
         try:
             validate(spec)
         except ConfigError as e:  # a sweep point's error names the sweep, the axis and the value
-            raise ConfigError(f"{path}: sweep {sweep['id']!r}, {sweep['axis']} = {sweep['value']!r}: {e}" if sweep else str(e)) from None
+            raise ConfigError(
+                f"{path}: sweep {sweep['id']!r}, {sweep['axis']} = {sweep['value']!r}: {e}" if sweep else str(e)
+            ) from None
         runs.append(spec)
         rw = f"{where}: run {r['id']!r}"
         seeds = ov.get("seeds") or (check_seeds(rw, r["seeds"]) if "seeds" in r else s_seeds) or [spec.seed]
@@ -252,8 +359,18 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     if kb not in KERNEL_BENCH:
         raise ConfigError(f"{path}: kernel_bench={kb!r}; valid: {list(KERNEL_BENCH)}")
     price = ov.get("price_per_hour", head.get("price_per_hour"))
-    return Suite(name=head.get("name", path.stem), description=head.get("description", ""), runs=runs,
-                 price_per_hour=price, price_source="--price-per-hour" if "price_per_hour" in ov else head.get("price_source", ""),
-                 target_fraction=head.get("target_fraction", 0.9), target_reference=head.get("target_reference", "finetune-full"),
-                 path=str(path), kernel_bench=kb, plan=plan, quality_replicates=q_reps, noninferiority_margin=float(margin),
-                 threads=s_threads)
+    return Suite(
+        name=head.get("name", path.stem),
+        description=head.get("description", ""),
+        runs=runs,
+        price_per_hour=price,
+        price_source="--price-per-hour" if "price_per_hour" in ov else head.get("price_source", ""),
+        target_fraction=head.get("target_fraction", 0.9),
+        target_reference=head.get("target_reference", "finetune-full"),
+        path=str(path),
+        kernel_bench=kb,
+        plan=plan,
+        quality_replicates=q_reps,
+        noninferiority_margin=float(margin),
+        threads=s_threads,
+    )

@@ -17,6 +17,7 @@ validated by config.load_suite like any [[run]] (technique parameter ranges incl
 value fails by name before any work. `aggressive` (default: from AGGRESSIVE by parameter name)
 orders the points for the knee: the most aggressive one still non-inferior to the baseline.
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,7 +49,7 @@ def parse_axis(axis: str, where: str) -> tuple[str, str | None]:
         return "technique", None
     owner, dot, param = axis.partition(".")
     if not dot or not owner or not param:
-        raise SweepError(f"{where}: axis = {axis!r}; valid: \"<technique>.<parameter>\", \"budget.<key>\" or \"technique\"")
+        raise SweepError(f'{where}: axis = {axis!r}; valid: "<technique>.<parameter>", "budget.<key>" or "technique"')
     return owner, param
 
 
@@ -59,7 +60,9 @@ def expand(table: dict, where: str, keys: set[str]) -> list[tuple[dict, dict]]:
         raise SweepError(f"{where}: unknown key(s) {bad}; valid: {sorted(keys)}")
     for k in ("id", "scenario", "axis", "values"):
         if k not in table:
-            raise SweepError(f"{where}: a [[sweep]] needs {k!r} (keys: id, scenario, axis, values, and any [[run]] key)")
+            raise SweepError(
+                f"{where}: a [[sweep]] needs {k!r} (keys: id, scenario, axis, values, and any [[run]] key)"
+            )
     values = table["values"]
     if not values:
         raise SweepError(f"{where}: values is empty; give the points of the sweep, e.g. [0.3, 0.5, 0.7]")
@@ -68,8 +71,10 @@ def expand(table: dict, where: str, keys: set[str]) -> list[tuple[dict, dict]]:
     owner, param = parse_axis(table["axis"], where)
     techs = [dict(t) for t in table.get("techniques", [])]
     if owner not in ("technique", "budget") and owner not in [t.get("name") for t in techs]:
-        raise SweepError(f"{where}: axis {table['axis']!r} names technique {owner!r}, which is not in the sweep's "
-                         f"techniques {[t.get('name') for t in techs]}")
+        raise SweepError(
+            f"{where}: axis {table['axis']!r} names technique {owner!r}, which is not in the sweep's "
+            f"techniques {[t.get('name') for t in techs]}"
+        )
     aggressive = table.get("aggressive", AGGRESSIVE.get(param or owner, "none"))
     if aggressive not in AGGRESSIVE_CHOICES:
         raise SweepError(f"{where}: aggressive = {aggressive!r}; valid: {list(AGGRESSIVE_CHOICES)}")
@@ -79,14 +84,16 @@ def expand(table: dict, where: str, keys: set[str]) -> list[tuple[dict, dict]]:
         r = copy.deepcopy(base)
         if owner == "technique":
             if not isinstance(v, str):
-                raise SweepError(f"{where}: axis \"technique\" takes technique names, got {v!r}")
+                raise SweepError(f'{where}: axis "technique" takes technique names, got {v!r}')
             r["techniques"] = techs + [{"name": v}]
             r["id"] = f"{table['id']}-{value_label(v)}"
         elif owner == "budget":
             r["budget"] = {**r.get("budget", {}), param: v}
             r["id"] = f"{table['id']}-{param}{value_label(v)}"
         else:
-            r["techniques"] = [{**t, "params": {**t.get("params", {}), param: v}} if t.get("name") == owner else t for t in techs]
+            r["techniques"] = [
+                {**t, "params": {**t.get("params", {}), param: v}} if t.get("name") == owner else t for t in techs
+            ]
             r["id"] = f"{table['id']}-{param}{value_label(v)}"
         out.append((r, {"id": table["id"], "axis": table["axis"], "value": v, "aggressive": aggressive}))
     return out

@@ -3,6 +3,7 @@
 `load(name, ...)` returns the train/eval splits of a training task with the SHA-256 of its data,
 which every result records.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -14,6 +14,7 @@ over-long lines). When near copies are injected, "the same problem" includes ope
 train problems are then also unique up to operand order and never mirror an eval problem:
 otherwise clean examples would be near copies of each other (or of eval items) by accident.
 """
+
 from __future__ import annotations
 
 import random
@@ -81,10 +82,22 @@ def _near_variants(a: int, op: str, b: int) -> list[str]:
     return forms
 
 
-_JUNK = ["lorem ipsum dolor", "<html><body>", "click here to subscribe", "###", "the the the the",
-         "0x7f3a9c", "null", "ERROR 404 page not found", "asdf jkl;", "== References =="]
-_BOILERPLATE = ("Cookies help us deliver our services. By using our services, you agree to our use of "
-                "cookies. Learn more about how we handle your data.")
+_JUNK = [
+    "lorem ipsum dolor",
+    "<html><body>",
+    "click here to subscribe",
+    "###",
+    "the the the the",
+    "0x7f3a9c",
+    "null",
+    "ERROR 404 page not found",
+    "asdf jkl;",
+    "== References ==",
+]
+_BOILERPLATE = (
+    "Cookies help us deliver our services. By using our services, you agree to our use of "
+    "cookies. Learn more about how we handle your data."
+)
 
 
 def _junk(rng: random.Random, a: int, op: str, b: int) -> tuple[str, str]:
@@ -113,13 +126,14 @@ def _without_mirrors(eval_p: list, pool: list) -> list:
 
 def generate(cfg: ArithConfig) -> TaskData:
     rng = random.Random(cfg.seed)
-    lo, hi = 10 ** (cfg.digits - 1) if cfg.digits > 1 else 0, 10 ** cfg.digits - 1
-    problems = [(a, op, b) for op in cfg.ops for a in range(lo, hi + 1) for b in range(lo, hi + 1)
-                if op == "+" or a >= b]  # subtraction stays non-negative
+    lo, hi = 10 ** (cfg.digits - 1) if cfg.digits > 1 else 0, 10**cfg.digits - 1
+    problems = [
+        (a, op, b) for op in cfg.ops for a in range(lo, hi + 1) for b in range(lo, hi + 1) if op == "+" or a >= b
+    ]  # subtraction stays non-negative
     rng.shuffle(problems)
     if cfg.n_eval >= len(problems):
         raise ValueError(f"n_eval={cfg.n_eval} leaves no train problems ({len(problems)} unique)")
-    eval_p, pool = problems[: cfg.n_eval], problems[cfg.n_eval:]
+    eval_p, pool = problems[: cfg.n_eval], problems[cfg.n_eval :]
     if cfg.near_duplicate_rate > 0:
         pool = _without_mirrors(eval_p, pool)
     ev = [Example(format_problem(*p), f" {solve(*p)}", "clean", i) for i, p in enumerate(eval_p)]
@@ -133,18 +147,20 @@ def generate(cfg: ArithConfig) -> TaskData:
     uids = list(range(cfg.n_eval, cfg.n_eval + len(pool)))
     clean = [Example(format_problem(*p), f" {solve(*p)}", "clean", uids[i]) for i, p in enumerate(pool[:n_clean])]
     train = list(clean)
-    for j in range(n_dup):
+    for _ in range(n_dup):
         train.append(replace(rng.choice(clean), kind="duplicate"))
-    for j in range(n_near):
+    for _ in range(n_near):
         src_i = rng.randrange(n_clean)
         a, op, b = pool[src_i]
-        train.append(Example(rng.choice(_near_variants(a, op, b)), f" {solve(a, op, b)}", "near_duplicate", uids[src_i]))
+        train.append(
+            Example(rng.choice(_near_variants(a, op, b)), f" {solve(a, op, b)}", "near_duplicate", uids[src_i])
+        )
     for j in range(n_wrong):
         i = n_clean + j
         a, op, b = pool[i]
         delta = rng.choice([-10, -2, -1, 1, 2, 10])
         train.append(Example(format_problem(a, op, b), f" {solve(a, op, b) + delta}", "wrong", uids[i]))
-    spare = pool[n_clean + n_wrong:] or pool  # problems no clean or wrong example uses
+    spare = pool[n_clean + n_wrong :] or pool  # problems no clean or wrong example uses
     for j in range(n_junk):
         prompt, answer = _junk(rng, *spare[j % len(spare)])
         train.append(Example(prompt, answer, "junk", -1 - j))

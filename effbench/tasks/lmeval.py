@@ -10,6 +10,7 @@ paired test; the standard error of a mean score is scipy.stats.sem over items (d
 standard deviation / sqrt(n), what lm-eval reports as `_stderr`; for 0/1 scores with k correct
 of n that is sqrt(p(1-p)/(n-1)), p = k/n). One item has no standard error (None).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +52,10 @@ def _write_task(name: str, yaml_text: str, rows: list[dict]) -> tuple[Path, str]
     data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
     sha = hashlib.sha256(data).hexdigest()
     d = cache_dir() / "lmeval" / f"{name}-{sha[:12]}"
-    expected = {"data.jsonl": data, f"{name}.yaml": yaml_text.replace("@DATA@", str(d.resolve() / "data.jsonl")).encode()}
+    expected = {
+        "data.jsonl": data,
+        f"{name}.yaml": yaml_text.replace("@DATA@", str(d.resolve() / "data.jsonl")).encode(),
+    }
     problem = _task_files_problem(d, expected)
     if problem is None:
         return d, sha
@@ -151,8 +155,16 @@ def unwrap(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def evaluate(model, tokenizer, task: str, task_dir: Path | None, device: str, batch_size: int = 32,
-             limit: int | None = None, seed: int = 0) -> dict:
+def evaluate(
+    model,
+    tokenizer,
+    task: str,
+    task_dir: Path | None,
+    device: str,
+    batch_size: int = 32,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Run one lm-eval task. Returns {metric: {value, stderr, n}, "items": {metric: [per-item]}}."""
     _quiet()
     import lm_eval
@@ -166,12 +178,21 @@ def evaluate(model, tokenizer, task: str, task_dir: Path | None, device: str, ba
     was_training = model.training
     model.eval()
     padding_side = tokenizer.padding_side
-    lm = HFLM(pretrained=unwrap(model), tokenizer=tokenizer, batch_size=batch_size, device=device,
-              max_length=2048)
+    lm = HFLM(pretrained=unwrap(model), tokenizer=tokenizer, batch_size=batch_size, device=device, max_length=2048)
     try:
-        out = lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=tm, limit=limit, log_samples=True,
-                                      bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed,
-                                      torch_random_seed=seed, fewshot_random_seed=seed, verbosity="ERROR")
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[task],
+            task_manager=tm,
+            limit=limit,
+            log_samples=True,
+            bootstrap_iters=0,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            verbosity="ERROR",
+        )
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)
@@ -179,7 +200,11 @@ def evaluate(model, tokenizer, task: str, task_dir: Path | None, device: str, ba
     res: dict = {"task": task, "items": {}}
     for key in out["results"][task]:
         metric, _, filt = key.partition(",")
-        if metric in ("alias", "samples") or metric.endswith("_stderr") or not isinstance(out["results"][task][key], (int, float)):
+        if (
+            metric in ("alias", "samples")
+            or metric.endswith("_stderr")
+            or not isinstance(out["results"][task][key], (int, float))
+        ):
             continue
         per_item = [float(s[metric]) for s in samples if metric in s]
         if not per_item:

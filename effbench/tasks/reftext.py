@@ -5,6 +5,7 @@ name, joined by blank lines), so every machine with the same Python minor versio
 text with no download. `--text FILE` names any other text. The token ids are hashed into the
 result, so two result sets can tell whether they scored the same tokens.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Pieces both workloads use: batching prompt/answer pairs, and counting bytes of tensors."""
+
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,7 @@ def collate(pairs, pad_id: int, device: str) -> dict:
         seq = p + a
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
-        labels[i, len(p): len(seq)] = torch.tensor(a)
+        labels[i, len(p) : len(seq)] = torch.tensor(a)
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 

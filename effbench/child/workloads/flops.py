@@ -21,6 +21,7 @@ assumed: `census` hooks every nn.Linear during one forward with autograd on (eva
 checkpointing and dropout are off). Not counted: DoRA's per-step weight-norm (a matmul per step,
 not per token), bias gradients, padding tokens (tokens/s counts non-pad tokens).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,7 +60,11 @@ def checkpointed_blocks(model) -> list[torch.nn.Module]:
         from transformers.modeling_layers import GradientCheckpointingLayer
     except ImportError:  # older transformers: no per-block flag to read
         return []
-    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer) and getattr(m, "gradient_checkpointing", False)]
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, GradientCheckpointingLayer) and getattr(m, "gradient_checkpointing", False)
+    ]
 
 
 def stops_early(block: torch.nn.Module) -> bool:
@@ -91,8 +96,19 @@ def census(model, input_ids: torch.Tensor) -> Census:
     def hook(mod, args):
         x = args[0] if args else None
         blk = in_block.get(id(mod))
-        seen.append((LinearUse(names.get(id(mod), "?"), mod.in_features * mod.out_features, id(mod) in adapters,
-                               bool(getattr(x, "requires_grad", False)), bool(mod.weight.requires_grad), blk is not None), blk))
+        seen.append(
+            (
+                LinearUse(
+                    names.get(id(mod), "?"),
+                    mod.in_features * mod.out_features,
+                    id(mod) in adapters,
+                    bool(getattr(x, "requires_grad", False)),
+                    bool(mod.weight.requires_grad),
+                    blk is not None,
+                ),
+                blk,
+            )
+        )
 
     handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)]
     was_training = model.training
@@ -123,12 +139,17 @@ def per_token(c: Census, cfg, seq_len: float) -> dict:
     uses, ckpt_blocks = c.linears, c.checkpointed_blocks
     base = sum(u.weights for u in uses if not u.adapter)
     fwd = sum(2.0 * u.weights for u in uses) + layers * attn_fwd
-    bwd = (sum(2.0 * u.weights * (u.input_grad + u.weight_grad) for u in uses)
-           + 2 * layers * attn_fwd)
+    bwd = sum(2.0 * u.weights * (u.input_grad + u.weight_grad) for u in uses) + 2 * layers * attn_fwd
     rec = sum(2.0 * u.weights for u in uses if u.recomputed) + ckpt_blocks * attn_fwd
-    return {"model": measure.train_flops_per_token(base, layers, width, seq_len),
-            "model_parts": {"matmul_weights": base, "layers": layers, "attn_width": width, "seq_len": seq_len},
-            "executed": fwd + bwd + rec,
-            "executed_parts": {"forward": fwd, "backward": bwd, "recomputed_forward": rec,
-                               "adapter_weights": sum(u.weights for u in uses if u.adapter),
-                               "checkpointed_blocks": ckpt_blocks}}
+    return {
+        "model": measure.train_flops_per_token(base, layers, width, seq_len),
+        "model_parts": {"matmul_weights": base, "layers": layers, "attn_width": width, "seq_len": seq_len},
+        "executed": fwd + bwd + rec,
+        "executed_parts": {
+            "forward": fwd,
+            "backward": bwd,
+            "recomputed_forward": rec,
+            "adapter_weights": sum(u.weights for u in uses if u.adapter),
+            "checkpointed_blocks": ckpt_blocks,
+        },
+    }

@@ -13,6 +13,7 @@ p99 KL divergence and top-1 agreement of next-token distributions against the un
 the same tokens. Logits for perplexity and KLD are fp32: a head whose weights are in a 16-bit
 dtype is recomputed in fp32 from the upcast hidden state, so KLD has no bf16 rounding floor.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -23,8 +24,8 @@ import torch
 
 from effbench.child import measure
 from effbench.child.log import log
-from effbench.tasks import lmeval, probe, reftext
 from effbench.child.workloads.common import weight_bytes
+from effbench.tasks import lmeval, probe, reftext
 
 
 def last_logits_kwargs(model) -> dict:
@@ -60,19 +61,31 @@ def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
         if rep > 0:  # the first repeat is the warm-up
             prefill_s.append(t_prefill)
             token_s.extend(steps)
-    dec_per_rep = [sum(token_s[i: i + budget.decode_tokens]) for i in range(0, len(token_s), budget.decode_tokens)]
+    dec_per_rep = [sum(token_s[i : i + budget.decode_tokens]) for i in range(0, len(token_s), budget.decode_tokens)]
     lat = measure.stats(token_s)
     sfx = f".b{batch}"
     return {
-        "prefill_tokens_per_s" + sfx: {"value": batch * budget.prompt_len / measure.stats(prefill_s)["median"], "unit": "tokens/s",
-                                       "higher_is_better": True, "samples": [batch * budget.prompt_len / s for s in prefill_s],
-                                       "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time, "
-                                                 + ("last position's logits only" if keep else "logits at every position (no logits_to_keep)")},
-        "decode_tokens_per_s" + sfx: {"value": batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"], "unit": "tokens/s",
-                                      "higher_is_better": True, "samples": [batch * budget.decode_tokens / s for s in dec_per_rep],
-                                      "method": f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time"},
-        "decode_latency_p50_ms" + sfx: {"value": lat["median"] * 1e3, "unit": "ms", "higher_is_better": False,
-                                        "samples": [s * 1e3 for s in token_s]},
+        "prefill_tokens_per_s" + sfx: {
+            "value": batch * budget.prompt_len / measure.stats(prefill_s)["median"],
+            "unit": "tokens/s",
+            "higher_is_better": True,
+            "samples": [batch * budget.prompt_len / s for s in prefill_s],
+            "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time, "
+            + ("last position's logits only" if keep else "logits at every position (no logits_to_keep)"),
+        },
+        "decode_tokens_per_s" + sfx: {
+            "value": batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"],
+            "unit": "tokens/s",
+            "higher_is_better": True,
+            "samples": [batch * budget.decode_tokens / s for s in dec_per_rep],
+            "method": f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time",
+        },
+        "decode_latency_p50_ms" + sfx: {
+            "value": lat["median"] * 1e3,
+            "unit": "ms",
+            "higher_is_better": False,
+            "samples": [s * 1e3 for s in token_s],
+        },
         "decode_latency_p90_ms" + sfx: {"value": lat["p90"] * 1e3, "unit": "ms", "higher_is_better": False},
     }
 
@@ -80,7 +93,11 @@ def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
 def _fp32_head(module, args, out):
     """Forward hook on the output head: logits recomputed in fp32 from the upcast hidden state."""
     w = module.weight
-    if out.dtype == torch.float32 or type(w) is not torch.nn.Parameter or w.dtype not in (torch.float16, torch.bfloat16):
+    if (
+        out.dtype == torch.float32
+        or type(w) is not torch.nn.Parameter
+        or w.dtype not in (torch.float16, torch.bfloat16)
+    ):
         return None
     b = module.bias.float() if module.bias is not None else None
     return torch.nn.functional.linear(args[0].float(), w.float(), b)
@@ -111,7 +128,7 @@ def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device:
     KL(P_ref || P_model) per predicted token with top-1 agreement."""
     nll_windows, nll_sum, kld, agree, n_tok = [], 0.0, [], 0, 0
     for start in range(0, len(ids) - 1, window):
-        w = ids[start: start + window].to(device)
+        w = ids[start : start + window].to(device)
         if len(w) < 2:
             break
         lp = _log_probs(model, w)
@@ -124,20 +141,39 @@ def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device:
             lr = _log_probs(ref_model, w)
             kld.append(kl_divergence(lr, lp).cpu())
             agree += int((lr.argmax(-1) == lp.argmax(-1)).sum())
-    out = {"perplexity": {"value": math.exp(nll_sum / n_tok), "unit": "ppl", "higher_is_better": False,
-                          "samples": nll_windows, "n": n_tok,
-                          "method": f"exp(mean NLL over all {n_tok} predicted tokens) of {len(nll_windows)} non-overlapping "
-                                    f"{window}-token windows; samples: mean NLL per window"}}
+    out = {
+        "perplexity": {
+            "value": math.exp(nll_sum / n_tok),
+            "unit": "ppl",
+            "higher_is_better": False,
+            "samples": nll_windows,
+            "n": n_tok,
+            "method": f"exp(mean NLL over all {n_tok} predicted tokens) of {len(nll_windows)} non-overlapping "
+            f"{window}-token windows; samples: mean NLL per window",
+        }
+    }
     if ref_model is None:
         return out
     k = torch.cat(kld)
-    out.update({
-        "kld_mean": {"value": float(k.mean()), "unit": "nats", "higher_is_better": False, "n": len(k),
-                     "method": "mean over tokens of KL(P_unmodified || P_model)"},
-        "kld_p99": {"value": float(torch.quantile(k.double(), 0.99)), "unit": "nats", "higher_is_better": False},
-        "top1_agreement": {"value": agree / len(k), "unit": "fraction", "higher_is_better": True, "n": len(k),
-                           "method": "fraction of positions whose argmax token equals the unmodified model's"},
-    })
+    out.update(
+        {
+            "kld_mean": {
+                "value": float(k.mean()),
+                "unit": "nats",
+                "higher_is_better": False,
+                "n": len(k),
+                "method": "mean over tokens of KL(P_unmodified || P_model)",
+            },
+            "kld_p99": {"value": float(torch.quantile(k.double(), 0.99)), "unit": "nats", "higher_is_better": False},
+            "top1_agreement": {
+                "value": agree / len(k),
+                "unit": "fraction",
+                "higher_is_better": True,
+                "n": len(k),
+                "method": "fraction of positions whose argmax token equals the unmodified model's",
+            },
+        }
+    )
     return out
 
 
@@ -165,18 +201,29 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
     r = lmeval.evaluate(model, tokenizer, lmeval.PROBE_TASK, pdir, spec.device, budget.eval_batch_size, seed=spec.seed)
     chance = probe.chance_level(items_p)
     for m in ("acc", "acc_norm"):
-        metrics[f"probe_{m}"] = {**r[m], "unit": "fraction", "higher_is_better": True, "chance": chance,
-                                 "method": f"lm-eval multiple_choice {m}; chance = mean over items of 1 / choices"}
+        metrics[f"probe_{m}"] = {
+            **r[m],
+            "unit": "fraction",
+            "higher_is_better": True,
+            "chance": chance,
+            "method": f"lm-eval multiple_choice {m}; chance = mean over items of 1 / choices",
+        }
         items[f"probe.{m}"] = r["items"][m]
     data["probe_sha256"] = psha
-    from effbench.tasks import load as load_task
     from effbench.child.workloads.finetune import evaluate_accuracy
+    from effbench.tasks import load as load_task
 
     arith = load_task(spec.task, seed=spec.seed)
     ev = arith.eval[: budget.arith_limit] if budget.arith_limit else arith.eval
     a = evaluate_accuracy(model, tokenizer, ev, spec.device, budget.eval_batch_size, spec.seed)
-    metrics["arith_accuracy"] = {"value": a["value"], "stderr": a["stderr"], "n": a["n"], "unit": "fraction",
-                                 "higher_is_better": True, "method": "exact match, lm-eval generate_until"}
+    metrics["arith_accuracy"] = {
+        "value": a["value"],
+        "stderr": a["stderr"],
+        "n": a["n"],
+        "unit": "fraction",
+        "higher_is_better": True,
+        "method": "exact match, lm-eval generate_until",
+    }
     items["arith.exact_match"] = a["items"]
     data["arith_eval_sha256"] = a["data_sha256"]
     for task in budget.extra_tasks:
@@ -187,7 +234,10 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
             continue
         for m, v in r.items():
             if isinstance(v, dict) and "value" in v:
-                metrics[f"{task}_{m}"] = {**v, "higher_is_better": m not in ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")}
+                metrics[f"{task}_{m}"] = {
+                    **v,
+                    "higher_is_better": m not in ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"),
+                }
                 items[f"{task}.{m}"] = r["items"][m]
     return metrics, items, data
 
@@ -196,8 +246,15 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     device = spec.device
     ids, _ = reftext.token_ids(tokenizer, max(budget.prompt_len, 16), spec.text)
     wb = weight_bytes(model)
-    metrics = {"weight_bytes": {"value": wb["total"], "unit": "B", "higher_is_better": False, "parts": wb,
-                                "method": "bytes of stored parameters, buffers and quantization constants"}}
+    metrics = {
+        "weight_bytes": {
+            "value": wb["total"],
+            "unit": "B",
+            "higher_is_better": False,
+            "parts": wb,
+            "method": "bytes of stored parameters, buffers and quantization constants",
+        }
+    }
     mem = measure.Memory(device)
     energy = measure.Energy(device)
     model.eval()
