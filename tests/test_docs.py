@@ -10,6 +10,7 @@ For README.md and every docs/*.md page:
   (`SUBCOMMAND --help` exits 0, each distinct one checked once, in one process);
 - README.md is at most 20,000 bytes: a front page, with the rest in docs/.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,17 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 README_MAX_BYTES = 20_000
 
 # Top-level names that are not part of the repository (local environments, caches, build output).
-NOT_REPO = {".git", ".venv", ".whl", ".pytest_cache", ".hypothesis", ".benchmarks", ".effbench-cache", "build",
-            "__pycache__"}
+NOT_REPO = {
+    ".git",
+    ".venv",
+    ".whl",
+    ".pytest_cache",
+    ".hypothesis",
+    ".benchmarks",
+    ".effbench-cache",
+    "build",
+    "__pycache__",
+}
 # Inline code that starts like a repository path but names something else.
 NOT_PATHS = {"effbench/bench"}  # the commit status the pull-request gate sets
 
@@ -174,10 +184,13 @@ print(json.dumps(codes))
 
 def test_effbench_subcommands_exist():
     named = _subcommands()
-    assert {"run", "list", "compare"} <= set(named), f"expected the docs to name the main commands; found {sorted(named)}"
+    assert {"run", "list", "compare"} <= set(named), (
+        f"expected the docs to name the main commands; found {sorted(named)}"
+    )
     entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["effbench"]
-    proc = subprocess.run([sys.executable, "-c", HELP_EACH, entry, *sorted(named)], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", HELP_EACH, entry, *sorted(named)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     codes = json.loads(proc.stdout.strip().splitlines()[-1])
     bad = {sub: f"exit {rc}, named in {named[sub]}" for sub, rc in codes.items() if rc != 0}
@@ -192,7 +205,8 @@ def test_checks_find_what_they_should():
         "Run `make bench SUITE=cpu` or see [x](docs/a.md#b) and ![f](../results/p.png).\n"
         "```bash\nVENV=x make test   # then\n.venv/bin/effbench run --suite cpu\neffbench --version\n```\n"
         "```text\n# effbench result set: suite cpu, in use by another effbench suite, make targets\n```\n"
-        "Paths: `effbench/run/runner.py`, `results/<suite>/`, `effbench/bench`, `tests/test_*.py`.\n")
+        "Paths: `effbench/run/runner.py`, `results/<suite>/`, `effbench/bench`, `tests/test_*.py`.\n"
+    )
     code = blocks + spans
     assert {t for c in code for t in MAKE.findall(c)} == {"bench", "test"}
     assert {s for c in code for s in EFFBENCH.findall(c)} == {"run"}
