@@ -80,6 +80,6 @@ def test_child_refuses_bf16_runs_on_a_gpu_without_bf16_before_loading(monkeypatc
     loaded = []
     monkeypatch.setattr(child, "_seed", lambda s: loaded.append(s))
     for scenario, dtype in (("finetune", None), ("infer", None)):
-        res = child.execute({"id": "r", "scenario": scenario, "model": "tiny", "device": "cuda", "dtype": dtype})
+        res = child.run_spec({"id": "r", "scenario": scenario, "model": "tiny", "device": "cuda", "dtype": dtype})
         assert res["status"] == "skipped" and "Tesla T4 (compute capability 7.5) has no bf16" in res["reason"]
         assert not loaded  # refused before seeding, let alone loading a model

@@ -65,11 +65,11 @@ def test_runner_warms_before_the_first_run(tmp_path, monkeypatch):
 def test_a_run_that_built_the_cache_says_so_and_reports_no_rss(monkeypatch):
     monkeypatch.setattr(models, "BUILT_IN_THIS_PROCESS", ["tiny"])
     budget = dict(batch_sizes=[1], prompt_len=8, decode_tokens=2, repeats=1, quality=False)
-    r = child.execute(dict(id="cold", scenario="infer", model="tiny", device="cpu", budget=budget, seed=0))
+    r = child.run_spec(dict(id="cold", scenario="infer", model="tiny", device="cpu", budget=budget, seed=0))
     assert r["status"] == "ok", r.get("error")
     assert "cache was built in this run's process" in r["model"]["note"]
     rss = r["metrics"]["rss_after_setup_bytes"]
     assert rss["value"] is None and "model cache was built" in rss["reason"] and rss["unit"] == "B"
     monkeypatch.setattr(models, "BUILT_IN_THIS_PROCESS", [])
-    r = child.execute(dict(id="warm", scenario="infer", model="tiny", device="cpu", budget=budget, seed=0))
+    r = child.run_spec(dict(id="warm", scenario="infer", model="tiny", device="cpu", budget=budget, seed=0))
     assert r["metrics"]["rss_after_setup_bytes"]["value"] > 0 and "built" not in r["model"]["note"]

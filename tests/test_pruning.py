@@ -135,7 +135,7 @@ def test_scoring_strategies_end_to_end_record_cost(tmp_path):
     spec = dict(
         id="pruned", scenario="finetune", model="tiny", task="arith-noisy", techniques=techs, budget=budget, seed=0
     )
-    r = child.execute(spec)
+    r = child.run_spec(spec)
     assert r["status"] == "ok", r.get("error")
     rec = r["technique_records"]
     for name in ("el2n", "perplexity"):

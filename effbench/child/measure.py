@@ -45,6 +45,17 @@ LIBRARIES = (
 )
 
 
+def metric(value, unit: str, higher_is_better: bool | None = None, **extra) -> dict:
+    """One measured figure as a result file holds it: its value and unit, whether higher is better
+    (None: a count or a description, never judged better or worse), and any of `method`, `samples`,
+    `stderr`, `n`, ... The read side takes a figure's direction from here."""
+    out = {"value": value, "unit": unit}
+    if higher_is_better is not None:
+        out["higher_is_better"] = higher_is_better
+    out.update(extra)
+    return out
+
+
 def missing(reason: str) -> dict:
     """A figure that could not be measured here: null with the reason, never a stand-in."""
     return {"value": None, "reason": reason}

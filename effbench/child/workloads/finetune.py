@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass, field
 
 import torch
 
 from effbench.child import measure
 from effbench.child.log import log
+from effbench.child.measure import metric
 from effbench.child.workloads import flops
 from effbench.child.workloads.common import (
     collate,
@@ -55,27 +57,27 @@ def flop_metrics(
     f = flops.per_token(flops.census(model, probe), cfg, seq_len)
     peak, why = measure.peak_flops(device)
     out = {
-        "train_flops_per_token": {
-            "value": f["model"],
-            "unit": "FLOP/token",
-            "parts": f["model_parts"],
-            "method": "6N + 12*L*seq*a: N every matmul weight incl. the output head (full fine-tuning)",
-        },
-        "train_executed_flops_per_token": {
-            "value": f["executed"],
-            "unit": "FLOP/token",
-            "parts": f["executed_parts"],
-            "method": "matmul FLOPs this run executes per token: forward + input and weight "
+        "train_flops_per_token": metric(
+            f["model"],
+            "FLOP/token",
+            parts=f["model_parts"],
+            method="6N + 12*L*seq*a: N every matmul weight incl. the output head (full fine-tuning)",
+        ),
+        "train_executed_flops_per_token": metric(
+            f["executed"],
+            "FLOP/token",
+            parts=f["executed_parts"],
+            method="matmul FLOPs this run executes per token: forward + input and weight "
             "gradients where needed + recomputed forward (effbench.child.workloads.flops)",
-        },
+        ),
     }
     out["mfu"] = (
-        {
-            "value": f["executed"] * tokens_per_s / peak,
-            "unit": "fraction",
-            "higher_is_better": True,
-            "method": f"train_executed_flops_per_token x train_tokens_per_s / {why}",
-        }
+        metric(
+            f["executed"] * tokens_per_s / peak,
+            "fraction",
+            True,
+            method=f"train_executed_flops_per_token x train_tokens_per_s / {why}",
+        )
         if (peak and tokens_per_s)
         else measure.missing(why if not peak else "no training speed measured")
     )
@@ -88,74 +90,77 @@ def _n_steps(b, n_examples: int) -> int:
     return b.max_steps
 
 
-def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = True) -> dict:
-    """`quality=False` (random-weight `arch:` models): no evaluations, accuracy recorded as missing."""
-    device, b = spec.device, budget
-    torch.manual_seed(spec.seed)
-    rng = random.Random(spec.seed)
-    pairs = encode(tokenizer, data.train)
-    if not pairs:
-        raise ValueError("the train split is empty (did data pruning remove everything?)")
-    pad_id = tokenizer.pad_token_id
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("no trainable parameters after applying the techniques")
+def _optimizer(params: list, techniques, ctx, lr: float):
+    """The last technique's optimizer that offers one (adam8bit), else AdamW; every group at `lr`."""
     opt = None
     for t in techniques:
         opt = t.make_optimizer(params, ctx) or opt
-    opt = opt or torch.optim.AdamW(params, lr=b.lr, weight_decay=0.0)
+    opt = opt or torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     for g in opt.param_groups:
-        g["lr"] = b.lr
-    n_steps = _n_steps(b, len(pairs))
-    # bf16 autocast on CUDA over fp32 master weights; plain fp32 on CPU.
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    )
+        g["lr"] = lr
+    return opt
 
-    order: list[int] = []
-    mem = measure.Memory(device)
-    energy = measure.Energy(device)
-    curve, losses, step_s, step_tokens = [], [], [], []
-    train_wall, tokens_seen, eval_s = 0.0, 0, 0.0
-    eval_subset = data.eval[: b.eval_limit] if b.eval_limit else data.eval
 
-    def checkpoint(step):
-        nonlocal eval_s
-        if not quality:
-            return
-        t0 = time.perf_counter()
-        r = evaluate_accuracy(model, tokenizer, eval_subset, device, b.eval_batch_size, spec.seed)
-        eval_s += time.perf_counter() - t0
-        curve.append(
+class _Batches:
+    """Seeded batches of example indices: a fresh shuffle of every example each time one pass ends."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.rng, self.order = n, random.Random(seed), []
+
+    def next(self, size: int) -> list[int]:
+        idx = []
+        while len(idx) < size:
+            if not self.order:
+                self.order = list(range(self.n))
+                self.rng.shuffle(self.order)
+            idx.append(self.order.pop())
+        return idx
+
+
+@dataclass
+class _Log:
+    """What the training loop measured; evaluations are outside every clock and region but eval_s."""
+
+    curve: list = field(default_factory=list)  # accuracy checkpoints: step, train_wall_s, tokens, accuracy
+    losses: list = field(default_factory=list)
+    step_s: list = field(default_factory=list)  # synchronized time of each step
+    step_tokens: list = field(default_factory=list)  # non-pad tokens of each step
+    train_wall: float = 0.0
+    tokens_seen: int = 0
+    eval_s: float = 0.0
+    grad_bytes: int = 0  # .grad tensors after the first backward
+    peak: dict = field(default_factory=dict)  # peak memory over the training segments (measure.Memory.read)
+
+    def point(self, r: dict) -> None:
+        self.curve.append(
             {
-                "step": step,
-                "train_wall_s": train_wall,
-                "train_tokens": tokens_seen,
+                "step": len(self.losses),
+                "train_wall_s": self.train_wall,
+                "train_tokens": self.tokens_seen,
                 "accuracy": r["value"],
                 "stderr": r["stderr"],
                 "n": r["n"],
             }
         )
-        loss = f", loss {sum(losses[-5:]) / len(losses[-5:]):.3f}" if losses else ""
-        log(
-            f"step {step}/{n_steps}: accuracy {100 * r['value']:.1f}% on {r['n']} items{loss}, {train_wall:.0f}s trained"
-        )
 
-    checkpoint(0)
+
+def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, energy) -> _Log:
+    """Steps until max_steps, the token budget or the epochs run out; `evaluate(step)` every eval_every."""
+    device = spec.device
+    # bf16 autocast on CUDA over fp32 master weights; plain fp32 on CPU.
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+    batches = _Batches(len(pairs), spec.seed)
+    log_ = _Log()
     model.train()
     mem.reset()
     segment_peaks: list[dict] = []
     with energy:
         for step in range(1, n_steps + 1):
-            if b.train_tokens is not None and tokens_seen >= b.train_tokens:
+            if b.train_tokens is not None and log_.tokens_seen >= b.train_tokens:
                 break
-            idx = []
-            while len(idx) < b.batch_size:
-                if not order:
-                    order = list(range(len(pairs)))
-                    rng.shuffle(order)
-                idx.append(order.pop())
-            batch = collate([pairs[i] for i in idx], pad_id, device)
+            batch = collate([pairs[i] for i in batches.next(b.batch_size)], pad_id, device)
             for g in opt.param_groups:
                 g["lr"] = b.lr * min(1.0, step / max(1, b.warmup_steps))
             measure.sync(device)
@@ -164,122 +169,151 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
                 out = model(**batch)
             out.loss.backward()
             if step == 1:
-                gbytes = grad_bytes(model)
+                log_.grad_bytes = grad_bytes(model)
             opt.step()
             opt.zero_grad(set_to_none=True)
             measure.sync(device)
             dt = time.perf_counter() - t0
             ntok = int(batch["attention_mask"].sum())
-            train_wall += dt
-            tokens_seen += ntok
-            step_s.append(dt)
-            step_tokens.append(ntok)
-            losses.append(float(out.loss.detach()))
-            if not math.isfinite(losses[-1]):
-                raise FloatingPointError(f"training loss became {losses[-1]} at step {step}")
+            log_.train_wall += dt
+            log_.tokens_seen += ntok
+            log_.step_s.append(dt)
+            log_.step_tokens.append(ntok)
+            log_.losses.append(float(out.loss.detach()))
+            if not math.isfinite(log_.losses[-1]):
+                raise FloatingPointError(f"training loss became {log_.losses[-1]} at step {step}")
             if step % b.eval_every == 0 and step != n_steps:
                 # Evaluations lie outside the memory and energy regions, as they lie outside train_wall_s.
                 segment_peaks.append(mem.read())
                 energy.pause()
                 model.eval()
-                checkpoint(step)
+                evaluate(log_, step)
                 model.train()
                 mem.reset()
                 energy.resume()
     segment_peaks.append(mem.read())
-    peak = {k: (max(p[k] for p in segment_peaks) if k != "method" else segment_peaks[-1][k]) for k in segment_peaks[-1]}
-    log(f"trained {len(losses)} steps, {tokens_seen} tokens in {train_wall:.0f}s; final evaluation")
-    model.eval()
-    no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
-    final = {"value": None, "stderr": None, "n": 0, "items": [], "data_sha256": None}
-    if quality:
-        t0 = time.perf_counter()
-        final = evaluate_accuracy(model, tokenizer, data.eval, device, b.eval_batch_size, spec.seed)
-        eval_s += time.perf_counter() - t0
-        curve.append(
-            {
-                "step": len(losses),
-                "train_wall_s": train_wall,
-                "train_tokens": tokens_seen,
-                "accuracy": final["value"],
-                "stderr": final["stderr"],
-                "n": final["n"],
-            }
-        )
+    log_.peak = {
+        k: (max(p[k] for p in segment_peaks) if k != "method" else segment_peaks[-1][k]) for k in segment_peaks[-1]
+    }
+    return log_
 
+
+def _metrics(model, params, opt, log_: _Log, b, final: dict | None, no_quality: str, energy) -> dict:
+    """The run's figures, each with its unit, direction and method."""
     w = b.timing_warmup_steps
-    tps_samples = [n / s for n, s in zip(step_tokens[w:], step_s[w:])] or [n / s for n, s in zip(step_tokens, step_s)]
+    tps = [n / s for n, s in zip(log_.step_tokens[w:], log_.step_s[w:])] or [
+        n / s for n, s in zip(log_.step_tokens, log_.step_s)
+    ]
     n_all = sum(logical_numel(p) for p in model.parameters())  # 4-bit weights count as weights, not bytes
     n_train = sum(p.numel() for p in params)
+    losses = log_.losses
     metrics = {
-        "train_tokens_per_s": {
-            "value": measure.stats(tps_samples)["median"],
-            "unit": "tokens/s",
-            "higher_is_better": True,
-            "samples": tps_samples,
-            "method": f"median over steps after {w} warm-up steps",
-        },
+        "train_tokens_per_s": metric(
+            measure.stats(tps)["median"],
+            "tokens/s",
+            True,
+            samples=tps,
+            method=f"median over steps after {w} warm-up steps",
+        ),
         # The total (warm-up included) is what cost is computed from; comparisons judge speed on
         # train_tokens_per_s, whose samples exclude the warm-up steps. Step times are kept here.
-        "train_wall_s": {
-            "value": train_wall,
-            "unit": "s",
-            "higher_is_better": False,
-            "step_s": step_s,
-            "method": "sum of synchronized step times, warm-up included (evaluation excluded)",
-        },
-        "eval_wall_s": {"value": eval_s, "unit": "s", "higher_is_better": False},
-        "steps": {"value": len(losses), "unit": "steps"},
-        "train_tokens": {"value": tokens_seen, "unit": "tokens"},
-        "final_loss": {
-            "value": sum(losses[-5:]) / len(losses[-5:]),
-            "unit": "nats",
-            "higher_is_better": False,
-            "method": "mean training loss over the last 5 steps",
-        },
+        "train_wall_s": metric(
+            log_.train_wall,
+            "s",
+            False,
+            step_s=log_.step_s,
+            method="sum of synchronized step times, warm-up included (evaluation excluded)",
+        ),
+        "eval_wall_s": metric(log_.eval_s, "s", False),
+        "steps": metric(len(losses), "steps"),
+        "train_tokens": metric(log_.tokens_seen, "tokens"),
+        "final_loss": metric(
+            sum(losses[-5:]) / len(losses[-5:]), "nats", False, method="mean training loss over the last 5 steps"
+        ),
         "accuracy": (
-            {
-                "value": final["value"],
-                "stderr": final["stderr"],
-                "n": final["n"],
-                "unit": "fraction",
-                "higher_is_better": True,
-                "method": "exact match on the full eval split (lm-eval generate_until)",
-            }
-            if quality
+            metric(
+                final["value"],
+                "fraction",
+                True,
+                stderr=final["stderr"],
+                n=final["n"],
+                method="exact match on the full eval split (lm-eval generate_until)",
+            )
+            if final is not None
             else measure.missing(no_quality)
         ),
-        "trainable_params": {"value": n_train, "unit": "params"},
-        "trainable_fraction": {"value": n_train / n_all, "unit": "fraction"},
-        "weight_bytes": {
-            "value": weight_bytes(model)["total"],
-            "unit": "B",
-            "higher_is_better": False,
-            "method": "bytes of stored parameters, buffers and quantization constants",
-        },
-        "grad_bytes": {
-            "value": gbytes,
-            "unit": "B",
-            "higher_is_better": False,
-            "method": "bytes of .grad tensors after the first backward",
-        },
-        "optimizer_state_bytes": {
-            "value": optimizer_state_bytes(opt),
-            "unit": "B",
-            "higher_is_better": False,
-            "method": "bytes of tensors in optimizer.state",
-        },
+        "trainable_params": metric(n_train, "params"),
+        "trainable_fraction": metric(n_train / n_all, "fraction"),
+        "weight_bytes": metric(
+            weight_bytes(model)["total"],
+            "B",
+            False,
+            method="bytes of stored parameters, buffers and quantization constants",
+        ),
+        "grad_bytes": metric(log_.grad_bytes, "B", False, method="bytes of .grad tensors after the first backward"),
+        "optimizer_state_bytes": metric(
+            optimizer_state_bytes(opt), "B", False, method="bytes of tensors in optimizer.state"
+        ),
         "energy_j": energy.result(),
     }
-    for k, v in peak.items():
+    for k, v in log_.peak.items():
         if k != "method":
-            metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": peak["method"]}
+            metrics[k] = metric(v, "B", False, method=log_.peak["method"])
+    return metrics
+
+
+def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = True) -> dict:
+    """Fine-tune `model` on data.train within `budget`, with accuracy checkpoints on data.eval.
+    `quality=False` (random-weight `arch:` models): no evaluations, accuracy recorded as missing."""
+    device, b = spec.device, budget
+    torch.manual_seed(spec.seed)
+    pairs = encode(tokenizer, data.train)
+    if not pairs:
+        raise ValueError("the train split is empty (did data pruning remove everything?)")
+    pad_id = tokenizer.pad_token_id
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters after applying the techniques")
+    opt = _optimizer(params, techniques, ctx, b.lr)
+    n_steps = _n_steps(b, len(pairs))
+    eval_subset = data.eval[: b.eval_limit] if b.eval_limit else data.eval
+
+    def evaluate(log_: _Log, step: int, examples=eval_subset) -> dict:
+        t0 = time.perf_counter()
+        r = evaluate_accuracy(model, tokenizer, examples, device, b.eval_batch_size, spec.seed)
+        log_.eval_s += time.perf_counter() - t0
+        log_.point(r)
+        return r
+
+    def checkpoint(log_: _Log, step: int) -> None:
+        if not quality:
+            return
+        r = evaluate(log_, step)
+        losses = log_.losses
+        loss = f", loss {sum(losses[-5:]) / len(losses[-5:]):.3f}" if losses else ""
+        log(
+            f"step {step}/{n_steps}: accuracy {100 * r['value']:.1f}% on {r['n']} items{loss}, "
+            f"{log_.train_wall:.0f}s trained"
+        )
+
+    mem, energy = measure.Memory(device), measure.Energy(device)
+    start = _Log()
+    checkpoint(start, 0)
+    log_ = _train(model, pairs, pad_id, opt, spec, b, n_steps, checkpoint, mem, energy)
+    log_.curve[:0], log_.eval_s = start.curve, log_.eval_s + start.eval_s
+    log(f"trained {len(log_.losses)} steps, {log_.tokens_seen} tokens in {log_.train_wall:.0f}s; final evaluation")
+    model.eval()
+    final = evaluate(log_, len(log_.losses), data.eval) if quality else None
+    no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
+    metrics = _metrics(model, params, opt, log_, b, final, no_quality, energy)
     metrics.update(
-        flop_metrics(model, pairs, pad_id, device, step_tokens, b.batch_size, metrics["train_tokens_per_s"]["value"])
+        flop_metrics(
+            model, pairs, pad_id, device, log_.step_tokens, b.batch_size, metrics["train_tokens_per_s"]["value"]
+        )
     )
     return {
         "metrics": metrics,
-        "curves": {"accuracy_vs_time": curve, "loss": losses},
+        "curves": {"accuracy_vs_time": log_.curve, "loss": log_.losses},
         "items": {"arith.exact_match": final["items"]} if quality else {},
         "data": {"eval_lmeval_sha256": final["data_sha256"]} if quality else {},
     }
