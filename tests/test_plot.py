@@ -185,6 +185,12 @@ def test_pruning_curve_per_strategy():
     lines = _lines(fig, "strategy:")
     assert sorted(ln.get_gid() for ln in lines) == ["strategy:el2n", "strategy:random"]
     assert all(list(ln.get_xdata()) == [0.25, 0.5] for ln in lines)
+    assert all(ln.get_linestyle() == "None" for ln in lines)  # one seed each: points, never a trend
+    rs = make_set(runs)
+    for r in rs["runs"]:  # representatives of two seeds each: a line may join them
+        r["metrics"]["accuracy"].update(n_seeds=2, seed_sd=0.01)
+    lines = _lines(plot_curves.pruning_figure([rs]), "strategy:")
+    assert all(ln.get_linestyle() == "-" for ln in lines)
 
 
 def test_kernel_speedups_over_eager_and_liger():
