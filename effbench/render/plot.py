@@ -88,10 +88,14 @@ def comparable(members: list[dict]) -> tuple:
     p = replicates.primary(members)
     s = p["spec"]
     budget = {k: v for k, v in (s.get("budget") or {}).items() if k not in HYPERPARAMETERS}
-    data = sorted(
-        (r["spec"].get("seed", 0), *((r.get("data") or {}).get(h) for h in DATA_HASHES))
-        for r in replicates.ok(members)
-        if not r["spec"].get("timing_only")
+    data = tuple(
+        sorted(
+            {
+                (str(r["spec"].get("seed", 0)), *(str((r.get("data") or {}).get(h) or "") for h in DATA_HASHES))
+                for r in replicates.ok(members)
+                if not r["spec"].get("timing_only")
+            }
+        )
     )
     return (
         s["scenario"],
@@ -99,7 +103,7 @@ def comparable(members: list[dict]) -> tuple:
         s.get("model"),
         s.get("device"),
         json.dumps(budget, sort_keys=True),
-        str(data),
+        data,
     )
 
 
@@ -115,9 +119,10 @@ def group_names(keys: list[tuple], seeds: dict[tuple, list[int]]) -> dict[tuple,
     for k in keys:
         twins = [o for o in keys if o != k and base(o) == base(k)]
         extra = ""
-        if twins:
+        if twins:  # the budget that differs, else the data (first seed's training data hash)
             mine, other = json.loads(k[4]), json.loads(twins[0][4])
-            extra = " (" + ", ".join(f"{n}={v}" for n, v in mine.items() if other.get(n) != v) + ")"
+            diff = [f"{n}={v}" for n, v in mine.items() if other.get(n) != v]
+            extra = f" ({', '.join(diff)})" if diff else f" (data {k[5][0][1][:8] if k[5] else '?'})"
         out[k] = base(k) + extra
     return out
 
