@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import re
 
+import matplotlib.pyplot as plt
 import pytest
 from _resultsets import finetune_run, infer_run, make_set, real_infer, replicated, write
 
 from effbench import cli
 from effbench.read import results
 from effbench.render import plot, plot_curves, pr_report, report
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
 
 
 def _points(fig, prefix="points:"):
