@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402, I001
 from effbench.read import sweep_curves
 from effbench.render import plot_labels
 from effbench.render.plot_style import chance_line, describe, geometric, label, log_x_at, series_style
+from effbench.techniques import registry
 
 X_LABELS = {
     "sparsity": "sparsity (fraction of block-linear weights zeroed)",
@@ -56,12 +57,8 @@ def joined(pts: list[dict], key: str, scenario: str) -> bool:
 
 def _technique_name(name: str) -> str:
     """'int8' -> 'int8 (bitsandbytes)': a technique with its library where its name does not say it."""
-    try:
-        from effbench.techniques import registry
-
-        libs = [r for r in getattr(registry().get(name), "requires", ()) if r not in ("cuda", "triton")]
-    except Exception:  # noqa: BLE001 - a name from a results file the registry does not know
-        libs = []
+    cls = registry().get(name)  # None for a name this checkout does not know (another set's plugin)
+    libs = [r for r in getattr(cls, "requires", ()) if r not in ("cuda", "triton")]
     return name + (f" ({libs[0]})" if libs and libs[0] not in name else "")
 
 
