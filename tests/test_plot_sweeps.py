@@ -4,6 +4,7 @@ model, device and suite; PNG and SVG written."""
 
 from __future__ import annotations
 
+import copy
 import gc
 
 import matplotlib.colors as mcolors
@@ -12,7 +13,7 @@ import pytest
 from _resultsets import write
 from _sweepset import sweep_set
 
-from effbench.render import plot
+from effbench.render import plot, plot_style
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -84,9 +85,11 @@ def test_sweep_figure_lines_baseline_and_knee(figs):
     two4 = lines["sweep:infer-2of4"]
     assert list(two4.get_xdata()) == [pytest.approx(0.5000046)] and list(two4.get_ydata()) == [60]
     assert "infer-2of4 (a point)" in ax.get_legend_handles_labels()[1]
-    # bits: nf4 and fp4 share 4.14 bits; the lower one's name goes under its point, the other's above
-    names = {t.get_text(): t.xyann[1] for t in figs["sweep_infer_bits"].axes[0].texts}
-    assert names["fp4"] < 0 < names["nf4"] and names["int8"] > 0
+    # bits: nf4 and fp4 share 4.14 bits; each technique is named at its point, the names apart
+    bits = figs["sweep_infer_bits"]
+    renderer = bits.canvas.get_renderer()
+    names = {t.get_text(): t.get_window_extent(renderer) for t in bits.axes[0].texts}
+    assert set(names) == {"int8", "nf4", "fp4"} and not names["nf4"].overlaps(names["fp4"])
     # a knee on a lower-is-aggressive axis: pruning keeps 0.7 of the data at the unpruned accuracy
     kp = [ln for ln in figs["sweep_finetune_fraction"].axes[0].lines if (ln.get_gid() or "").startswith("knee:")]
     assert [list(k.get_xdata()) for k in kp] == [[0.7]]
@@ -123,3 +126,84 @@ def test_pruning_reference_is_the_unpruned_run_on_the_noisy_split(figs):
     ax = figs["pruning"].axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert "no pruning: prune-none" in labels and not any("finetune-full" in lab for lab in labels)
+
+
+def _sweep_lines(ax):
+    return [ln for ln in ax.lines if (ln.get_gid() or "").startswith("sweep:")]
+
+
+def test_one_replicate_points_are_never_joined(figs):
+    """Throughput and memory of one-replicate points, and one seed's fine-tuning accuracy, are
+    points: a line through them would draw run-to-run noise as a trend."""
+    for name in ("sweep_infer_sparsity", "sweep_infer_bits", "sweep_finetune_r", "sweep_finetune_fraction"):
+        for ax in figs[name].axes[1:]:
+            assert _sweep_lines(ax) and all(ln.get_linestyle() == "None" for ln in _sweep_lines(ax)), name
+            assert not [c for c in ax.collections if (c.get_gid() or "").startswith("xerr:")]  # no interval to draw
+    for name in ("sweep_finetune_r", "sweep_finetune_fraction"):  # one seed: quality is not a trend either
+        assert all(ln.get_linestyle() == "None" for ln in _sweep_lines(figs[name].axes[0])), name
+    # inference quality against the swept sparsity, with its per-item stderr bars: a curve
+    ax = figs["sweep_infer_sparsity"].axes[0]
+    joined = {ln.get_gid() for ln in _sweep_lines(ax) if ln.get_linestyle() == "-"}
+    assert joined == {"sweep:infer-magnitude", "sweep:infer-wanda"}
+    assert {c.get_gid() for c in ax.collections if (c.get_gid() or "").startswith("yerr:")} >= {
+        "yerr:sweep:infer-magnitude",
+        "yerr:sweep:infer-wanda",
+    }
+
+
+def test_one_series_per_technique_on_the_bits_figure(figs):
+    for ax in figs["sweep_infer_bits"].axes:
+        lines = _sweep_lines(ax)
+        assert sorted(ln.get_gid() for ln in lines) == [f"sweep:infer-bits:{q}" for q in ("fp4", "int8", "nf4")]
+        assert all(len(ln.get_xdata()) == 1 for ln in lines)  # never a line across libraries
+        styles = {(mcolors.to_hex(ln.get_color()), ln.get_marker()) for ln in lines}
+        assert len(styles) == 3
+    legend = figs["sweep_infer_bits"].axes[0].get_legend_handles_labels()[1]
+    assert "infer-bits: int8 (bitsandbytes)" in legend and "infer-bits: nf4 (bitsandbytes)" in legend
+
+
+def test_points_with_replicates_are_joined_with_x_intervals():
+    rs = sweep_set()
+    runs = []
+    for r in rs["runs"]:  # three replicate processes of every magnitude point, throughput spread by 5%
+        runs.append(r)
+        if (r["spec"].get("sweep") or {}).get("id") == "infer-magnitude":
+            for i, f in ((1, 0.95), (2, 1.05)):
+                c = copy.deepcopy(r)
+                c["id"] = f"{r['id']}@r{i}"
+                c["spec"].update(replicate=i, timing_only=True)
+                for k in ("decode_tokens_per_s.b1", "decode_tokens_per_s.b8"):
+                    c["metrics"][k]["value"] *= f
+                c["metrics"]["probe_acc"] = {"value": None, "reason": "timing-only replicate"}
+                c["items"] = {}
+                runs.append(c)
+    fig = plot.figures([{**rs, "runs": runs, "_members": runs}])["sweep_infer_sparsity"]
+    for ax in fig.axes[1:]:
+        line = next(ln for ln in _sweep_lines(ax) if ln.get_gid() == "sweep:infer-magnitude")
+        assert line.get_linestyle() == "-" and len(line.get_xdata()) == 5
+    bars = [c for c in fig.axes[1].collections if c.get_gid() == "xerr:sweep:infer-magnitude"]
+    assert len(bars) == 1 and len(bars[0].get_segments()) == 5
+    seg = bars[0].get_segments()[0]
+    assert seg[1][0] / seg[0][0] == pytest.approx(1.05 / 0.95)  # the replicates' range
+    wanda = next(ln for ln in _sweep_lines(fig.axes[1]) if ln.get_gid() == "sweep:infer-wanda")
+    assert wanda.get_linestyle() == "None"  # still one replicate each
+
+
+def test_chance_line_on_probe_axes_and_log_axis_for_rank(figs):
+    for name in ("sweep_infer_sparsity", "sweep_infer_bits"):
+        for ax in figs[name].axes:
+            chance = [ln for ln in ax.lines if ln.get_gid() == "chance"]
+            assert len(chance) == 1 and list(chance[0].get_ydata()) == [25, 25], name
+    assert not [ln for ax in figs["sweep_finetune_r"].axes for ln in ax.lines if ln.get_gid() == "chance"]
+    rank = figs["sweep_finetune_r"].axes[0]
+    assert rank.get_xscale() == "log" and [t.get_text() for t in rank.get_xticklabels()] == [
+        "2",
+        "4",
+        "8",
+        "16",
+        "32",
+        "64",
+    ]
+    assert figs["sweep_infer_sparsity"].axes[0].get_xscale() == "linear"
+    assert figs["sweep_finetune_fraction"].axes[0].get_xscale() == "linear"
+    assert plot_style.geometric([2, 8, 32, 64]) and not plot_style.geometric([0.1, 0.3, 0.5, 0.7, 0.9])

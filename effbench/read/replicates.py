@@ -45,6 +45,14 @@ def values(members: list[dict], name: str) -> list[float]:
     return out
 
 
+def spread(members: list[dict], fn) -> dict | None:
+    """The range of `fn(member)` over the ok members where it is a finite number, one value per
+    member (replicate or seed): {"lo", "hi", "n"}; None where no member has one. The x intervals
+    of the figures: n = 1 is one measurement with no interval."""
+    vals = [v for v in (fn(r) for r in ok(members)) if isinstance(v, (int, float)) and math.isfinite(v)]
+    return {"lo": float(min(vals)), "hi": float(max(vals)), "n": len(vals)} if vals else None
+
+
 def by_seed(members: list[dict], name: str) -> dict[int, dict]:
     """seed -> the quality member (lowest replicate) that measured metric `name`."""
     out: dict[int, dict] = {}

@@ -4,7 +4,9 @@ A sweep's runs are those whose `spec.sweep.id` is the sweep's. Each point: the s
 `axis = "technique"`: the measured bits per weight of the appended technique), quality (finetune:
 arith accuracy; infer: probe accuracy) with its per-item stderr and, with several seeds, the
 across-seed sd; throughput (train tokens/s, or decode tokens/s at the largest batch; median over
-replicates); memory (infer: weight bytes; finetune: peak bytes). Each point is tested against the
+replicates) and memory (infer: weight bytes; finetune: peak bytes), each with its range over
+the replicates (`speed_spread`, `memory_bytes_spread`: lo, hi, n), and how many seeds the quality
+is the mean of (`n_seeds`) and its chance level (`chance`, where the metric records one). Each point is tested against the
 baseline (the run without techniques; for a data-pruning sweep, the unpruned run with the same
 other techniques, report's twin) with tradeoff.quality_test, the paired non-inferiority test
 at the suite's margin. The knee is the most aggressive point (sweep's `aggressive` end of the
@@ -49,6 +51,7 @@ def _memory(run: dict, scen: str):
 def point(g: list[dict], scen: str) -> dict:
     rep = replicates.representative(g)
     q = rep["metrics"].get(tradeoff.QUALITY[scen][0]) or {}
+    speed_key, _ = tradeoff.speed_name(scen, rep)
     return {
         "id": rep["id"],
         "value": rep["spec"].get("sweep", {}).get("value"),
@@ -56,8 +59,13 @@ def point(g: list[dict], scen: str) -> dict:
         "quality": q.get("value"),
         "stderr": q.get("stderr"),
         "seed_sd": q.get("seed_sd"),
+        "n_seeds": q.get("n_seeds") or 1,
+        "chance": q.get("chance"),
         "speed": _speed(rep, scen),
         "memory_bytes": _memory(rep, scen),
+        # the range over replicates (members) and how many: the x intervals of the figures
+        "speed_spread": replicates.spread(g, lambda r: results_value(r, speed_key)),
+        "memory_bytes_spread": replicates.spread(g, lambda r: _memory(r, scen)),
         "label": runinfo.techniques_label(rep),
     }
 

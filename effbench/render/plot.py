@@ -1,36 +1,47 @@
 """Plots of one or several result sets (matplotlib, Agg backend): PNG and SVG into the set's folder.
 
-- pareto_<scenario>: quality (task accuracy for finetune, probe accuracy for infer, ± stderr)
-  against throughput, peak memory and cost; one point per run, the Pareto frontier of each set
-  drawn. Runs are numbered on the points and named in a key under the axes, so labels stay short
-  and do not collide (no label-placement library needed).
+- pareto_<scenario>: quality (task accuracy for finetune, probe accuracy for infer) against
+  throughput, peak memory and cost; one point per suite run (replicate medians, seed means). Error
+  bars: y ± the per-item stderr (thin) and, over several seeds, the across-seed sd (thick, pale);
+  x the range over the run's replicates (its members) where it has two or more. One front per
+  comparable group (`comparable`: scenario, task, model, device, the budget but for the learning
+  rate, and the members' seeds and data hashes), so runs on other data, seeds or budgets never
+  share a front; each group its own colour and marker. The front rings the points no other point
+  of the group dominates beyond the intervals drawn (`frontier`). Points are named directly by
+  short names (the run id without its scenario prefix, never truncated), placed clear of other
+  labels and markers (plot_labels). A dotted line marks the chance level where the quality metric
+  records one (the probe's 25%). Points are never joined by lines.
 - finetune_curves, pruning_curves, pruning, kernels: effbench.render.plot_curves.
 - sweep_<scenario>_<parameter>: effbench.render.plot_sweeps, one figure per swept parameter.
 Series on one axis never share both colour and marker (series_style).
 
 Each figure function returns the Figure (tests count its points) or None when there is nothing
-to draw; points carry gid "points:<set label>" and frontiers "frontier:<set label>".
+to draw; points carry gid "points:<set label>|<group>", fronts "frontier:<set label>|<group>",
+error bars "xerr:…" and "yerr:…", labels "label:<name>", the chance line "chance".
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt  # noqa: E402, I001
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from effbench.read import cost, results, runinfo
+from effbench.read import cost, replicates, results, runinfo
 from effbench.read.replicates import representatives
-from effbench.render import plot_curves, plot_sweeps
-from effbench.render.plot_style import describe, label, series_style
+from effbench.render import plot_curves, plot_labels, plot_sweeps
+from effbench.render.plot_style import chance_line, describe, label, series_style, short_name
 
 __all__ = ["describe", "figures", "label", "plot", "series_style"]
 
-OFFSETS = [(5, 5), (5, -11), (-11, 5), (-11, -11)]  # points; cycling spreads labels of close points
 QUALITY = {
     "finetune": ("accuracy", "task accuracy, arith exact match (%)"),
     "infer": ("probe_acc", "probe accuracy (%)"),
 }
+HYPERPARAMETERS = ("lr",)  # budget keys each technique tunes for itself: runs that differ in them still compare
+DATA_HASHES = ("train_sha256", "eval_sha256", "probe_sha256")  # the data a run trained and was judged on
 
 
 def axes_specs(scenario: str):
@@ -45,92 +56,177 @@ def axes_specs(scenario: str):
     return [(*thr, True), (*mem, False), (*cst, False)]
 
 
-def frontier(points: list[tuple[float, float]], x_higher_better: bool) -> list[int]:
-    """Indices of the points no other point beats on both x and quality (higher quality is better),
-    ordered from the best x to the worst."""
-    order = sorted(
-        range(len(points)), key=lambda i: (-points[i][0] if x_higher_better else points[i][0], -points[i][1])
+def _better_or_equal(a: tuple[float, float], b: tuple[float, float], higher: bool) -> bool:
+    """Interval a is at least interval b with no overlap (equal points count: exact figures tie)."""
+    return a[0] >= b[1] if higher else a[1] <= b[0]
+
+
+def frontier(points: list[tuple], x_higher_better: bool, intervals: list[tuple] | None = None) -> list[int]:
+    """Indices of the points (x, quality; higher quality is better) that no other point dominates
+    beyond the intervals, ordered from the best x to the worst. `intervals[i]` = ((x lo, x hi),
+    (y lo, y hi)); without them every point is its own interval (the classic front). Point a
+    dominates b only where a's interval lies wholly at or beyond b's on both axes and a differs
+    from b: a difference inside the noise never removes a point from the front."""
+    iv = intervals or [((x, x), (y, y)) for x, y, *_ in points]
+    out = [
+        i
+        for i, (xi, yi, *_) in enumerate(points)
+        if not any(
+            j != i
+            and _better_or_equal(iv[j][0], iv[i][0], x_higher_better)
+            and _better_or_equal(iv[j][1], iv[i][1], True)
+            and (points[j][0], points[j][1]) != (xi, yi)
+            for j in range(len(points))
+        )
+    ]
+    return sorted(out, key=lambda i: (-points[i][0] if x_higher_better else points[i][0], -points[i][1]))
+
+
+def comparable(members: list[dict]) -> tuple:
+    """What must be equal for two suite runs to share a front: scenario, task, model, device, the
+    budget (learning rate aside) and, per seed, the data trained on and judged on."""
+    p = replicates.primary(members)
+    s = p["spec"]
+    budget = {k: v for k, v in (s.get("budget") or {}).items() if k not in HYPERPARAMETERS}
+    data = tuple(
+        sorted(
+            {
+                (str(r["spec"].get("seed", 0)), *(str((r.get("data") or {}).get(h) or "") for h in DATA_HASHES))
+                for r in replicates.ok(members)
+                if not r["spec"].get("timing_only")
+            }
+        )
     )
-    out, best = [], float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            out.append(i)
-            best = points[i][1]
+    return (
+        s["scenario"],
+        s.get("task"),
+        s.get("model"),
+        s.get("device"),
+        json.dumps(budget, sort_keys=True),
+        data,
+    )
+
+
+def group_names(keys: list[tuple], seeds: dict[tuple, list[int]]) -> dict[tuple, str]:
+    """A short name per comparable group: 'arith, seeds 0,1,2'; the differing budget where two
+    would otherwise read alike."""
+
+    def base(k):
+        ss = seeds[k]
+        return f"{k[1]}, seed{'s' if len(ss) > 1 else ''} {','.join(map(str, ss))}"
+
+    out = {}
+    for k in keys:
+        twins = [o for o in keys if o != k and base(o) == base(k)]
+        extra = ""
+        if twins:  # the budget that differs, else the data (first seed's training data hash)
+            mine, other = json.loads(k[4]), json.loads(twins[0][4])
+            diff = [f"{n}={v}" for n, v in mine.items() if other.get(n) != v]
+            extra = f" ({', '.join(diff)})" if diff else f" (data {k[5][0][1][:8] if k[5] else '?'})"
+        out[k] = base(k) + extra
     return out
 
 
-def numbering(sets: list[dict], scenario: str) -> dict[str, int]:
-    ids = [r["id"] for rs in sets for r in rs["runs"] if r["spec"]["scenario"] == scenario and r["status"] == "ok"]
-    return {rid: i + 1 for i, rid in enumerate(dict.fromkeys(ids))}
+def _quality(rep: dict, qname: str):
+    """(value %, stderr %, seed sd % or None, chance) of a representative's quality metric."""
+    m = rep["metrics"].get(qname) or {}
+    if m.get("value") is None:
+        return None
+    return (
+        100 * m["value"],
+        100 * (m.get("stderr") or 0),
+        100 * m["seed_sd"] if m.get("seed_sd") else None,
+        m.get("chance"),
+    )
 
 
-def add_key(fig, entries: list[str], per_col: int = 8) -> None:
-    """Run numbers -> names, in columns under the axes."""
-    cols = [entries[i : i + per_col] for i in range(0, len(entries), per_col)]
-    for c, col in enumerate(cols):
-        fig.text(0.01 + c * 0.33, 0.01, "\n".join(col), fontsize=7, family="monospace", va="bottom")
-    fig.subplots_adjust(bottom=0.12 + 0.022 * min(len(entries), per_col), top=0.84, wspace=0.3)
+def _x_of(fx, price):
+    """The panel's x figure of one run (a member), for its range over replicates."""
+    return lambda r: fx(r, cost.derived(r, price, None))
 
 
 def pareto_figure(sets: list[dict], scenario: str):
     qname, qlabel = QUALITY[scenario]
-    nums = numbering(sets, scenario)
-    if not nums:
-        return None
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
-    drawn = False
+    series = []  # (set index, set, group name, [(representative, members)])
     for k, rs in enumerate(sets):
+        groups = [
+            g
+            for g in replicates.groups({"runs": rs.get("_members", rs["runs"])}).values()
+            if replicates.primary(g)["spec"]["scenario"] == scenario and replicates.primary(g)["status"] == "ok"
+        ]
+        by: dict[tuple, list] = {}
+        for g in groups:
+            by.setdefault(comparable(g), []).append((replicates.representative(g), g))
+        seeds = {key: sorted({s for _, g in v for s in replicates.by_seed(g, qname)} or {0}) for key, v in by.items()}
+        names = group_names(list(by), seeds)
+        series += [(k, rs, names[key], v) for key, v in by.items()]
+    if not series:
+        return None
+    many = len(series) > 1  # name the groups (and sets) only where there is more than one
+    n_runs = sum(len(runs) for *_, runs in series)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 6 + 0.12 * max(0, n_runs - 8)))  # room for many labels
+    drawn, chance, labels = False, None, {ax: [] for ax in axes}
+    for i, (_k, rs, gname, runs) in enumerate(series):
         price, _ = runinfo.price(rs)
-        runs = [r for r in rs["runs"] if r["spec"]["scenario"] == scenario and r["status"] == "ok"]
-        st, lab = series_style(k), label(rs)
+        st = series_style(i)
         color = st["color"]
+        tag = (f"{label(rs)} | " if len(sets) > 1 else "") + gname
+        gid = f"{label(rs)}|{gname}"
         for ax, (xlabel, fx, hib) in zip(axes, axes_specs(scenario)):
             pts = []
-            for r in runs:
-                m = r["metrics"].get(qname) or {}
-                x = fx(r, cost.derived(r, price, None))
-                if m.get("value") is not None and x is not None:
-                    pts.append((x, 100 * m["value"], 100 * (m.get("stderr") or 0), nums[r["id"]]))
+            for rep, members in runs:
+                q = _quality(rep, qname)
+                x = fx(rep, cost.derived(rep, price, None))
+                if q is None or x is None:
+                    continue
+                sp = replicates.spread(members, _x_of(fx, price))
+                lo, hi = (sp["lo"], sp["hi"]) if sp and sp["n"] >= 2 else (x, x)
+                pts.append((x, *q, min(lo, x), max(hi, x), rep["id"]))
+                chance = q[3] if q[3] is not None else chance
             if not pts:
                 continue
             drawn = True
-            xs, ys, es, ns = zip(*pts)
-            ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
+            xs, ys, es, sds, _, los, his, ids = zip(*pts)
+            ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.6, capsize=2, lw=1)[2][0].set_gid(
+                f"yerr:{gid}"
+            )
+            if any(sds):
+                ax.errorbar(xs, ys, yerr=[s or 0 for s in sds], fmt="none", ecolor=color, alpha=0.25, lw=5)
+            if any(h > lo for lo, h in zip(los, his)):
+                xerr = [[x - lo for x, lo in zip(xs, los)], [h - x for x, h in zip(xs, his)]]
+                ax.errorbar(xs, ys, xerr=xerr, fmt="none", ecolor=color, alpha=0.6, capsize=2, lw=1)[2][0].set_gid(
+                    f"xerr:{gid}"
+                )
             ax.scatter(
                 xs,
                 ys,
                 color=color,
                 marker=st["marker"],
-                s=28,
+                s=30,
                 zorder=3,
-                label=lab if len(sets) > 1 else "runs",
-                gid=f"points:{lab}",
+                label=f"runs: {tag}" if many else "runs",
+                gid=f"points:{gid}",
             )
-            f = frontier([(x, y) for x, y, _, _ in pts], hib)
+            half = [max(e, s or 0) for e, s in zip(es, sds)]
+            f = frontier(
+                list(zip(xs, ys)), hib, [((lo, hi), (y - h, y + h)) for lo, hi, y, h in zip(los, his, ys, half)]
+            )
             ax.plot(
-                [xs[i] for i in f],
-                [ys[i] for i in f],
+                [xs[j] for j in f],
+                [ys[j] for j in f],
+                ls="none",
                 color=color,
-                ls="--",
-                lw=1.2,
                 marker="o",
-                ms=11,
+                ms=12,
                 mfc="none",
-                label=f"Pareto frontier{' ' + lab if len(sets) > 1 else ''}",
-                gid=f"frontier:{lab}",
+                mew=1.3,
+                zorder=4,
+                gid=f"frontier:{gid}",
             )
-            at: dict[tuple, list[str]] = {}  # runs on the same spot share one label: "2,6"
-            for x, y, n in zip(xs, ys, ns):
-                at.setdefault((x, y), []).append(str(n))
-            for j, ((x, y), names) in enumerate(at.items()):
-                ax.annotate(
-                    ",".join(names),
-                    (x, y),
-                    xytext=OFFSETS[(j + 2 * k) % 4],
-                    textcoords="offset points",
-                    fontsize=8,
-                    color=color,
-                )
+            at: dict[tuple, list[str]] = {}  # runs on the same spot share one label: "int8, nf4"
+            for x, y, rid in zip(xs, ys, ids):
+                at.setdefault((x, y), []).append(short_name(rid))
+            labels[ax] += [(x, y, ", ".join(n), color) for (x, y), n in at.items()]
             ax.xaxis.set_major_locator(MaxNLocator(5))
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 5))
             ax.set_xlabel(xlabel + (" →  better" if hib else "  ← better"))
@@ -139,12 +235,24 @@ def pareto_figure(sets: list[dict], scenario: str):
     if not drawn:
         plt.close(fig)
         return None
-    axes[0].legend(fontsize=8, loc="best")
+    for ax in axes:
+        chance_line(ax, chance, legend=ax is axes[0])
+    handles, names = axes[0].get_legend_handles_labels()
+    ring = Line2D([], [], ls="none", marker="o", ms=12, mfc="none", mew=1.3, color="black")
+    handles, names = [*handles, ring], [*names, "ringed: the front, not dominated in its group beyond the bars"]
+    ncol = min(3, len(names))
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 0.03), ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(
         f"{scenario}: quality vs throughput, memory and cost (up and toward 'better' is better)\n{describe(sets)}"
     )
-    runs = {r["id"]: r for rs in sets for r in rs["runs"]}
-    add_key(fig, [f"{n:>2} {rid}: {runinfo.techniques_label(runs[rid])}"[:60] for rid, n in nums.items()])
+    note = (
+        "bars: quality ± per-item stderr (thin), across-seed sd (thick); x: range over a run's replicates"
+        " (none: one replicate); a ring: no point of its group is better beyond both bars; points are never joined"
+    )
+    fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7, color="dimgrey")
+    fig.subplots_adjust(bottom=0.14 + 0.035 * -(-len(names) // ncol), top=0.86, wspace=0.3)
+    for ax in axes:
+        plot_labels.place(ax, labels[ax])
     return fig
 
 

@@ -4,13 +4,16 @@
   (its techniques), the suite's target accuracy (cost.target_accuracy) as a horizontal line.
   Dollars = price x (setup + training seconds), as in effbench.read.cost. Training-technique runs and
   data-pruning runs (runinfo.is_pruning_run) are drawn in two separate figures.
-- pruning: final accuracy against the kept fraction of the train split, one line per strategy
+- pruning: final accuracy against the kept fraction of the train split, one series per strategy
   (runs whose data records n_train_kept), the unpruned run on the same noisy split (not the
-  plain fine-tuning run on clean data) as a star at 1.0.
+  plain fine-tuning run on clean data) as a star at 1.0. A strategy's points are joined only where
+  each is a mean over two or more seeds: one seed's accuracy moves with the training seed about
+  as much as along the curve, so one-seed points stand alone (as in plot_sweeps).
 - kernels: from a set's top-level "kernels" records, effbench's speed-up (their median / ours)
   over eager and liger per kernel across token counts; above 1 means effbench is faster.
 Several sets: same colour and marker per run or strategy (plot.series_style), solid line for the
-first set, dashed for others.
+first set, dashed for others. (A fine-tuning curve joins the evaluations of one run along its own
+training, a trajectory rather than a trend across runs, so it stays a line.)
 """
 
 from __future__ import annotations
@@ -128,11 +131,17 @@ def pruning_figure(sets: list[dict]):
                 )
             elif d.get("n_train_kept") is not None and _pruning_strategy(r):
                 lines.setdefault(_pruning_strategy(r), []).append(
-                    (d["n_train_kept"] / d["n_train"], 100 * m["value"], 100 * (m.get("stderr") or 0))
+                    (
+                        d["n_train_kept"] / d["n_train"],
+                        100 * m["value"],
+                        100 * (m.get("stderr") or 0),
+                        m.get("n_seeds") or 1,
+                    )
                 )
         for s, pts in sorted(lines.items()):
             strategies += [s] if s not in strategies else []
-            xs, ys, es = zip(*sorted(pts))
+            xs, ys, es, seeds = zip(*sorted(pts))
+            joined = len(xs) > 1 and min(seeds) >= 2  # one seed's accuracies are points, not a trend
             st = series_style(strategies.index(s))
             color = st["color"]
             ax.errorbar(xs, ys, yerr=es, fmt="none", ecolor=color, alpha=0.5, capsize=2)
@@ -141,7 +150,7 @@ def pruning_figure(sets: list[dict]):
                 ys,
                 marker=st["marker"],
                 color=color,
-                ls=STYLES[k % len(STYLES)],
+                ls=STYLES[k % len(STYLES)] if joined else "none",
                 gid=f"strategy:{s}",
                 label=s + (f" [{label(rs)}]" if len(sets) > 1 else ""),
             )

@@ -38,3 +38,43 @@ def describe(sets: list[dict]) -> str:
         f"model {models}, device {uniq((rs.get('env') or {}).get('device_name') for rs in sets)}, "
         f"suite {uniq(rs.get('suite') for rs in sets)}"
     )
+
+
+def short_name(run_id: str) -> str:
+    """A run's direct label: its id without the scenario prefix ('infer-nf4' -> 'nf4'), never cut."""
+    for prefix in ("infer-", "finetune-"):
+        if run_id.startswith(prefix) and len(run_id) > len(prefix):
+            return run_id[len(prefix) :]
+    return run_id
+
+
+def chance_line(ax, chance: float | None, legend: bool = False) -> None:
+    """A dotted grey line at the quality metric's recorded chance level (a fraction; drawn in %),
+    the floor a guesser reaches; the y range always includes it. Nothing where none is recorded."""
+    if chance is None:
+        return
+    ax.axhline(
+        100 * chance,
+        color="dimgrey",
+        ls=":",
+        lw=1.2,
+        gid="chance",
+        label=f"chance level ({100 * chance:g}%)" if legend else None,
+    )
+
+
+def geometric(xs) -> bool:
+    """Whether swept values step by factors rather than increments (LoRA rank 2, 8, 32, 64; batch
+    size 1, 2, 4, 8): three or more distinct positive values, each at least 1.9x the one before."""
+    v = sorted({float(x) for x in xs if x is not None})
+    return len(v) >= 3 and v[0] > 0 and all(b / a >= 1.9 for a, b in zip(v, v[1:]))
+
+
+def log_x_at(ax, xs) -> None:
+    """A base-2 log x axis ticked at the swept values themselves, written plainly (2, 8, 32, 64)."""
+    from matplotlib.ticker import NullLocator
+
+    v = sorted({float(x) for x in xs})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(v, [f"{x:g}" for x in v])
+    ax.xaxis.set_minor_locator(NullLocator())
