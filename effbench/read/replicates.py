@@ -45,6 +45,12 @@ def values(members: list[dict], name: str) -> list[float]:
     return out
 
 
+def spread(members: list[dict], name: str) -> tuple[int, float | None]:
+    """(how many replicates measured `name`, the sample sd of their values (ddof=1), None below two)."""
+    xs = values(members, name)
+    return len(xs), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None)
+
+
 def by_seed(members: list[dict], name: str) -> dict[int, dict]:
     """seed -> the quality member (lowest replicate) that measured metric `name`."""
     out: dict[int, dict] = {}
