@@ -128,7 +128,7 @@ def test_tradeoff_line_per_technique():
     )
     (line,) = tradeoff.lines(rs, 0.01)
     assert re.match(r"- `infer-int8` vs `infer-baseline`: 0\.[45]\dx decode tokens/s \(b8\)", line)
-    assert "not worse than -1 pt" in line and "3/3 replicates" in line
+    assert "not worse than -1 pt" in line and "(3 replicates each)" in line
 
 
 # -- suites, CLI, mismatch guard, order ---------------------------------------------------------

@@ -53,6 +53,12 @@ def spread(members: list[dict], fn) -> dict | None:
     return {"lo": float(min(vals)), "hi": float(max(vals)), "n": len(vals)} if vals else None
 
 
+def sd_of(members: list[dict], name: str) -> tuple[int, float | None]:
+    """(how many replicates measured `name`, the sample sd of their values (ddof=1), None below two)."""
+    xs = values(members, name)
+    return len(xs), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None)
+
+
 def by_seed(members: list[dict], name: str) -> dict[int, dict]:
     """seed -> the quality member (lowest replicate) that measured metric `name`."""
     out: dict[int, dict] = {}

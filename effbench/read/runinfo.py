@@ -8,6 +8,8 @@ one another.
 
 from __future__ import annotations
 
+import math
+
 from effbench.read import cost
 
 
@@ -17,8 +19,15 @@ def value(run, name):
     return None if not m else m.get("value")
 
 
+def finite_word(x) -> str | None:
+    """`nan`, `inf` or `-inf` for a non-finite number (shown as the word, never as digits), else None."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return None
+
+
 def fmt(x, spec: str = ".3g", none: str = "–") -> str:
-    return none if x is None else format(x, spec)
+    return none if x is None else finite_word(x) or format(x, spec)
 
 
 def pm(run, name, scale=100.0) -> str:
@@ -26,14 +35,27 @@ def pm(run, name, scale=100.0) -> str:
     if not m or m.get("value") is None:
         return "–"
     se = m.get("stderr")
-    out = f"{scale * m['value']:.1f} ± {scale * se:.1f}" if se is not None else f"{scale * m['value']:.1f}"
+    v = fmt(scale * m["value"], ".1f")
+    out = f"{v} ± {fmt(scale * se, '.1f')}" if se is not None else v
     if m.get("n_seeds"):
         out += f" (sd {scale * (m.get('seed_sd') or 0):.1f}, {m['n_seeds']} seeds)"
     return out
 
 
 def mib(x) -> str:
-    return "–" if x is None else f"{x / 2**20:.0f}"
+    return "–" if x is None else fmt(x / 2**20, ".0f")
+
+
+def vocab_size(run) -> int | None:
+    """The model's vocabulary size: the run's model record (`vocab_size`), else that of the built-in
+    models (SmolLM2's tokenizer, shared by `arch:` and `tiny`), else None (an `hf:` model)."""
+    model = run.get("model") or {}
+    if model.get("vocab_size"):
+        return int(model["vocab_size"])
+    from effbench.models import SMOLLM2_ARCH
+
+    known = {"smollm2-135m", "arch:smollm2-135m", "tiny"}
+    return SMOLLM2_ARCH["vocab_size"] if (model.get("name") or run["spec"].get("model")) in known else None
 
 
 def techniques_label(run) -> str:

@@ -2,7 +2,8 @@
 
 For every group with techniques, its baseline is the group of the same scenario, task and model
 without techniques (the one with the same budget where there is one). The line states the speed
-ratio (geometric mean over replicates: train tokens/s, or decode tokens/s at the largest batch)
+ratio (geometric mean over replicates: train tokens/s, or decode tokens/s at the largest batch;
+"1 replicate vs 3": the technique's count, then the baseline's)
 and a paired non-inferiority test of quality (finetune: arith exact match; infer: probe accuracy):
 H0 "worse than the baseline by at least `margin`" against "not worse than -margin", one-sided
 t-test on paired per-item differences (one seed), or on per-seed accuracy differences over the
@@ -57,6 +58,13 @@ def quality_test(tech: list[dict], base: list[dict], scenario: str, margin: floa
     return None
 
 
+def replicate_counts(n_tech: int, n_base: int) -> str:
+    """How many replicates the ratio rests on, the technique's first: "1 replicate vs 3", "3 replicates each"."""
+    if n_tech == n_base:
+        return f"{n_tech} replicate{'s' if n_tech > 1 else ''} each"
+    return f"{n_tech} replicate{'s' if n_tech > 1 else ''} vs {n_base}"
+
+
 def lines(rs: dict, margin: float | None = None) -> list[str]:
     margin = rs.get("noninferiority_margin", 0.01) if margin is None else margin
     gs = [g for g in replicates.groups(rs).values() if replicates.primary(g)["status"] == "ok"]
@@ -72,7 +80,7 @@ def lines(rs: dict, margin: float | None = None) -> list[str]:
         key, what = speed_name(scen, p)
         vt, vb = (replicates.values(g, key), replicates.values(b, key)) if key else ([], [])
         speed = (
-            f"{replicates.geomean(vt) / replicates.geomean(vb):.2f}x {what} ({len(vb)}/{len(vt)} replicates)"
+            f"{replicates.geomean(vt) / replicates.geomean(vb):.2f}x {what} ({replicate_counts(len(vt), len(vb))})"
             if vt and vb
             else f"{what}: not measured"
         )

@@ -43,6 +43,8 @@ def value(x, unit, kind) -> str:
         return f"{x / 2**20:.1f} MiB"
     if kind == "accuracy":
         return f"{100 * x:.1f}%"
+    if unit == "fraction":  # a share (trainable parameters, top-1 agreement): as a percentage, not "1 fraction"
+        return f"{100 * x:.4g}%"
     return f"{x:.4g} {unit or ''}".rstrip()
 
 
@@ -65,10 +67,11 @@ def interval(row) -> str:
 
 
 def mde(row) -> str:
-    """Timing rows: the smallest change this pair could detect (80% power), and replicates a side."""
+    """Timing rows: the smallest change this pair could detect (80% power), and replicates a side
+    ("3 vs 1": the base's, then the head's)."""
     if row["kind"] != "timing" or not row.get("replicates"):
         return ""
-    n = "{}/{}".format(*row["replicates"])
+    n = "{} vs {}".format(*row["replicates"])
     if row.get("mde") is None:
         return f"– ({n})"
     return f"±{100 * row['mde']:.1f}% ({n})" if row["mde"] < 10 else f"> ±1000% ({n})"
@@ -116,7 +119,8 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
             f"#### {scen}",
             "",
             mdtable.table(
-                rows, ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (replicates)", "verdict", "how"]
+                rows,
+                ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (reps base vs head)", "verdict", "how"],
             ),
         ]
     for k in ("only_base", "only_head"):

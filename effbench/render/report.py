@@ -1,9 +1,12 @@
 """Summary tables of a result set (markdown through tabulate), with derived figures computed here.
 
 One row per suite run: where a run has several members (seeds, replicates; effbench.read.replicates),
-timings are medians over replicates and accuracies means over seeds (± per-item stderr, with the
-across-seed sd). The replication section says how many seeds and replicates each figure has, and
-the trade-off section puts each technique's speed and quality against its baseline in one line.
+timings are medians over replicates (± their sd) and accuracies means over seeds (± per-item stderr,
+with the across-seed sd). Each workload's columns are split into tables per concern, led by the run id
+(effbench.render.run_tables), and every line fits columns.WIDTH (120) characters: prose is wrapped,
+long failure reasons cut (results.json has every figure and reason in full). The replication section
+says how many seeds and replicates each figure has, and the trade-off section puts each technique's
+speed and quality against its baseline in one line.
 """
 
 from __future__ import annotations
@@ -12,135 +15,22 @@ from effbench.read import cost, replicates, tradeoff
 from effbench.read.runinfo import (
     fmt,
     is_pruning_run,
-    mib,
-    peak_bytes,
     pm,
     price,
     techniques_label,
-    unchanged_layers,
+    unchanged_layers,  # noqa: F401  (callers' name: report.unchanged_layers)
     unpruned_twin,
+    vocab_size,
 )
 from effbench.read.runinfo import value as _v
-from effbench.render import mdtable, sections
-
-
-def members_of(rs: dict, rep: dict) -> list[dict]:
-    """The member runs a representative stands for (itself where it has none)."""
-    ids = set(rep.get("members") or ())
-    return [r for r in rs["runs"] if r["id"] in ids] or [rep]
-
-
-def target_cells(rs: dict, rep: dict, p, target) -> tuple[str, str]:
-    """Time- and cost-to-target: one seed as measured; several seeds: the median of those that
-    reached the target, how many did, and their range."""
-    t = cost.to_target(members_of(rs, rep), p, target)
-    if t["seeds"] == 1:
-        return fmt(t["median_s"], ".0f", "not reached"), fmt(t["median_usd"], ".4f", "not reached")
-    k, n = sum(x is not None for x in t["times_s"]), t["seeds"]
-    if not k:
-        return f"not reached (0/{n} seeds)", f"not reached (0/{n} seeds)"
-    spread = f", {t['min_s']:.0f}–{t['max_s']:.0f}" if k > 1 else ""
-    return f"{t['median_s']:.0f} ({k}/{n} seeds{spread})", f"{fmt(t['median_usd'], '.4f')} ({k}/{n} seeds)"
-
-
-def finetune_rows(rs, runs):
-    p, _ = price(rs)
-    target = cost.target_accuracy(rs)
-    rows = []
-    for r in runs:
-        d = cost.derived(r, p, target)
-        ttt, ctt = target_cells(rs, r, p, target)
-        rows.append(
-            [
-                r["id"],
-                techniques_label(r),
-                pm(r, "accuracy_unmodified"),
-                pm(r, "accuracy"),
-                fmt(d.get("gain_points"), ".1f"),
-                fmt(_v(r, "train_tokens_per_s"), ".1f"),
-                mib(peak_bytes(r)),
-                fmt(_v(r, "trainable_fraction") and 100 * _v(r, "trainable_fraction"), ".2f"),
-                fmt(_v(r, "train_wall_s"), ".0f"),
-                fmt(r.get("setup", {}).get("wall_s"), ".1f"),
-                ttt,
-                fmt(d.get("cost_usd"), ".4f"),
-                ctt,
-                fmt(d.get("usd_per_point"), ".5f"),
-                fmt(_v(r, "mfu") and 100 * _v(r, "mfu"), ".1f"),
-                unchanged_layers(r),
-            ]
-        )
-    head = [
-        "run",
-        "techniques",
-        "acc before %",
-        "acc after %",
-        "gain pts",
-        "train tok/s",
-        "peak MiB",
-        "trainable %",
-        "train s",
-        "setup s",
-        "time-to-target s",
-        "cost $",
-        "cost-to-target $",
-        "$/point",
-        "MFU %",
-        "layers unchanged",
-    ]
-    return head, rows
-
-
-def infer_rows(rs, runs):
-    p, _ = price(rs)
-    rows = []
-    for r in runs:
-        d = cost.derived(r, p, None)
-        dec, key = cost.largest_batch_decode(r)
-        b = key.rsplit(".b", 1)[1] if key else "?"
-        rows.append(
-            [
-                r["id"],
-                techniques_label(r),
-                fmt(_v(r, "prefill_tokens_per_s.b1"), ".0f"),
-                fmt(_v(r, "decode_tokens_per_s.b1"), ".1f"),
-                f"{fmt(dec, '.1f')} (b{b})",
-                fmt(_v(r, "decode_latency_p50_ms.b1"), ".1f"),
-                mib(peak_bytes(r)),
-                mib(_v(r, "weight_bytes")),
-                pm(r, "probe_acc"),
-                fmt(d.get("probe_points"), ".1f"),
-                pm(r, "arith_accuracy"),
-                fmt(_v(r, "perplexity"), ".2f"),
-                fmt(_v(r, "kld_mean"), ".4f"),
-                fmt(_v(r, "top1_agreement") and 100 * _v(r, "top1_agreement"), ".1f"),
-                fmt(r.get("setup", {}).get("wall_s"), ".1f"),
-                fmt(d.get("usd_per_mtok"), ".3f"),
-                fmt(d.get("usd_per_mtok_per_point"), ".4f"),
-                unchanged_layers(r),
-            ]
-        )
-    head = [
-        "run",
-        "techniques",
-        "prefill tok/s b1",
-        "decode tok/s b1",
-        "decode tok/s",
-        "p50 ms/tok b1",
-        "peak MiB",
-        "weights MiB",
-        "probe acc %",
-        "probe pts > chance",
-        "arith acc %",
-        "ppl",
-        "KLD",
-        "top-1 agree %",
-        "setup s",
-        "$/Mtok",
-        "$/Mtok/pt",
-        "layers unchanged",
-    ]
-    return head, rows
+from effbench.render import columns, mdtable, sections
+from effbench.render.run_tables import (  # noqa: F401  (callers' names: report.infer_rows, ...)
+    finetune_rows,
+    infer_rows,
+    members_of,
+    target_cells,
+    workload_sections,
+)
 
 
 # -- data pruning (self-contained: the records come from techniques/_data_pruning.py) --------------
@@ -195,10 +85,10 @@ def pruning_rows(rs, runs):
         "strategies",
         "kept %",
         "kept tokens",
-        "dup removed",
-        "near-dup removed",
-        "wrong removed",
-        "junk removed",
+        "dup",
+        "near-dup",
+        "wrong",
+        "junk",
         "clean lost",
         "precision %",
         "recall %",
@@ -214,20 +104,36 @@ def pruning_rows(rs, runs):
     return head, rows
 
 
+PRUNING_TABLES = [
+    ("Kept", ["strategies", "kept %", "kept tokens", "scoring tokens", "pruning s"]),
+    (
+        "Noise removed (removed / injected)",
+        ["dup", "near-dup", "wrong", "junk", "clean lost", "precision %", "recall %"],
+    ),
+    ("What it cost and bought", ["train s", "cost $ (incl. setup)", "acc %", "Δ acc pts vs unpruned"]),
+]
+
+
 def pruning_section(rs, ok) -> list[str]:
     head, rows = pruning_rows(rs, [r for r in ok if r["spec"]["scenario"] == "finetune"])
     if not rows:
         return []
-    return [
+    lines = ["", "## Data pruning"]
+    for title, heads in PRUNING_TABLES:
+        idx = [0] + [head.index(h) for h in heads]
+        lines += [
+            "",
+            f"### {title}",
+            "",
+            mdtable.table([[row[i] for i in idx] for row in rows], [head[i] for i in idx]),
+        ]
+    return lines + [
         "",
-        "## Data pruning",
-        "",
-        mdtable.table(rows, head),
-        "",
-        "Removed columns: injected examples of that kind removed / injected (copies of one problem are "
+        "Noise removed: injected examples of that kind removed / injected (copies of one problem are "
         "interchangeable; `clean lost` = problems with no copy left). Precision = injected noise removed / all "
         "removed; recall = injected noise removed / injected noise. Kept % and tokens are of the generated train "
-        "split; `pruning s` (scoring included) is part of setup and of the cost; time-to-target uses the suite's target.",
+        "split; `pruning s` (scoring included) is part of setup and of the cost; the runs' time- and cost-to-target "
+        "(the suite's target) are in the fine-tuning cost table.",
     ]
 
 
@@ -279,11 +185,8 @@ def summary_markdown(rs: dict) -> str:
             f"{f' (mean over {n} seeds)' if n > 1 else ''}"
         )
     ok = [r for r in replicates.representatives(rs) if r["status"] == "ok"]
-    for scen, fn, title in (("finetune", finetune_rows, "Fine-tuning"), ("infer", infer_rows, "Inference")):
-        runs = [r for r in ok if r["spec"]["scenario"] == scen]
-        if runs:
-            head, rows = fn(rs, runs)
-            lines += ["", f"## {title}", "", mdtable.table(rows, head)]
+    tables, dropped = workload_sections(rs, ok)
+    lines += tables
     lines += pruning_section(rs, ok)
     lines += replication_section(rs)
     trade = tradeoff.lines(rs)
@@ -298,19 +201,69 @@ def summary_markdown(rs: dict) -> str:
         lines += ["", kernel_markdown(rs["kernels"]).rstrip()]
     elif rs.get("kernels_missing"):
         lines += ["", f"Kernel micro-benchmark not measured: {rs['kernels_missing']}"]
+    lines += not_measured_section(rs)
+    lines += ["", *notes(rs, ok, dropped)]
+    return "\n".join(out for line in lines for out in _fit(line)) + "\n"
+
+
+def _fit(line: str) -> list[str]:
+    """A line of prose or a bullet wrapped to columns.WIDTH; tables, headings and blank lines as they are."""
+    if not line or line.startswith(("|", "#")) or "\n" in line or len(line) <= columns.WIDTH:
+        return [line]
+    return columns.wrap(line)
+
+
+def not_measured_section(rs) -> list[str]:
+    """Runs that were skipped or failed, each reason cut to keep its line within columns.WIDTH."""
     other = [r for r in rs["runs"] if r["status"] != "ok"]
-    if other:
-        rows = [
-            [r["id"], techniques_label(r), r["status"], (r.get("reason") or r.get("error") or "")[:200]] for r in other
-        ]
-        lines += ["", "## Not measured", "", mdtable.table(rows, ["run", "techniques", "status", "reason"])]
-    lines += [
+    if not other:
+        return []
+    rows = [[r["id"], techniques_label(r), r["status"]] for r in other]
+    head = ["run", "techniques", "status", "reason"]
+    # a github table column is max(cells, header + 2) wide, plus "| " and " " around it; "|" ends the line
+    used = sum(max(max(len(mdtable.cell(row[i])) for row in rows), len(head[i]) + 2) + 3 for i in range(3)) + 4
+    room = max(columns.WIDTH - used, 30)
+    for row, r in zip(rows, other):
+        why = " ".join((r.get("reason") or r.get("error") or "")[:200].splitlines())
+        cut = why[: room - 1]
+        while len(mdtable.cell(cut)) > room - 1:  # escaping (`|` as `\|`) lengthens the cell
+            cut = cut[:-1]
+        row.append(why if len(mdtable.cell(why)) <= room else cut + "…")
+    return [
         "",
-        "Accuracies are percentages ± one standard error over eval items; `–` marks a figure not measured "
-        "(its reason is in results.json). Peak MiB: CUDA max allocated, or on CPU the peak RSS of the workload region. "
-        "Quality points are above a floor: $/point per point gained over the unmodified model, $/Mtok/pt per probe "
-        "point above chance (the mean of 1 / choices over its items, 25% for four choices); a run at or below "
-        "the floor has no cost per point (`–`). MFU: executed FLOP/s (adapters, frozen weights and recomputation "
-        "counted as they run) over the GPU's dense bf16 peak.",
+        "## Not measured",
+        "",
+        mdtable.table(rows, head),
+        "",
+        "Each reason in full: results.json.",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def notes(rs, ok, dropped) -> list[str]:
+    """The footnotes: what ± means for each kind of figure, the markers, and the columns left out."""
+    out = [
+        "Accuracies are percentages ± one standard error over eval items; `–` marks a figure not measured "
+        "(its reason is in results.json). Throughputs, latencies, train s and peak memory: the median over a run's "
+        "replicates (each one process) ± the sample standard deviation of the replicates; `(1 rep)`: measured "
+        "by one replicate, so no spread (the Replication section counts them). Peak MiB: CUDA max allocated, "
+        "or on CPU the peak RSS of the workload region. Quality points are above a floor: $/point per point "
+        "gained over the unmodified model, $/Mtok/pt per probe point above chance (the mean of 1 / choices over "
+        "its items, 25% for four choices); a run at or below the floor has no cost per point (`–`). MFU: executed "
+        "FLOP/s (adapters, frozen weights and recomputation counted as they run) over the GPU's dense bf16 peak.",
+    ]
+    ppl = [r for r in ok if columns.perplexity(r).startswith(">")]
+    if ppl:
+        vocabs = sorted({v for v in (vocab_size(r) for r in ppl) if v})
+        out += [
+            "",
+            "ppl `> V (broken)`: a perplexity above the vocabulary size V"
+            f"{' (' + ', '.join(map(str, vocabs)) + ' tokens)' if vocabs else ''}, worse than guessing uniformly "
+            f"over every token; `> {columns.ABSURD_TEXT} (broken)` where V is not known. Its value is in results.json.",
+        ]
+    if dropped:
+        out += [
+            "",
+            f"Left out, as no run's figure says anything (every one empty or zero; an accuracy at most "
+            f"{columns.ZERO_SE:g} standard errors above zero): {', '.join(dropped)}. results.json has them.",
+        ]
+    return out

@@ -21,7 +21,6 @@ def sweeps_section(rs: dict) -> list[str]:
             rows.append(
                 [
                     s["id"],
-                    s["axis"],
                     runinfo.fmt(q["value"], "g") if not isinstance(q["value"], str) else q["value"],
                     runinfo.fmt(q["x"], ".3g"),
                     runinfo.fmt(None if q["quality"] is None else 100 * q["quality"], ".1f")
@@ -35,7 +34,9 @@ def sweeps_section(rs: dict) -> list[str]:
         "",
         "## Sweeps",
         "",
-        mdtable.table(rows, ["sweep", "axis", "value", "x", "quality %", "non-inferiority p", "knee"]),
+        mdtable.table([[s["id"], s["axis"], len(s["points"])] for s in recs], ["sweep", "axis", "points"]),
+        "",
+        mdtable.table(rows, ["sweep", "value", "x", "quality %", "non-inferiority p", "knee"]),
         "",
         f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
         f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
@@ -45,42 +46,45 @@ def sweeps_section(rs: dict) -> list[str]:
 
 
 def interactions_section(rs: dict) -> list[str]:
-    """The report's interactions table (markdown lines), empty where the set has no stacks."""
+    """The report's interactions (markdown lines): per stack, its singles and a table of quantities,
+    notes below the table; empty where the set has no stacks."""
     recs = interactions.interactions(rs)
     if not recs:
         return []
-    rows = []
-    for r in recs:
-        spec = ".3f" if "(x)" in r["quantity"] else "+.1f"
-        pred = runinfo.fmt(r.get("predicted"), spec) + (
-            f" [{runinfo.fmt(r['pred_lo'], spec)}, {runinfo.fmt(r['pred_hi'], spec)}]" if "pred_lo" in r else ""
-        )
-        inter = runinfo.fmt(r.get("interaction"), spec) + (
-            f" [{runinfo.fmt(r['d_lo'], spec)}, {runinfo.fmt(r['d_hi'], spec)}]" if "d_lo" in r else ""
-        )
-        extra = "; ".join(x for x in (r.get("note"), r.get("reason")) if x)
-        verdict = {"worse": "**worse than predicted**", "better": "**better than predicted**"}.get(
-            r.get("verdict"), r.get("verdict") or "–"
-        )
-        verdict += f" ({extra})" if extra else ""
-        rows.append(
-            [
-                r["stack"],
-                " x ".join(r.get("singles", [])) or "–",
-                r["quantity"],
-                runinfo.fmt(r.get("measured"), spec),
-                pred,
-                inter,
-                verdict,
+    lines = ["", "## Interactions of stacked techniques"]
+    for stack in dict.fromkeys(r["stack"] for r in recs):
+        mine = [r for r in recs if r["stack"] == stack]
+        singles = next((r["singles"] for r in mine if r.get("singles")), [])
+        if not singles:  # nothing to predict from: the reason, on one line
+            why = "; ".join(x for r in mine for x in (r.get("reason"), r.get("note")) if x) or "no single runs"
+            lines += ["", f"`{mdtable.cell(stack)}`: not predicted ({mdtable.cell(why)})"]
+            continue
+        lines += ["", f"`{mdtable.cell(stack)}` = " + " x ".join(f"`{mdtable.cell(x)}`" for x in singles)]
+        rows, notes = [], []
+        for r in mine:
+            extra = "; ".join(x for x in (r.get("note"), r.get("reason")) if x)
+            spec = ".3f" if "(x)" in r["quantity"] else "+.1f"
+            pred = runinfo.fmt(r.get("predicted"), spec) + (
+                f" [{runinfo.fmt(r['pred_lo'], spec)}, {runinfo.fmt(r['pred_hi'], spec)}]" if "pred_lo" in r else ""
+            )
+            inter = runinfo.fmt(r.get("interaction"), spec) + (
+                f" [{runinfo.fmt(r['d_lo'], spec)}, {runinfo.fmt(r['d_hi'], spec)}]" if "d_lo" in r else ""
+            )
+            verdict = {"worse": "**worse than predicted**", "better": "**better than predicted**"}.get(
+                r.get("verdict"), r.get("verdict") or "–"
+            )
+            if extra:
+                notes.append(f"{r['quantity']}: {extra}")
+                verdict += f" ({len(notes)})"
+            rows.append([r["quantity"], runinfo.fmt(r.get("measured"), spec), pred, inter, verdict])
+        if rows:
+            head = ["quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"]
+            lines += ["", mdtable.table(rows, head)]
+        if notes:
+            lines += [""] + [
+                f"- ({i}) {mdtable.cell(n)}" if rows else f"- {mdtable.cell(n)}" for i, n in enumerate(notes, 1)
             ]
-        )
-    return [
-        "",
-        "## Interactions of stacked techniques",
-        "",
-        mdtable.table(
-            rows, ["stack", "singles", "quantity", "measured", "predicted [95% CI]", "interaction [95% CI]", "verdict"]
-        ),
+    return lines + [
         "",
         "Ratios are to the run without techniques (below 1: a saving); the prediction multiplies the singles' ratios "
         "(time, memory, bytes) or adds their quality losses in points. Interaction: measured / predicted (ratios) or "
