@@ -120,7 +120,8 @@ kernels: setup
 	$(EFFBENCH) kernels --out $(OUT)
 
 # A/A check: `effbench ab HEAD HEAD` on the aa suite (HEAD checked out once under $(OUT)/aa/src with
-# its own environment), replicates interleaved ABBA; every judged metric must be `same` (exit 0).
+# its own environment), replicates interleaved ABBA; every judged metric must be `same` (exit 0;
+# 3 when some are inconclusive, as 3 replicates are on a noisy machine; 1 on a difference).
 # AB_ARGS adds ab options, e.g. AB_ARGS="--set head:threads=1 --allow-mismatch threads".
 aa: setup
 	$(EFFBENCH) ab HEAD HEAD --suite $(or $(AA_SUITE),aa) --out $(OUT)/aa/$$(date -u +%Y%m%dT%H%M%SZ) \

@@ -363,7 +363,7 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         with open(base / "effbench" / "read" / "compare.py", "a") as f:
             f.write("# changed\n")
         bad = gate("verify", check=False)
-        assert bad.returncode == 3 and str(base / "effbench" / "read" / "compare.py") in bad.stderr
+        assert bad.returncode == 5 and str(base / "effbench" / "read" / "compare.py") in bad.stderr
     finally:
         gate("cleanup", check=False)
         shutil.rmtree(root, ignore_errors=True)
@@ -451,6 +451,9 @@ def test_comment_workflow_reads_the_verdict_as_data(tmp_path, capsys):
         assert san.main([str(v), str(tmp_path / "body.md")]) == 2
         assert f"bad verdict artifact: {name}" in capsys.readouterr().err
         (v / name).write_text({"pr": "42", "head_sha": "a" * 40, "status": "1"}[name])
+    (v / "status").write_text("3")  # inconclusive: its own state, not a pass
+    assert san.main([str(v), str(tmp_path / "body.md")]) == 0
+    assert "state=error\ndescription=inconclusive" in capsys.readouterr().out
     (v / "status").write_text("none")
     (v / "comment.md").unlink()
     assert san.main([str(v), str(tmp_path / "body.md")]) == 0

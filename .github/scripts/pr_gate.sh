@@ -16,7 +16,7 @@
 #                                            refuse if the PR user can write any of them
 #   pr_gate.sh bench JOB BASE SUITE [AB...]  `effbench ab` with the base's code; head runs wrapped
 #   pr_gate.sh verify JOB                    reap the PR user's processes; the hashes and the
-#                                            writability probe again; exit 3 on any difference
+#                                            writability probe again; exit 5 on any difference
 #   pr_gate.sh report JOB BASE               the base's pr_report: JOB/comment/comment.md, exit status
 #   pr_gate.sh cleanup JOB                   remove JOB, the PR user's files included
 #
@@ -24,9 +24,12 @@
 # user (default "sudo -n -u $PR_USER --"; the test, as root, uses setpriv); BASE_CACHE (default
 # JOB/base/cache: the base's EFFBENCH_CACHE, HF_HOME, ... live under it).
 #
-# Exit status: 0 done; 1 (report) a regression; 2 bad use or a misconfigured gate; 3 (verify) the
-# base's files changed; 4 (head-setup, bench) the head's environment cannot be imported as the PR
-# user: a setup error of the gate, raised before any run starts, never a verdict on the head.
+# Exit status: 0 done; 1 (report) a regression; 2 bad use or a misconfigured gate, or (report) bad
+# input to the comparison (nothing matched included); 3 (report) inconclusive: no regression, but a
+# judged metric neither shows a change nor rules one out (the comment says how many replicates would
+# decide it); 4 (head-setup, bench) the head's environment cannot be imported as the PR user: a setup
+# error of the gate, raised before any run starts, never a verdict on the head; 5 (verify) the
+# base's files changed. report passes on effbench.render.pr_report's own status (0, 1, 2, 3).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PR_USER=${PR_USER:-effbench-pr}
@@ -183,7 +186,7 @@ $new
 }${w:+writable by the PR user:
 $w
 }${owned:+owned by the PR user:
-$owned}" 3
+$owned}" 5
     fi
     say "verified: $(wc -l < "$JOB/state/after") entries unchanged, none writable by the PR user"
     ;;

@@ -3,7 +3,7 @@
 `python3 sanitize_comment.py VERDICT_DIR BODY.md` (stdlib only; run by .github/workflows/bench-comment.yml
 on a GitHub-hosted runner, never with the pull request's code). VERDICT_DIR holds `pr` (the PR
 number), `head_sha` (the judged commit), `status` (pr_report's exit status: 0 pass, 1 regression,
-2 bad input; `none` when the gate stopped before comparing) and `comment.md` (markdown made by the
+2 bad input, 3 inconclusive; `none` when the gate stopped before comparing) and `comment.md` (markdown made by the
 base's code from the head's results: still treated as untrusted text). Writes BODY.md and prints
 `pr=`, `sha=`, `state=`, `description=` lines for $GITHUB_OUTPUT; exits 2 on a malformed artifact.
 """
@@ -21,6 +21,7 @@ STATES = {
     "0": ("success", "no regression"),
     "1": ("failure", "regression beyond the thresholds"),
     "2": ("error", "the comparison could not run (bad input)"),
+    "3": ("error", "inconclusive: more replicates needed to decide (see the comment)"),
     "none": ("error", "the gate stopped before comparing (setup, isolation or verification failed)"),
 }
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")  # keeps \t and \n; drops bidi overrides

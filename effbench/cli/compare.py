@@ -8,8 +8,10 @@
   effbench aa --suite aa --out DIR         `ab` with this checkout on both sides, --expect-same
 
 Kept apart from cli.py so the run side and this side can change independently; cli.py calls
-add_parsers. Exit status of compare and ab: 0 pass, 1 regression (--expect-same: any judged
-difference), 2 bad input.
+add_parsers. Exit status of compare, report and ab (effbench.read.compare.exit_status): 0 pass,
+1 regression (--expect-same: any `worse`, `better` or `missing`), 2 bad input (nothing matched
+included), 3 inconclusive (a judged row neither shows a change nor rules one out; --expect-same: any
+row not `same`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def parse_fail_on(items: list[str] | None) -> dict:
 
 
 def parse_allow(text: str | None) -> bool | frozenset:
-    """--allow-mismatch (cli.main rewrites it to `--allow-mismatch=KIND,...`; `all` for none given)."""
+    """--allow-mismatch (cli.main rewrites `device weights` and `device,weights` alike to
+    `--allow-mismatch=device,weights`, and a bare flag to `all`)."""
     from effbench import runspec
     from effbench.read import compare
 
@@ -66,9 +69,12 @@ def options(args) -> compare.Options:
         raise runspec.ConfigError(f"--min-effect {args.min_effect} must be in [0, 1)")
     if not 0 < args.alpha < 1:
         raise runspec.ConfigError(f"--alpha {args.alpha} must be in (0, 1)")
+    if not 0 <= args.min_matched <= 1:
+        raise runspec.ConfigError(f"--min-matched {args.min_matched} must be in [0, 1]")
     return compare.Options(
         min_effect=args.min_effect,
         alpha=args.alpha,
+        min_matched=args.min_matched,
         fail_on=parse_fail_on(args.fail_on),
         allow_mismatch=parse_allow(args.allow_mismatch),
     )
@@ -86,7 +92,8 @@ def emit(res: dict, fmt: str, out: str | None) -> None:
 def cmd_compare(args) -> int:
     from effbench.read import compare, results
 
-    res = compare.compare(results.load(args.base), results.load(args.head), options(args))
+    opts = options(args)  # bad options fail before any file is read
+    res = compare.compare(results.load(args.base), results.load(args.head), opts)
     emit(res, args.format, args.out)
     return compare.exit_status(res)
 
@@ -111,12 +118,21 @@ def cmd_report(args) -> int:
 
 
 def judged(res: dict) -> list[str]:
-    """Rows an A/A comparison must not have: any judged difference or a figure on one side only."""
-    return [
-        f"{r['run']} {r['metric']} ({r['verdict']})"
-        for r in res["rows"]
-        if r["verdict"] in ("worse", "better", "missing")
-    ]
+    """Rows an A/A comparison must not have: every row that is neither `same` nor `info` (a judged
+    difference, a figure on one side only, or a row that could not show equivalence)."""
+    return [f"{r['run']} {r['metric']} ({r['verdict']})" for r in res["rows"] if r["verdict"] not in ("same", "info")]
+
+
+def expect_same(res: dict) -> int:
+    """--expect-same: 0 when every judged row is `same`; 1 on a difference or a missing figure; 3
+    when the only other rows are inconclusive (the A/A check could not show equivalence)."""
+    from effbench.read import compare
+
+    bad = judged(res)
+    print(f"\nA/A {'PASS: every judged metric is same' if not bad else 'FAIL: ' + ', '.join(bad)}")
+    if any(r["verdict"] in ("worse", "better", "missing") for r in res["rows"]):
+        return compare.EXIT_REGRESSION
+    return compare.EXIT_INCONCLUSIVE if bad else compare.EXIT_PASS
 
 
 def cmd_ab(args) -> int:
@@ -148,9 +164,7 @@ def cmd_ab(args) -> int:
     )
     print(f"comparison: {Path(args.out) / 'compare.md'}")
     if args.expect_same:
-        bad = judged(res)
-        print(f"\nA/A {'PASS: every judged metric is same' if not bad else 'FAIL: ' + ', '.join(bad)}")
-        return 1 if bad else 0
+        return expect_same(res)
     return compare.exit_status(res)
 
 
@@ -161,7 +175,7 @@ def cmd_aa(args) -> int:
     return cmd_ab(args)
 
 
-def _compare_options(p: argparse.ArgumentParser) -> None:
+def _compare_options(p: argparse.ArgumentParser, min_matched: float = 0.0) -> None:
     from effbench.render import compare_format
 
     p.add_argument(
@@ -169,7 +183,8 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.05,
         dest="min_effect",
-        help="timings: relative change below which the verdict is same (default 0.05)",
+        help="timings: the margin of `same`: the (Holm-adjusted) CI must lie inside ±this relative change "
+        "(default 0.05)",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument(
@@ -185,7 +200,16 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
         dest="allow_mismatch",
         metavar="KIND[,KIND]",
         help=f"compare even if these differ (prints a warning): {', '.join(compare_options.MISMATCH_KINDS)}; "
-        "given without a kind: all of them",
+        "as `device,weights` or `device weights`; given without a kind: all of them",
+    )
+    p.add_argument(
+        "--min-matched",
+        type=float,
+        default=min_matched,
+        dest="min_matched",
+        metavar="SHARE",
+        help="exit 2 when fewer than this share of the smaller side's runs match a run of the other side "
+        f"(default {min_matched:g}; no match at all always exits 2)",
     )
     p.add_argument("--format", choices=sorted(compare_format.FORMATS), default="markdown")
 
@@ -193,7 +217,9 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub) -> None:
     from effbench.cli.args import add_replication_flags
 
-    c = sub.add_parser("compare", help="compare two result sets: verdicts with CIs; exit 1 on a regression")
+    c = sub.add_parser(
+        "compare", help="compare two result sets: verdicts with CIs; exit 1 regression, 2 bad input, 3 inconclusive"
+    )
     c.add_argument("base", help="baseline results.json or its folder")
     c.add_argument("head", help="new results.json or its folder")
     c.add_argument("--out", help="also write the output to this file")
@@ -232,7 +258,8 @@ def add_parsers(sub) -> None:
                 "--expect-same",
                 action="store_true",
                 dest="expect_same",
-                help="A/A: exit 1 on any judged difference (worse, better or missing)",
+                help="A/A: pass only when every judged metric is same: exit 1 on worse, better or missing, "
+                "3 when the rest are inconclusive",
             )
         else:
             a.set_defaults(set=None, wrap=None)
@@ -243,5 +270,5 @@ def add_parsers(sub) -> None:
         a.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these runs of the suite: run ids or sweep ids")
         a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         add_replication_flags(a)
-        _compare_options(a)
+        _compare_options(a, min_matched=1.0)  # one suite on both sides: every run must match
         a.set_defaults(fn=cmd_ab if name == "ab" else cmd_aa)

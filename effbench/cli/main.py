@@ -6,7 +6,7 @@
   effbench run --suite gpu --devices 0,1  one child per local GPU (also: --executor ray, --shard i/N, --resume SET)
   effbench merge OUT SET SET...          join shard result sets into one
   effbench show RESULTS                  print a result set's summary table
-  effbench compare BASE HEAD             verdicts per metric with CIs; exit 1 on a regression
+  effbench compare BASE HEAD             verdicts per metric with CIs; exit 1 regression, 3 inconclusive
   effbench plot|report|aa ...            plots, a README for a result set, the A/A check (cli_compare)
 
 Bad input exits with status 2 and a message naming the value and the valid choices, before any
@@ -237,9 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def rewrite_allow_mismatch(argv: list[str]) -> list[str]:
-    """`--allow-mismatch [KIND ...]` -> `--allow-mismatch=KIND,...` (`all` without a kind), taking
-    only known kinds, so that `compare --allow-mismatch BASE HEAD` keeps its positional paths."""
+    """`--allow-mismatch [KIND[,KIND...] ...]` -> `--allow-mismatch=KIND,...` (`all` without a kind):
+    kinds as separate words (`device weights`), comma lists (`device,weights`) or both. Only words
+    that are kinds, or comma lists of names, are taken (a comma list with an unknown name is then
+    refused by name), so that `compare --allow-mismatch BASE HEAD` keeps its positional paths."""
     from effbench.read.options import MISMATCH_KINDS
+
+    known = set(MISMATCH_KINDS) | {"all"}
+
+    def is_kinds(word: str) -> bool:
+        parts = word.split(",")
+        return all(parts) and (set(parts) <= known or ("," in word and all(p.isidentifier() for p in parts)))
 
     out, i = [], 0
     while i < len(argv):
@@ -248,8 +256,8 @@ def rewrite_allow_mismatch(argv: list[str]) -> list[str]:
             i += 1
             continue
         kinds, i = [], i + 1
-        while i < len(argv) and argv[i] in MISMATCH_KINDS + ("all",):
-            kinds.append(argv[i])
+        while i < len(argv) and is_kinds(argv[i]):
+            kinds += argv[i].split(",")
             i += 1
         out.append("--allow-mismatch=" + ",".join(kinds or ["all"]))
     return out

@@ -5,8 +5,16 @@ with the same spec apart from results.NOT_MATCHED. Each metric gets a kind, and 
 the rule (effbench.read.stats): `timing` (per-replicate values: Welch t on logs, CI, minimum detectable
 effect, minimum effect; one replicate on a side: `info` with the within-run CI), `accuracy`
 (several seeds: Welch t over seeds; one seed: paired McNemar / bootstrap over `items`), `bytes` and
-`value` (exact with a relative tolerance), `info` (no direction: shown, never judged). The verdict
-(better / worse / same) follows the metric's higher_is_better.
+`value` (exact with a relative tolerance), `info` (no direction: shown, never judged).
+
+Verdicts, read from the row's interval (stats.judge) and oriented by the metric's higher_is_better:
+`worse` / `better` where the interval excludes zero (for timings: the interval at the Holm-adjusted
+level, adjust_timing, so it excludes zero exactly when the adjusted p < alpha); `same` where it lies
+inside +-margin (timings: Options.min_effect, relative; accuracies: the base set's
+noninferiority_margin, points; exact rules: their tolerance); `inconclusive` where neither is shown.
+
+Nothing matched, or fewer than Options.min_matched of the smaller side's runs: NothingMatched
+(exit 2), since "0 worse" over no rows is no verdict.
 
 Result sets measured differently are refused (MismatchError, exit 2): device, model weights, task
 data, CPU threads, core count, memory method. allow_mismatch (True: every kind; or a set of kinds)
@@ -15,9 +23,10 @@ turns those differences into warning lines. Rendering: compare_format.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from effbench.read import replicates, stats
+from effbench.read import replicates, results, stats
 from effbench.read.options import DEFAULT_FAIL_ON, MISMATCH_KINDS, Options  # noqa: F401 (compare.Options)
 
 TIME_UNITS = replicates.TIME_UNITS
@@ -27,11 +36,16 @@ ITEMS_OF = {
     "accuracy_unmodified": "arith.exact_match.unmodified",
     "arith_accuracy": "arith.exact_match",
 }
-RANK = {"worse": 0, "missing": 1, "better": 2, "same": 3, "info": 4}
+RANK = {"worse": 0, "missing": 1, "inconclusive": 2, "better": 3, "same": 4, "info": 5}
+JUDGED = ("worse", "better", "same", "inconclusive")  # verdicts of a judged row, in headline order
 
 
 class MismatchError(ValueError):
     pass
+
+
+class NothingMatched(ValueError):
+    """Too few runs of one side match a run of the other: no comparison to speak of."""
 
 
 def items_key(name: str, run: dict) -> str | None:
@@ -85,7 +99,7 @@ def _accuracy(
     if len(sb) >= 2 and len(sh) >= 2:
         vb = [r["metrics"][name]["value"] for r in sb.values()]
         vh = [r["metrics"][name]["value"] for r in sh.values()]
-        return stats.seed_accuracy(vb, vh, o.alpha, o.conf), sum(vb) / len(vb), sum(vh) / len(vh)
+        return stats.seed_accuracy(vb, vh, o.alpha, margin=o.accuracy_margin), sum(vb) / len(vb), sum(vh) / len(vh)
     common = [k for k in sb if k in sh] or [None]
     rb, rh = (
         (sb[common[0]], sh[common[0]]) if common[0] is not None else (replicates.primary(gb), replicates.primary(gh))
@@ -93,11 +107,9 @@ def _accuracy(
     mb, mh = rb["metrics"].get(name) or mb, rh["metrics"].get(name) or mh
     kb, kh = items_key(name, rb), items_key(name, rh)
     if common[0] is not None and kb and kh and len(rb["items"][kb]) == len(rh["items"][kh]) and rb["items"][kb]:
-        out = stats.accuracy(rb["items"][kb], rh["items"][kh], o.alpha, o.conf, seed)
+        out = stats.accuracy(rb["items"][kb], rh["items"][kh], o.alpha, seed=seed, margin=o.accuracy_margin)
         if len(sb) > 1 or len(sh) > 1:
-            out = stats.Outcome(
-                out.change, out.lo, out.hi, out.p, out.direction, out.method + f", seed {common[0]} only"
-            )
+            out = dataclasses.replace(out, method=out.method + f", seed {common[0]} only")
     else:
         out = stats.accuracy_unpaired(mb, mh, o.alpha)
     return out, mb["value"], mh["value"]
@@ -133,7 +145,12 @@ def compare_metric(name: str, gb: list, gh: list, o: Options) -> dict | None:
         "mde": None,
         "n_needed": None,
         "sd_log": None,
+        "se_log": None,
+        "df": None,
+        "ci_level": None,
+        "margin": None,
         "replicates": None,
+        "items_needed": None,
     }
     if row["base"] is None and row["head"] is None:
         return None
@@ -154,29 +171,42 @@ def compare_metric(name: str, gb: list, gh: list, o: Options) -> dict | None:
         row["replicates"] = [len(replicates.values(gb, name)), len(replicates.values(gh, name))]
         if out.p is None:  # one replicate on a side: shown, never judged
             return {**row, "verdict": "info", "change": out.change, "lo": out.lo, "hi": out.hi, "method": out.method}
+        margin = o.min_effect
     elif kind == "accuracy":
         out, row["base"], row["head"] = _accuracy(name, gb, gh, mb, mh, o, seed)
+        margin = o.accuracy_margin
     else:
-        tol = (o.rss_tol if "rss" in name else o.bytes_tol) if kind == "bytes" else o.value_tol
-        out = stats.tolerance(mb["value"], mh["value"], tol)
-    hib = bool(m["higher_is_better"])
-    verdict = "same" if out.direction == 0 else ("better" if (out.direction > 0) == hib else "worse")
-    bad = (-out.change if hib else out.change) if out.change is not None else 0.0
-    fail = verdict == "worse" and bad >= o.fail_on.get(kind, 0.0)
-    return {
-        **row,
-        "change": out.change,
-        "lo": out.lo,
-        "hi": out.hi,
-        "p": out.p,
-        "verdict": verdict,
-        "bad": bad,
-        "method": out.method,
-        "fail": fail,
-        "mde": out.mde,
-        "n_needed": out.n_needed,
-        "sd_log": out.sd_log,
-    }
+        margin = (o.rss_tol if "rss" in name else o.bytes_tol) if kind == "bytes" else o.value_tol
+        out = stats.tolerance(mb["value"], mh["value"], margin)
+    row.update(
+        change=out.change,
+        lo=out.lo,
+        hi=out.hi,
+        p=out.p,
+        method=out.method,
+        mde=out.mde,
+        n_needed=out.n_needed,
+        sd_log=out.sd_log,
+        se_log=out.se_log,
+        df=out.df,
+        items_needed=out.items_needed,
+        margin=margin,
+        ci_level=None if out.lo is None else 1 - o.alpha,
+    )
+    # exact rules (bytes, values) have no interval: their tolerance decided the direction (0: within it)
+    return judge(row, o, out.direction if out.lo is None or out.hi is None else None)
+
+
+def judge(row: dict, o: Options, exact: int | None = None) -> dict:
+    """Set the row's verdict, bad and fail from its interval [lo, hi] and margin (stats.judge), or
+    from `exact` (the direction of an exact rule: 0 within its tolerance)."""
+    d = exact if exact is not None else stats.judge(row["lo"], row["hi"], row["margin"])
+    hib = bool(row["higher_is_better"])
+    verdict = "inconclusive" if d is None else "same" if d == 0 else ("better" if (d > 0) == hib else "worse")
+    c = row["change"]
+    bad = (-c if hib else c) if c is not None else 0.0
+    row.update(verdict=verdict, bad=bad, fail=verdict == "worse" and bad >= o.fail_on.get(row["kind"], 0.0))
+    return row
 
 
 def _hashes(d: dict, prefix: str = "") -> dict:
@@ -267,8 +297,12 @@ def _status_row(rb: dict, rh: dict) -> dict:
 def compare(base: dict, head: dict, o: Options | None = None) -> dict:
     """The comparison as a plain dict: rows, runs only in one side, warnings, counts, headline, power."""
     o = o or Options()
+    if o.accuracy_margin is None:  # the suite's margin of "no change that matters" in quality (fraction)
+        margin = base.get("noninferiority_margin", head.get("noninferiority_margin", 0.01))
+        o = dataclasses.replace(o, accuracy_margin=float(margin))
     gb, gh = replicates.groups(base), replicates.groups(head)
     pairs = [(gb[k], gh[k]) for k in gh if k in gb]
+    check_matched(base, head, gb, gh, len(pairs), o)
     problems = mismatches(base, head, pairs)
     refused = [m for k, m in problems if not o.allowed(k)]
     if refused:
@@ -301,26 +335,65 @@ def compare(base: dict, head: dict, o: Options | None = None) -> dict:
         "warnings": [f"WARNING: compared despite a mismatch: {m}" for _, m in problems],
         "failed": [f"{r['run']} {r['metric']}" for r in rows if r["fail"]],
         "power": power(rows, o),
+        "same_set": same_set(base, head),
     }
+    res["undecided"] = [f"{r['run']} {r['metric']}" for r in undecided(rows, o)]
     res["headline"] = headline(res)
     return res
 
 
+def same_set(base: dict, head: dict) -> bool:
+    """BASE and HEAD are one result set (one file, or the same runs): the comparison shows the
+    noise of the intervals only, not a difference between two code versions."""
+    same_file = base.get("_path") is not None and base.get("_path") == head.get("_path")
+    return same_file or base.get("runs") == head.get("runs")
+
+
+def check_matched(base: dict, head: dict, gb: dict, gh: dict, matched: int, o: Options) -> None:
+    """Refuse (NothingMatched) when no run matched, or fewer than o.min_matched of the side with
+    fewer runs: most likely two different suites or suite settings, where "0 worse" would mislead."""
+    small = min(len(gb), len(gh))
+    if matched and matched >= o.min_matched * small:
+        return
+
+    def ids(g: dict, other: dict) -> str:
+        left = [replicates.primary(g[k])["id"] for k in g if k not in other]
+        return ", ".join(left[:8]) + (f", … ({len(left)} in all)" if len(left) > 8 else "")
+
+    name = {id(base): base.get("_path") or "BASE", id(head): head.get("_path") or "HEAD"}
+    what = (
+        "no run matched"
+        if not matched
+        else f"only {matched} run(s) matched, under the {o.min_matched:.0%} of the {small} runs of the smaller side "
+        "that --min-matched requires"
+    )
+    raise NothingMatched(
+        f"nothing to compare: {what} between base {name[id(base)]} and head {name[id(head)]} (runs match by "
+        f"their spec apart from {', '.join(results.NOT_MATCHED)}; the same suite and settings on both sides match). "
+        f"Unmatched in base: {ids(gb, gh) or '-'}; unmatched in head: {ids(gh, gb) or '-'}"
+    )
+
+
 def adjust_timing(rows: list[dict], o: Options) -> None:
     """Timing rows are many tests of one pair of code versions, whose replicates move together: their
-    p-values are Holm-adjusted (family-wise alpha), so that an A/A comparison stays `same` on every
-    row at the stated alpha rather than on each row separately. The raw p-value stays in `p_raw`."""
+    p-values are Holm-adjusted (family-wise alpha), so that an A/A comparison has no `worse` or
+    `better` at the stated alpha over all rows rather than on each row. The raw p-value stays in
+    `p_raw`. Each row's interval is recomputed at the level that matches its adjusted p-value,
+    1 - alpha * p_raw / p_adj (between 1 - alpha and Bonferroni's 1 - alpha/m): it excludes zero
+    exactly when p_adj < alpha, so an interval and a p-value never disagree; the verdict follows."""
     tested = [r for r in rows if r["kind"] == "timing" and r["p"] is not None]
     m = len(tested)
     for r, p in zip(tested, stats.holm([r["p"] for r in tested])):
         r["p_raw"], r["p"] = r["p"], float(p)
-        if p >= o.alpha and r["verdict"] in ("worse", "better"):
-            r.update(verdict="same", fail=False)
+        level = 1 - o.alpha * (r["p_raw"] / r["p"] if r["p_raw"] > 0 else 1.0)
+        r["ci_level"] = level
+        r["lo"], r["hi"] = stats.log_interval(math.log1p(r["change"]), r["se_log"], r["df"], level)
         if m > 1:
             r["method"] += f", Holm over {m} timing rows"
             # power at the Bonferroni level alpha/m, which Holm's first step uses: a conservative MDE
             r["mde"] = stats.mde(r["sd_log"], *r["replicates"], alpha=o.alpha / m)
             r["n_needed"] = stats.replicates_needed(r["sd_log"], o.min_effect, alpha=o.alpha / m)
+        judge(r, o)
 
 
 def power(rows: list[dict], o: Options) -> dict:
@@ -355,12 +428,14 @@ def _side(rs: dict) -> dict:
 
 def headline(res: dict) -> str:
     c = res["counts"]
-    parts = [f"{c['worse']} worse", f"{c['better']} better", f"{c['same']} same"]
+    parts = [f"{c[v]} {v}" for v in JUDGED]
     parts += [f"{c[k]} {k}" for k in ("missing",) if c[k]] + ([f"{c['info']} informational"] if c["info"] else [])
     parts += [f"{len(res[k])} run(s) only in {k[5:]}" for k in ("only_base", "only_head") if res[k]]
     pw = res.get("power") or {}
     if pw.get("one_replicate") and not pw.get("tested"):
         parts.append("timings not tested (1 replicate)")
+    if res.get("same_set"):
+        parts.append("note: BASE and HEAD are the same result set (the intervals show its noise, no code change)")
     return ", ".join(parts)
 
 
@@ -393,6 +468,17 @@ def power_line(res: dict) -> str:
     return " ".join(out)
 
 
+EXIT_PASS, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+
+
+def undecided(rows: list[dict], o: Options) -> list[dict]:
+    """Inconclusive rows of a judged kind: one whose --fail-on threshold is not `never`."""
+    return [r for r in rows if r["verdict"] == "inconclusive" and math.isfinite(o.fail_on.get(r["kind"], 0.0))]
+
+
 def exit_status(res: dict) -> int:
-    """0: nothing worse beyond the fail-on thresholds; 1: something is (bad input exits 2 earlier)."""
-    return 1 if res["failed"] else 0
+    """1: something is worse beyond the fail-on thresholds; else 3: a judged row is inconclusive (the
+    measurements can neither show a change nor rule one out); else 0. Bad input exits 2 earlier."""
+    if res["failed"]:
+        return EXIT_REGRESSION
+    return EXIT_INCONCLUSIVE if res.get("undecided") else EXIT_PASS

@@ -16,9 +16,15 @@ DEFAULT_FAIL_ON = {"timing": 0.05, "accuracy": 0.0, "bytes": 0.01, "value": 0.01
 
 @dataclass
 class Options:
-    min_effect: float = 0.05  # timings: a change below this fraction is `same`
-    alpha: float = 0.05  # significance level of the timing and accuracy tests
-    conf: float = 0.95  # confidence level of the CIs shown
+    min_effect: float = 0.05  # timings: `same` when the (Holm-adjusted) CI lies inside +-min_effect (relative)
+    alpha: float = 0.05  # significance level of the timing and accuracy tests; judged CIs are at 1 - alpha
+    conf: float = 0.95  # confidence level of the CIs shown on rows not judged (one replicate: within-run)
+    accuracy_margin: float | None = (
+        None  # accuracies: `same` inside +-this (fraction); None: the base set's noninferiority_margin
+    )
+    # refuse when fewer than this share of the smaller side's runs match (none matched: always refused);
+    # `ab` asks for 1.0: it runs one suite on both sides, so a run that matches nothing is a broken head
+    min_matched: float = 0.0
     bytes_tol: float = 0.01  # memory / byte counts: relative tolerance
     rss_tol: float = 0.15  # CPU RSS holds allocator-cached pages: identical default-model runs differed by up to 13%
     value_tol: float = 0.01  # other directional figures (perplexity, KLD, loss): relative tolerance

@@ -1,14 +1,18 @@
 """Statistics for comparing two result sets: one verdict rule per kind of metric.
 
-Why three rules: the figures differ in where their noise comes from.
+Why three rules: the figures differ in where their noise comes from. Whatever the rule, a verdict is
+read from one interval and a margin (`judge`): the interval excludes zero: a change (+1 / -1); it
+lies inside +-margin: no change that matters (0, `same`); neither: inconclusive (None). Each
+p-value shown is the inversion of the test whose interval is shown, so p < alpha exactly when the
+interval (at 1 - alpha) excludes zero.
 - Timings: judged on replicates (below, `replicate_timing`). `timing` compares the samples inside
   one run on each side (ratio of medians, percentile bootstrap CI, Mann-Whitney U / Welch t on
   logs); compare uses only its CI, to describe a single pair of runs, never as a verdict, since
-  samples from one process are not replicates of the run. `worse`/`better` needs p < alpha *and*
-  the change to reach a minimum effect (default 5%): a real but tiny difference is not worth a red mark.
+  samples from one process are not replicates of the run.
 - Accuracies: both sides score the same eval items, so the test is paired. 0/1 scores: exact
-  McNemar test on the discordant items; other scores: paired bootstrap of the mean difference.
-  The CI of the difference (points) comes from the paired bootstrap in both cases.
+  McNemar test on the discordant items, with the exact (Clopper-Pearson) interval of the share of
+  discordant items the head gets right, scaled to points, which is that test inverted; other
+  scores: paired bootstrap of the mean difference (percentile CI, and the p-value it inverts to).
 - Byte counts and deterministic figures (perplexity, KLD, loss): no sampling noise from the
   harness, so an exact comparison with a small relative tolerance.
 
@@ -47,7 +51,32 @@ class Outcome:
     mde: float | None = None  # timing: smallest relative change detectable at 80% power (replicate level)
     n_needed: int | None = None  # timing: replicates per side to detect min_effect at 80% power
     sd_log: float | None = None  # timing: pooled run-to-run sd of log replicate values
+    se_log: float | None = None  # timing: standard error of the log change (Welch), to recompute the CI
+    df: float | None = None  # timing: Welch degrees of freedom, likewise
+    items_needed: int | None = None  # paired accuracy: items for the CI to fit inside +-margin (80% power)
 
+
+def judge(lo: float, hi: float, margin: float) -> int | None:
+    """The verdict an interval of a change gives: +1 / -1 when it excludes zero (a change shown, in
+    that direction), 0 when it lies inside [-margin, +margin] (equivalence shown), None when neither
+    (inconclusive). An interval that excludes zero is never 0, however small the change."""
+    if lo > 0:
+        return 1
+    if hi < 0:
+        return -1
+    return 0 if -margin <= lo and hi <= margin else None
+
+
+def log_interval(d: float, se: float, df: float, conf: float) -> tuple[float, float]:
+    """(lo, hi) of the relative change exp(d) - 1 for a log change d with standard error se (t, df)."""
+    if se == 0:
+        return math.expm1(d), math.expm1(d)
+    q = float(sps.t.ppf(0.5 + conf / 2, df))
+    return math.expm1(d - q * se), math.expm1(d + q * se)
+
+
+POWER = 0.8  # power at which the minimum detectable effect and the replicates needed are stated
+MAX_REPLICATES = 1000
 
 # "hmean": a throughput computed as work / median time from 2 samples is their harmonic mean.
 STATISTICS = {"median": np.median, "mean": np.mean, "sum": np.sum, "hmean": sps.hmean}
@@ -130,30 +159,62 @@ def paired_bootstrap_diff(base, head, n_boot: int = 2000, conf: float = 0.95, se
 
 
 def paired_bootstrap_p(base, head, n_boot: int = 2000, seed: int = 0) -> float:
-    """Two-sided p-value of mean(head - base) = 0: bootstrap of the centred differences."""
+    """Two-sided p-value of mean(head - base) = 0 that the percentile interval of
+    paired_bootstrap_diff (same seed, same draws) inverts to: twice the share of bootstrap means on
+    the far side of zero, so p < alpha where the 1 - alpha interval excludes zero."""
     d = np.asarray(head, float) - np.asarray(base, float)
-    if np.all(d == d[0]) and d[0] == 0:
-        return 1.0
+    if np.all(d == d[0]):
+        return 1.0 if d[0] == 0 else 0.0
     rng = np.random.default_rng(seed)
-    means = (d - d.mean())[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
-    return float((np.sum(np.abs(means) >= abs(d.mean())) + 1) / (n_boot + 1))
+    means = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+    return float(min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0))))
 
 
-def accuracy(base_items, head_items, alpha: float = 0.05, conf: float = 0.95, seed: int = 0) -> Outcome:
-    """Paired comparison of per-item scores of the same items in the same order."""
+def accuracy(
+    base_items, head_items, alpha: float = 0.05, conf: float | None = None, seed: int = 0, margin: float = 0.01
+) -> Outcome:
+    """Paired comparison of per-item scores of the same items in the same order; the CI at `conf`
+    (default 1 - alpha) and p agree: p < alpha exactly when the 1 - alpha interval excludes zero."""
     if len(base_items) != len(head_items) or not len(base_items):
         raise ValueError(
             f"paired test needs the same items on both sides: {len(base_items)} vs {len(head_items)} scores"
         )
-    diff, lo, hi = paired_bootstrap_diff(base_items, head_items, conf=conf, seed=seed)
+    conf = 1 - alpha if conf is None else conf
+    n = len(base_items)
+    d = np.asarray(head_items, float) - np.asarray(base_items, float)
+    diff = float(d.mean())
     binary = all(x in (0, 1) for x in list(base_items) + list(head_items))
     if binary:
         p, nb, nc = mcnemar_exact(base_items, head_items)
-        method = f"McNemar, {len(base_items)} paired items ({nb} lost, {nc} gained)"
+        if nb + nc:  # conditional on the discordant items: c ~ Binomial(b + c, pi), diff = (2 pi - 1)(b + c)/n
+            ci = sps.binomtest(nc, nb + nc, 0.5).proportion_ci(conf, method="exact")
+            lo, hi = ((2 * ci.low - 1) * (nb + nc) / n, (2 * ci.high - 1) * (nb + nc) / n)
+        else:
+            lo = hi = 0.0
+        method = f"McNemar, {n} paired items ({nb} lost, {nc} gained)"
     else:
+        diff, lo, hi = paired_bootstrap_diff(base_items, head_items, conf=conf, seed=seed)
         p = paired_bootstrap_p(base_items, head_items, seed=seed)
-        method = f"paired bootstrap, {len(base_items)} items"
-    return Outcome(diff, lo, hi, p, int(np.sign(diff)) if p < alpha else 0, method)
+        method = f"paired bootstrap, {n} items"
+    return Outcome(
+        diff,
+        float(lo),
+        float(hi),
+        p,
+        int(np.sign(diff)) if p < alpha else 0,
+        method,
+        items_needed=items_needed(float(d.std(ddof=1)) if n > 1 else float("nan"), margin, alpha),
+    )
+
+
+def items_needed(sd: float, margin: float, alpha: float = 0.05, power: float = POWER) -> int | None:
+    """Paired items for a two-sided test at `alpha` to detect a `margin` change with `power` (normal
+    approximation, per-item sd of the differences `sd`); about as many narrow the interval to
+    within +-margin when there is no change."""
+    if not math.isfinite(sd) or margin <= 0:
+        return None
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    return max(2, math.ceil((z * sd / margin) ** 2))
 
 
 def accuracy_unpaired(base: dict, head: dict, alpha: float = 0.05) -> Outcome:
@@ -181,10 +242,6 @@ def tolerance(base: float, head: float, rel_tol: float = 0.01, abs_tol: float = 
     change = head / base - 1 if base else float("inf") * np.sign(head)
     big = abs(head - base) > max(abs_tol, rel_tol * max(abs(base), abs(head)))
     return Outcome(float(change), None, None, None, int(np.sign(head - base)) if big else 0, f"exact ± {rel_tol:.0%}")
-
-
-POWER = 0.8  # power at which the minimum detectable effect and the replicates needed are stated
-MAX_REPLICATES = 1000
 
 
 def _power(delta: float, sd: float, n_b, n_h, alpha: float):
@@ -225,64 +282,75 @@ def mde(sd_log: float, n_b: int, n_h: int, alpha: float = 0.05, power: float = P
     return float(math.expm1(brentq(lambda d: float(_power(d, sd_log, n_b, n_h, alpha)) - power, 0.0, hi)))
 
 
-def replicates_needed(sd_log: float, min_effect: float, alpha: float = 0.05, power: float = POWER) -> int | None:
+def replicates_needed(
+    sd_log: float, min_effect: float, alpha: float = 0.05, power: float = POWER, relative: bool = True
+) -> int | None:
     """Replicates per side for the t-test on logs to detect a `min_effect` change with `power`
-    (None: more than MAX_REPLICATES, or the noise is unknown)."""
+    (None: more than MAX_REPLICATES, or the noise is unknown). With that many, a true change of zero
+    also gives an interval of about +-min_effect or less: either way the row is decided.
+    relative=False: a t-test on plain values (per-seed accuracies), min_effect an absolute difference."""
     if not math.isfinite(sd_log) or min_effect <= 0:
         return None
     if sd_log == 0:
         return 2
     n = np.arange(2, MAX_REPLICATES + 1)
-    ok = np.nonzero(_power(math.log1p(min_effect), sd_log, n, n, alpha) >= power)[0]
+    delta = math.log1p(min_effect) if relative else min_effect
+    ok = np.nonzero(_power(delta, sd_log, n, n, alpha) >= power)[0]
     return int(n[ok[0]]) if len(ok) else None
 
 
-def replicate_timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: float = 0.95) -> Outcome:
+def welch(b: np.ndarray, h: np.ndarray) -> tuple[float, float, float, float]:
+    """Welch t-test of mean(h) - mean(b): (difference, standard error, degrees of freedom, p).
+    The p-value and log_interval use the same se and df, so they agree at every level."""
+    d = float(h.mean() - b.mean())
+    vb, vh = float(b.var(ddof=1)) / len(b), float(h.var(ddof=1)) / len(h)
+    se = math.sqrt(vb + vh)
+    if se == 0:
+        return d, 0.0, float(len(b) + len(h) - 2), (1.0 if d == 0 else 0.0)
+    df = (vb + vh) ** 2 / (vb**2 / (len(b) - 1) + vh**2 / (len(h) - 1))
+    return d, se, df, float(2 * sps.t.sf(abs(d) / se, df))
+
+
+def replicate_timing(base, head, min_effect: float = 0.05, alpha: float = 0.05, conf: float | None = None) -> Outcome:
     """Per-replicate values (>= 2 a side): change = ratio of geometric means - 1, Welch t-test and
-    its CI on log values, MDE and replicates needed from the pooled run-to-run spread."""
+    its CI on log values (at `conf`, default 1 - alpha), MDE and replicates needed from the pooled
+    run-to-run spread. direction: the sign of the change where the interval excludes zero."""
     lb, lh = np.log(np.asarray(base, float)), np.log(np.asarray(head, float))
     if min(len(lb), len(lh)) < 2:
         raise ValueError(f"a replicate-level test needs >= 2 replicates a side, got {len(lb)}/{len(lh)}")
-    d = float(lh.mean() - lb.mean())
+    d, se, df, p = welch(lb, lh)
     sd = pooled_sd(lb, lh)
-    if sd == 0:
-        p, lo, hi = (1.0 if d == 0 else 0.0), d, d
-    else:
-        with warnings.catch_warnings():  # one side constant: scipy warns, the Welch result is still defined
-            warnings.simplefilter("ignore", RuntimeWarning)
-            t = sps.ttest_ind(lh, lb, equal_var=False)
-            lo, hi = t.confidence_interval(conf)
-        p = 1.0 if math.isnan(t.pvalue) else float(t.pvalue)
-    change = math.expm1(d)
-    direction = int(np.sign(d)) if p < alpha and abs(change) >= min_effect else 0
+    lo, hi = log_interval(d, se, df, 1 - alpha if conf is None else conf)
     return Outcome(
-        change,
-        math.expm1(lo),
-        math.expm1(hi),
+        math.expm1(d),
+        lo,
+        hi,
         p,
-        direction,
+        int(np.sign(d)) if p < alpha else 0,
         f"Welch t on log replicate values, {len(lb)}/{len(lh)} replicates",
         mde(sd, len(lb), len(lh), alpha),
         replicates_needed(sd, min_effect, alpha),
         sd,
+        se,
+        df,
     )
 
 
-def seed_accuracy(base, head, alpha: float = 0.05, conf: float = 0.95) -> Outcome:
-    """Per-seed accuracies (>= 2 a side): mean difference (fraction), Welch t-test and its CI, so
-    that the training's seed-to-seed variation is part of the noise."""
+def seed_accuracy(base, head, alpha: float = 0.05, conf: float | None = None, margin: float = 0.01) -> Outcome:
+    """Per-seed accuracies (>= 2 a side): mean difference (fraction), Welch t-test and its CI (at
+    `conf`, default 1 - alpha), so that the training's seed-to-seed variation is part of the noise;
+    n_needed: the seeds a side that detect a `margin` difference with 80% power."""
     b, h = np.asarray(base, float), np.asarray(head, float)
-    d = float(h.mean() - b.mean())
-    if pooled_sd(b, h) == 0:
-        p, lo, hi = (1.0 if d == 0 else 0.0), d, d
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            t = sps.ttest_ind(h, b, equal_var=False)
-            lo, hi = t.confidence_interval(conf)
-        p = 1.0 if math.isnan(t.pvalue) else float(t.pvalue)
+    d, se, df, p = welch(b, h)
+    q = float(sps.t.ppf(0.5 + (1 - alpha if conf is None else conf) / 2, df)) if se else 0.0
     return Outcome(
-        d, float(lo), float(hi), p, int(np.sign(d)) if p < alpha else 0, f"Welch t over seeds, {len(b)}/{len(h)} seeds"
+        d,
+        d - q * se,
+        d + q * se,
+        p,
+        int(np.sign(d)) if p < alpha else 0,
+        f"Welch t over seeds, {len(b)}/{len(h)} seeds",
+        n_needed=replicates_needed(pooled_sd(b, h), margin, alpha, relative=False),
     )
 
 

@@ -28,6 +28,9 @@ COLUMNS = [
     "mde",
     "n_needed",
     "sd_log",
+    "ci_level",
+    "margin",
+    "items_needed",
     "verdict",
     "fail",
     "method",
@@ -58,12 +61,43 @@ def change(row) -> str:
 
 
 def interval(row) -> str:
+    """The CI, with its level where it is not 95% (Holm-adjusted timing rows)."""
     lo, hi = row["lo"], row["hi"]
     if lo is None or hi is None:
         return ""
+    level = row.get("ci_level")
+    at = f" at {100 * level:.4g}%" if level is not None and abs(level - 0.95) > 5e-5 else ""
     if row["kind"] == "accuracy":
-        return f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pts"
-    return f"[{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
+        return f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pts{at}"
+    return f"[{_pct(lo)}, {_pct(hi)}]{at}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.1f}%" if x <= 10 else "> +1000%"  # a relative change is > -100%; its CI may not end
+
+
+def margin(row) -> str:
+    m = row.get("margin")
+    if m is None:
+        return ""
+    return f"±{100 * m:.3g} pts" if row["kind"] == "accuracy" else f"±{100 * m:.3g}%"
+
+
+def decides(row) -> str:
+    """What would make an inconclusive row decidable: replicates (timings), seeds or eval items
+    (accuracies), from the power figures compare computed (80% power to detect the margin; about as
+    many narrow the interval to within it when there is no change)."""
+    n = row.get("n_needed")
+    if row["kind"] == "timing":
+        now = "{}/{}".format(*row["replicates"]) if row.get("replicates") else "?"
+        return f"{n} replicates a side (now {now})" if n else f"more than {MAX_SHOWN} replicates a side (now {now})"
+    if "over seeds" in row["method"]:
+        return f"{n} seeds a side" if n else f"more than {MAX_SHOWN} seeds a side"
+    k = row.get("items_needed")
+    return f"about {k} paired eval items" if k else "more eval items or seeds"
+
+
+MAX_SHOWN = 1000  # stats.MAX_REPLICATES
 
 
 def mde(row) -> str:
@@ -97,6 +131,18 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
         lines += ["", power_line(res)]
     if res["failed"]:
         lines += ["", f"Fails the gate: {', '.join(res['failed'])}"]
+    undecided = [r for r in res["rows"] if f"{r['run']} {r['metric']}" in set(res.get("undecided") or ())]
+    if undecided:
+        lines += [
+            "",
+            f"Inconclusive ({len(undecided)} judged row(s): the interval neither excludes zero nor lies inside the "
+            "margin). What would decide each, at 80% power to detect the margin:",
+            "",
+            mdtable.table(
+                [[r["run"], r["metric"], change(r), interval(r), margin(r), decides(r)] for r in undecided],
+                ["run", "metric", "change", "CI", "margin", "needed to decide"],
+            ),
+        ]
     for scen in dict.fromkeys(r["scenario"] for r in res["rows"]):
         rows = [
             [
@@ -120,7 +166,7 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
             "",
             mdtable.table(
                 rows,
-                ["run", "metric", "base", "head", "change", "95% CI", "p", "MDE (reps base vs head)", "verdict", "how"],
+                ["run", "metric", "base", "head", "change", "CI", "p", "MDE (reps base vs head)", "verdict", "how"],
             ),
         ]
     for k in ("only_base", "only_head"):
@@ -128,11 +174,15 @@ def markdown(res: dict, title: str = "effbench compare") -> str:
             lines += ["", f"Runs only in {k[5:]}: " + ", ".join(f"`{i}`" for i in res[k])]
     lines += [
         "",
+        "Verdicts from the CI: `worse`/`better` where it excludes zero, `same` where it lies inside the margin "
+        f"(timings ±{100 * (res.get('power') or {}).get('min_effect', 0.05):.3g}%, accuracies the suite's "
+        "non-inferiority margin), `inconclusive` where neither is shown. "
         "Timings: one value per replicate (a run in its own process); change = ratio of geometric means, "
-        "Welch t-test and CI on log values, `same` below the minimum effect; MDE = the change the test detects "
+        "Welch t-test and CI on log values, p Holm-adjusted and each CI at the level that matches it (shown where "
+        "not 95%); MDE = the change the test detects "
         "with 80% power given the run-to-run spread. One replicate on a side: `info` (CI from within-run samples, "
         "no test). Accuracies: over seeds (Welch t) with several seeds, else paired on the same eval items "
-        "(McNemar). Bytes and deterministic figures: exact within a small tolerance. `info`: not judged.",
+        "(McNemar, exact CI). Bytes and deterministic figures: exact within a small tolerance. `info`: not judged.",
     ]
     return "\n".join(lines) + "\n"
 

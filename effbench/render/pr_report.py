@@ -8,8 +8,10 @@ from .github/workflows/bench.yml; always the base's code) calls after
 `effbench ab BASE_CHECKOUT HEAD_CHECKOUT --out DIR`
 (BASE = DIR/base, HEAD = DIR/head; a folder holding results.json is taken as it is, else the
 newest result set under it, as `make bench OUT=ROOT` writes): it writes the head's README.md
-against the base, writes the comparison markdown for the PR comment, and exits like
-`effbench compare` (0 pass, 1 regression, 2 bad input), so the job fails on regressions.
+against the base, writes the comparison markdown for the PR comment (with, for each inconclusive
+row, the replicates that would decide it), and exits like `effbench compare` (0 pass, 1 regression,
+2 bad input, nothing matched included, 3 inconclusive: a judged row neither shows a change nor rules
+one out), so the job fails on regressions and says when it could not decide.
 """
 
 from __future__ import annotations
@@ -78,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         base, head = newest_set(args.base_root), newest_set(args.head_root)
-        readme, cmp = write_readme(head, base, compare.Options(allow_mismatch=args.allow_mismatch))
+        # the sides of `effbench ab`: one suite, so every run must match (a head whose result files
+        # claim other specs would otherwise leave nothing to judge and pass)
+        opts = compare.Options(allow_mismatch=args.allow_mismatch, min_matched=1.0)
+        readme, cmp = write_readme(head, base, opts)
     except (ValueError, FileNotFoundError) as e:  # ResultError, MismatchError: bad input
         Path(args.comment).write_text(f"{MARKER}\n**effbench compare could not run:** {e}\n")
         print(f"effbench: error: {e}", file=sys.stderr)
