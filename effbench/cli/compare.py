@@ -65,7 +65,7 @@ def options(args) -> compare.Options:
     from effbench import runspec
     from effbench.read import compare
 
-    if not 0 <= args.min_effect < 1:
+    if args.min_effect is not None and not 0 <= args.min_effect < 1:
         raise runspec.ConfigError(f"--min-effect {args.min_effect} must be in [0, 1)")
     if not 0 < args.alpha < 1:
         raise runspec.ConfigError(f"--alpha {args.alpha} must be in (0, 1)")
@@ -119,8 +119,15 @@ def cmd_report(args) -> int:
 
 def judged(res: dict) -> list[str]:
     """Rows an A/A comparison must not have: every row that is neither `same` nor `info` (a judged
-    difference, a figure on one side only, or a row that could not show equivalence)."""
-    return [f"{r['run']} {r['metric']} ({r['verdict']})" for r in res["rows"] if r["verdict"] not in ("same", "info")]
+    difference, a figure on one side only, or a row that could not show equivalence), and every timing
+    that was not tested (one replicate a side: no interval, so equivalence is not shown either)."""
+    return [
+        f"{r['run']} {r['metric']} ({r['verdict']})" for r in res["rows"] if r["verdict"] not in ("same", "info")
+    ] + [
+        f"{r['run']} {r['metric']} (untested: one replicate)"
+        for r in res["rows"]
+        if r["verdict"] == "info" and r["kind"] == "timing" and r.get("p") is None
+    ]
 
 
 def expect_same(res: dict) -> int:
@@ -181,10 +188,10 @@ def _compare_options(p: argparse.ArgumentParser, min_matched: float = 0.0) -> No
     p.add_argument(
         "--min-effect",
         type=float,
-        default=0.05,
+        default=None,
         dest="min_effect",
         help="timings: the margin of `same`: the (Holm-adjusted) CI must lie inside ±this relative change "
-        "(default 0.05)",
+        "(default: the base set's suite's timing_margin, else 0.05)",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument(

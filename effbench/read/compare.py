@@ -297,6 +297,8 @@ def _status_row(rb: dict, rh: dict) -> dict:
 def compare(base: dict, head: dict, o: Options | None = None) -> dict:
     """The comparison as a plain dict: rows, runs only in one side, warnings, counts, headline, power."""
     o = o or Options()
+    if o.min_effect is None:  # the suite's margin of "no change that matters" in timings (relative)
+        o = dataclasses.replace(o, min_effect=float(base.get("timing_margin", head.get("timing_margin", 0.05))))
     if o.accuracy_margin is None:  # the suite's margin of "no change that matters" in quality (fraction)
         margin = base.get("noninferiority_margin", head.get("noninferiority_margin", 0.01))
         o = dataclasses.replace(o, accuracy_margin=float(margin))

@@ -16,7 +16,9 @@ DEFAULT_FAIL_ON = {"timing": 0.05, "accuracy": 0.0, "bytes": 0.01, "value": 0.01
 
 @dataclass
 class Options:
-    min_effect: float = 0.05  # timings: `same` when the (Holm-adjusted) CI lies inside +-min_effect (relative)
+    # timings: `same` when the (Holm-adjusted) CI lies inside +-min_effect (relative); None: the base
+    # set's timing_margin (its suite's: what its replicates can resolve on its machine), else 0.05
+    min_effect: float | None = None
     alpha: float = 0.05  # significance level of the timing and accuracy tests; judged CIs are at 1 - alpha
     conf: float = 0.95  # confidence level of the CIs shown on rows not judged (one replicate: within-run)
     accuracy_margin: float | None = (

@@ -2,9 +2,9 @@
 
 Schema (versioned; loading checks it and rejects a corrupt or foreign file):
 
-ResultSet  {schema: "effbench.resultset/2", suite, description, created_utc, git, env,
+ResultSet  {schema: "effbench.resultset/3", suite, description, created_utc, git, env,
             price_per_hour, price_source, target: {fraction, reference}, plan: {run id: {seeds,
-            replicates}}, quality_replicates, noninferiority_margin, ab?: {side, settings, wrap,
+            replicates}}, quality_replicates, noninferiority_margin, timing_margin (version 3), ab?: {side, settings, wrap,
             python}, runs: [RunResult]}
 RunResult  {schema: "effbench.run/2", id, spec, status, reason, error, env, model, data,
             setup: {wall_s, per_technique}, wall_s, metrics, curves, items, technique_records}
@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 RUN_SCHEMA = "effbench.run/2"
-SET_SCHEMA = "effbench.resultset/2"
+SET_SCHEMA = "effbench.resultset/3"  # 3: timing_margin; 2 and 1 read as 0.05
 # Older versions that still load (upgraded in memory by _upgrade_run); anything else is refused.
 READABLE_RUN = (RUN_SCHEMA, "effbench.run/1")
-READABLE_SET = (SET_SCHEMA, "effbench.resultset/1")
+READABLE_SET = (SET_SCHEMA, "effbench.resultset/2", "effbench.resultset/1")
 STATUSES = ("ok", "skipped", "failed", "oom", "timeout")
 
 
@@ -295,6 +295,7 @@ def new_set(suite, env: dict, git: dict) -> dict:
         "plan": getattr(suite, "plan", {}),
         "quality_replicates": getattr(suite, "quality_replicates", 1),
         "noninferiority_margin": getattr(suite, "noninferiority_margin", 0.01),
+        "timing_margin": getattr(suite, "timing_margin", 0.05),
         "runs": [],
     }
 

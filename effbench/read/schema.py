@@ -208,6 +208,8 @@ class ResultSet(_Obj):
     price_per_hour: NonNeg | None = None
     price_source: Text = ""
     target: Target = Target()
+    noninferiority_margin: Annotated[float, Field(ge=0, lt=1)] | None = None
+    timing_margin: Annotated[float, Field(gt=0, lt=1)] | None = None  # version 3
     runs: list[Run]
     kernels: list[KernelRecord] | None = None
     kernels_missing: Text | None = None

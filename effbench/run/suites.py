@@ -50,6 +50,7 @@ class Suite:
     plan: dict = field(default_factory=dict)  # run id -> {"seeds": [...], "replicates": n}
     quality_replicates: int = 1  # replicates per seed that evaluate quality; the rest time only
     noninferiority_margin: float = 0.01  # quality-and-speed lines: "not worse than -margin" (fraction)
+    timing_margin: float = 0.05  # compare: timings are `same` when their CI lies inside +-this (relative)
     threads: int | None = None
 
     def sweep_ids(self) -> dict[str, list[str]]:
@@ -134,6 +135,7 @@ SUITE_KEYS = {
     "threads",
     "quality_replicates",
     "noninferiority_margin",
+    "timing_margin",
 }
 KERNEL_BENCH = ("none", "quick", "full")
 RUN_KEYS = {
@@ -191,6 +193,7 @@ SUITE_TYPES = {
     "threads": (int,),
     "quality_replicates": (int,),
     "noninferiority_margin": NUMBER,
+    "timing_margin": NUMBER,
 }
 SUITE_RANGES = {
     "price_per_hour": Range(0.0, 1e6),
@@ -201,6 +204,7 @@ SUITE_RANGES = {
     "threads": Range(1, 4096),
     "quality_replicates": Range(0, 1000),
     "noninferiority_margin": Range(0.0, 1.0),
+    "timing_margin": Range(0.0, 1.0, lo_open=True, hi_open=True),
 }
 RUN_TYPES = {
     "id": TEXT,
@@ -372,5 +376,6 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         plan=plan,
         quality_replicates=q_reps,
         noninferiority_margin=float(margin),
+        timing_margin=float(head.get("timing_margin", 0.05)),
         threads=s_threads,
     )
