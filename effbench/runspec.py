@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from effbench import models
+from effbench import models, tasks
 from effbench.read import results
 from effbench.read.schema import RUN_ID_PATTERN, RUN_ID_RE
 from effbench.techniques import Range, TechniqueError, build_all, check_fields, check_scenario
@@ -187,8 +187,8 @@ def validate(spec: RunSpec) -> None:
         raise ConfigError(f"run {spec.id!r}: unknown scenario {spec.scenario!r}; valid: {sorted(BUDGETS)}")
     if spec.device not in ("cpu", "cuda"):
         raise ConfigError(f"run {spec.id!r}: unknown device {spec.device!r}; valid: ['cpu', 'cuda']")
-    if spec.task not in ("arith", "arith-noisy"):
-        raise ConfigError(f"run {spec.id!r}: unknown training/eval task {spec.task!r}; valid: ['arith', 'arith-noisy']")
+    if spec.task not in tasks.PRESETS:
+        raise ConfigError(f"run {spec.id!r}: unknown training/eval task {spec.task!r}; valid: {sorted(tasks.PRESETS)}")
     if spec.dtype not in (None, "float32", "bfloat16", "float16"):
         raise ConfigError(f"run {spec.id!r}: unknown dtype {spec.dtype!r}; valid: float32, bfloat16, float16")
     try:

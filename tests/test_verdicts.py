@@ -190,6 +190,18 @@ def test_expect_same_passes_only_when_every_judged_row_is_same(capsys):
     assert cli_compare.expect_same(compare.compare(*_sets(5, 0.01, shift=1.3))) == compare.EXIT_REGRESSION
 
 
+def test_expect_same_never_passes_on_one_replicate_a_side(capsys):
+    """One replicate a side leaves every timing untested (`info`): the bytes and accuracies alone are
+    `same`, and the A/A check must still not pass."""
+    base, head = _sets(1, 0.005)
+    res = compare.compare(base, head)
+    timing = [r for r in res["rows"] if r["kind"] == "timing"]
+    assert timing and all(r["verdict"] == "info" for r in timing)
+    assert not [r for r in res["rows"] if r["verdict"] not in ("same", "info")]
+    assert cli_compare.expect_same(res) == compare.EXIT_INCONCLUSIVE
+    assert "timings (untested: one replicate a side)" in capsys.readouterr().out
+
+
 # -- --allow-mismatch in both forms --------------------------------------------------------------
 def _mismatched(tmp_path):
     base = make_set([real_finetune()])

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from effbench import models, runspec
+from effbench import models, runspec, tasks
 from effbench.cli.args import add_replication_flags, auto_device, parse_kv, parse_technique, suite_overrides
 from effbench.read import results
 from effbench.run import suites
@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:k=v,...]",
         help="ad-hoc run: a technique (repeatable, in order)",
     )
-    r.add_argument("--task", default="arith", help="ad-hoc run: training/eval task (arith, arith-noisy)")
+    r.add_argument(
+        "--task", default="arith", help=f"ad-hoc run: training/eval task ({', '.join(sorted(tasks.PRESETS))})"
+    )
     r.add_argument("--id", help="ad-hoc run: its id")
     r.add_argument("--model", help=f"model: {', '.join(models.MODELS)}")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 
 from effbench import runspec
@@ -84,14 +85,39 @@ def run_suite(
         if shard_ix:
             out = out.with_name(f"{out.name}_shard{shard_ix[0]}of{shard_ix[1]}")
     ex = executors.make(executor, devices, address, runs, out, echo)  # refused here, before the folder exists
+    plan = _Plan(suite, members, runs, shard_ix, prev, kept, env, device, out)
     try:
         with lifetime.FolderLock(out):
-            return _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo)
+            return _run(plan, ex, echo)
     finally:
         ex.close()
 
 
-def _run(suite, runs, members, shard_ix, prev, kept, ex, env, device, out, echo) -> Path:
+@dataclass
+class _Plan:
+    """What run_suite settled before any run started."""
+
+    suite: suites.Suite
+    members: list  # every member of the suite (RunSpecs), in rounds
+    runs: list  # the members this process runs: all, or one shard's
+    shard_ix: tuple[int, int] | None
+    prev: dict | None  # the interrupted set of --resume
+    kept: dict  # its finished runs that this plan keeps, by id
+    env: dict  # measure.environment of this machine
+    device: str
+    out: Path  # the result folder
+
+
+def _run(plan: _Plan, ex, echo) -> Path:
+    suite, runs, members, shard_ix, prev, kept = (
+        plan.suite,
+        plan.runs,
+        plan.members,
+        plan.shard_ix,
+        plan.prev,
+        plan.kept,
+    )
+    env, device, out = plan.env, plan.device, plan.out
     rs = results.new_set(suite, env, env["git"])
     rs.update(
         members=[m.id for m in members],

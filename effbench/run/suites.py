@@ -118,43 +118,7 @@ def suite_path(name_or_path: str) -> Path:
     raise ConfigError(f"unknown suite {name_or_path!r}; valid: {', '.join(suite_names())} (or a path to a .toml file)")
 
 
-SUITE_KEYS = {
-    "name",
-    "description",
-    "device",
-    "model",
-    "seed",
-    "price_per_hour",
-    "price_source",
-    "target_fraction",
-    "target_reference",
-    "timeout_s",
-    "kernel_bench",
-    "replicates",
-    "seeds",
-    "threads",
-    "quality_replicates",
-    "noninferiority_margin",
-    "timing_margin",
-}
 KERNEL_BENCH = ("none", "quick", "full")
-RUN_KEYS = {
-    "id",
-    "scenario",
-    "model",
-    "task",
-    "techniques",
-    "budget",
-    "seed",
-    "device",
-    "dtype",
-    "text",
-    "timeout_s",
-    "replicates",
-    "seeds",
-    "threads",
-}
-SWEEP_KEYS = RUN_KEYS | {"axis", "values", "aggressive"}
 
 
 def check_count(where: str, key: str, v, lo: int = 1, none_ok: bool = False):
@@ -203,7 +167,7 @@ SUITE_RANGES = {
     "replicates": Range(1, 1000),
     "threads": Range(1, 4096),
     "quality_replicates": Range(0, 1000),
-    "noninferiority_margin": Range(0.0, 1.0),
+    "noninferiority_margin": Range(0.0, 1.0, hi_open=True),
     "timing_margin": Range(0.0, 1.0, lo_open=True, hi_open=True),
 }
 RUN_TYPES = {
@@ -222,6 +186,10 @@ RUN_TYPES = {
     "seeds": (list,),
     "threads": (int,),
 }
+# The keys a [suite] table, a [[run]] and a [[sweep]] may hold: those whose type is declared above.
+SUITE_KEYS = set(SUITE_TYPES)
+RUN_KEYS = set(RUN_TYPES)
+SWEEP_KEYS = RUN_KEYS | {"axis", "values", "aggressive"}
 
 
 def _check_types(where: str, table: Any, types: dict, ranges: dict | None = None) -> None:
@@ -262,11 +230,8 @@ def check_suite_file(raw: dict, path: Path) -> None:
                 )
 
 
-def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
-    """Load and validate a suite. `overrides` (from the CLI) replace suite-level settings:
-    device, model, seed, price_per_hour, text, replicates, seeds, threads, and `budget` (merged
-    into every run's budget); replicates, seeds and threads from the CLI also replace per-run values."""
-    path = suite_path(name_or_path)
+def _read(path: Path) -> dict:
+    """The suite file's TOML, its tables and keys type-checked."""
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -274,85 +239,96 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
     check_suite_file(raw, path)
-    _check_types(
-        f"{path}: command-line override",
-        {k: v for k, v in (overrides or {}).items() if k in SUITE_TYPES},
-        SUITE_TYPES,
-        SUITE_RANGES,
-    )
-    head = raw.get("suite", {})
-    bad = sorted(set(head) - SUITE_KEYS)
+    bad = sorted(set(raw.get("suite", {})) - SUITE_KEYS)
     if bad:
         raise ConfigError(f"{path}: unknown [suite] key(s) {bad}; valid: {sorted(SUITE_KEYS)}")
-    ov = dict(overrides or {})
-    defaults = raw.get("defaults", {})
-    where = str(path)
-    s_reps = check_count(where, "replicates", ov.get("replicates", head.get("replicates", 1)))
-    s_seeds = ov.get("seeds", head.get("seeds"))
-    s_seeds = check_seeds(where, s_seeds) if s_seeds is not None else None
-    s_threads = check_count(where, "threads", ov.get("threads", head.get("threads")), none_ok=True)
-    q_reps = check_count(where, "quality_replicates", head.get("quality_replicates", 1))
-    margin = head.get("noninferiority_margin", 0.01)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
-        raise ConfigError(
-            f"{where}: noninferiority_margin={margin!r} must be a fraction in [0, 1), e.g. 0.01 for 1 point"
-        )
-    runs, plan = [], {}
+    return raw
+
+
+def _entries(raw: dict, path: Path) -> list[tuple[dict, dict | None]]:
+    """(run table, sweep point or None) for every [[run]] and every point of every [[sweep]]."""
     try:
         entries = [(r, None) for r in raw.get("run", [])] + [
             x for i, sw in enumerate(raw.get("sweep", [])) for x in sweeps.expand(sw, f"{path}: sweep #{i}", SWEEP_KEYS)
         ]
     except sweeps.SweepError as e:
         raise ConfigError(str(e)) from None
-    for i, (r, sweep) in enumerate(entries):
+    for i, (r, _) in enumerate(entries):
         bad = sorted(set(r) - RUN_KEYS)
         if bad:
             raise ConfigError(f"{path}: run #{i}: unknown key(s) {bad}; valid: {sorted(RUN_KEYS)}")
         if "id" not in r or "scenario" not in r:
             raise ConfigError(f"{path}: run #{i} needs an id and a scenario")
-        budget = {
-            **defaults.get(r["scenario"], {}),
-            **r.get("budget", {}),
-            **ov.get("budget", {}).get(r["scenario"], {}),
-        }
-        swept = sweep["axis"].partition(".")[2] if sweep and sweep["axis"].startswith("budget.") else None
-        if swept and swept in ov.get("budget", {}).get(r["scenario"], {}):
-            raise ConfigError(
-                f"{path}: sweep {sweep['id']!r} sweeps budget key {swept!r}; a command-line --budget "
-                f"{swept}=... would replace every point's value: leave it out"
-            )
-        spec = RunSpec(
-            id=r["id"],
-            scenario=r["scenario"],
-            model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
-            task=r.get("task", "arith"),
-            techniques=tuple(r.get("techniques", ())),
-            budget=budget,
-            seed=ov.get("seed", r.get("seed", head.get("seed", 0))),
-            device=ov.get("device") or r.get("device", head.get("device", "cpu")),
-            dtype=r.get("dtype"),
-            text=ov.get("text") or r.get("text"),
-            timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)),
-            threads=ov["threads"]
-            if "threads" in ov
-            else check_count(f"{where}: run {r['id']!r}", "threads", r.get("threads", s_threads), none_ok=True),
-            sweep=sweep,
+    return entries
+
+
+def _run_spec(r: dict, sweep: dict | None, head: dict, defaults: dict, ov: dict, path: Path, threads) -> RunSpec:
+    """One run's spec: its table over the suite's defaults, the command line over both; validated."""
+    budget = {**defaults.get(r["scenario"], {}), **r.get("budget", {}), **ov.get("budget", {}).get(r["scenario"], {})}
+    swept = sweep["axis"].partition(".")[2] if sweep and sweep["axis"].startswith("budget.") else None
+    if swept and swept in ov.get("budget", {}).get(r["scenario"], {}):
+        raise ConfigError(
+            f"{path}: sweep {sweep['id']!r} sweeps budget key {swept!r}; a command-line --budget "
+            f"{swept}=... would replace every point's value: leave it out"
         )
-        spec = dataclasses.replace(spec, group=spec.id)
-        try:
-            validate(spec)
-        except ConfigError as e:  # a sweep point's error names the sweep, the axis and the value
-            raise ConfigError(
-                f"{path}: sweep {sweep['id']!r}, {sweep['axis']} = {sweep['value']!r}: {e}" if sweep else str(e)
-            ) from None
-        runs.append(spec)
-        rw = f"{where}: run {r['id']!r}"
-        seeds = ov.get("seeds") or (check_seeds(rw, r["seeds"]) if "seeds" in r else s_seeds) or [spec.seed]
-        if "seed" in ov and "seeds" not in ov:
-            seeds = [ov["seed"]]
-        reps = ov["replicates"] if "replicates" in ov else check_count(rw, "replicates", r.get("replicates", s_reps))
-        plan[spec.id] = {"seeds": list(seeds), "replicates": reps}
-        runs[-1] = dataclasses.replace(spec, seed=seeds[0])
+    spec = RunSpec(
+        id=r["id"],
+        scenario=r["scenario"],
+        model=ov.get("model") or r.get("model", head.get("model", models.DEFAULT_MODEL)),
+        task=r.get("task", "arith"),
+        techniques=tuple(r.get("techniques", ())),
+        budget=budget,
+        seed=ov.get("seed", r.get("seed", head.get("seed", 0))),
+        device=ov.get("device") or r.get("device", head.get("device", "cpu")),
+        dtype=r.get("dtype"),
+        text=ov.get("text") or r.get("text"),
+        timeout_s=r.get("timeout_s", head.get("timeout_s", 3600)),
+        threads=ov["threads"]
+        if "threads" in ov
+        else check_count(f"{path}: run {r['id']!r}", "threads", r.get("threads", threads), none_ok=True),
+        sweep=sweep,
+    )
+    spec = dataclasses.replace(spec, group=spec.id)
+    try:
+        validate(spec)
+    except ConfigError as e:  # a sweep point's error names the sweep, the axis and the value
+        raise ConfigError(
+            f"{path}: sweep {sweep['id']!r}, {sweep['axis']} = {sweep['value']!r}: {e}" if sweep else str(e)
+        ) from None
+    return spec
+
+
+def _members_plan(r: dict, spec: RunSpec, ov: dict, path: Path, seeds, reps: int) -> dict:
+    """A run's seeds and replicates: the command line's, else the run's, else the suite's."""
+    rw = f"{path}: run {r['id']!r}"
+    seeds = ov.get("seeds") or (check_seeds(rw, r["seeds"]) if "seeds" in r else seeds) or [spec.seed]
+    if "seed" in ov and "seeds" not in ov:
+        seeds = [ov["seed"]]
+    reps = ov["replicates"] if "replicates" in ov else check_count(rw, "replicates", r.get("replicates", reps))
+    return {"seeds": list(seeds), "replicates": reps}
+
+
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
+    """Load and validate a suite. `overrides` (from the CLI) replace suite-level settings:
+    device, model, seed, price_per_hour, text, replicates, seeds, threads, and `budget` (merged
+    into every run's budget); replicates, seeds and threads from the CLI also replace per-run values."""
+    path = suite_path(name_or_path)
+    raw = _read(path)
+    ov = dict(overrides or {})
+    _check_types(
+        f"{path}: command-line override", {k: v for k, v in ov.items() if k in SUITE_TYPES}, SUITE_TYPES, SUITE_RANGES
+    )
+    head, defaults, where = raw.get("suite", {}), raw.get("defaults", {}), str(path)
+    s_reps = check_count(where, "replicates", ov.get("replicates", head.get("replicates", 1)))
+    s_seeds = ov.get("seeds", head.get("seeds"))
+    s_seeds = check_seeds(where, s_seeds) if s_seeds is not None else None
+    s_threads = check_count(where, "threads", ov.get("threads", head.get("threads")), none_ok=True)
+    q_reps = check_count(where, "quality_replicates", head.get("quality_replicates", 1))
+    runs, plan = [], {}
+    for r, sweep in _entries(raw, path):
+        spec = _run_spec(r, sweep, head, defaults, ov, path, s_threads)
+        plan[spec.id] = _members_plan(r, spec, ov, path, s_seeds, s_reps)
+        runs.append(dataclasses.replace(spec, seed=plan[spec.id]["seeds"][0]))
     ids = [r.id for r in runs]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -362,12 +338,11 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     kb = ov.get("kernel_bench") or head.get("kernel_bench", "none")
     if kb not in KERNEL_BENCH:
         raise ConfigError(f"{path}: kernel_bench={kb!r}; valid: {list(KERNEL_BENCH)}")
-    price = ov.get("price_per_hour", head.get("price_per_hour"))
     return Suite(
         name=head.get("name", path.stem),
         description=head.get("description", ""),
         runs=runs,
-        price_per_hour=price,
+        price_per_hour=ov.get("price_per_hour", head.get("price_per_hour")),
         price_source="--price-per-hour" if "price_per_hour" in ov else head.get("price_source", ""),
         target_fraction=head.get("target_fraction", 0.9),
         target_reference=head.get("target_reference", "finetune-full"),
@@ -375,7 +350,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         kernel_bench=kb,
         plan=plan,
         quality_replicates=q_reps,
-        noninferiority_margin=float(margin),
+        noninferiority_margin=float(head.get("noninferiority_margin", 0.01)),
         timing_margin=float(head.get("timing_margin", 0.05)),
         threads=s_threads,
     )

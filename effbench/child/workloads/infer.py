@@ -24,6 +24,7 @@ import torch
 
 from effbench.child import measure
 from effbench.child.log import log
+from effbench.child.measure import metric
 from effbench.child.workloads.common import weight_bytes
 from effbench.tasks import lmeval, probe, reftext
 
@@ -65,28 +66,23 @@ def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
     lat = measure.stats(token_s)
     sfx = f".b{batch}"
     return {
-        "prefill_tokens_per_s" + sfx: {
-            "value": batch * budget.prompt_len / measure.stats(prefill_s)["median"],
-            "unit": "tokens/s",
-            "higher_is_better": True,
-            "samples": [batch * budget.prompt_len / s for s in prefill_s],
-            "method": f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time, "
+        "prefill_tokens_per_s" + sfx: metric(
+            batch * budget.prompt_len / measure.stats(prefill_s)["median"],
+            "tokens/s",
+            True,
+            samples=[batch * budget.prompt_len / s for s in prefill_s],
+            method=f"batch {batch} x {budget.prompt_len} prompt tokens / median prefill time, "
             + ("last position's logits only" if keep else "logits at every position (no logits_to_keep)"),
-        },
-        "decode_tokens_per_s" + sfx: {
-            "value": batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"],
-            "unit": "tokens/s",
-            "higher_is_better": True,
-            "samples": [batch * budget.decode_tokens / s for s in dec_per_rep],
-            "method": f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time",
-        },
-        "decode_latency_p50_ms" + sfx: {
-            "value": lat["median"] * 1e3,
-            "unit": "ms",
-            "higher_is_better": False,
-            "samples": [s * 1e3 for s in token_s],
-        },
-        "decode_latency_p90_ms" + sfx: {"value": lat["p90"] * 1e3, "unit": "ms", "higher_is_better": False},
+        ),
+        "decode_tokens_per_s" + sfx: metric(
+            batch * budget.decode_tokens / measure.stats(dec_per_rep)["median"],
+            "tokens/s",
+            True,
+            samples=[batch * budget.decode_tokens / s for s in dec_per_rep],
+            method=f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time",
+        ),
+        "decode_latency_p50_ms" + sfx: metric(lat["median"] * 1e3, "ms", False, samples=[s * 1e3 for s in token_s]),
+        "decode_latency_p90_ms" + sfx: metric(lat["p90"] * 1e3, "ms", False),
     }
 
 
@@ -142,36 +138,32 @@ def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device:
             kld.append(kl_divergence(lr, lp).cpu())
             agree += int((lr.argmax(-1) == lp.argmax(-1)).sum())
     out = {
-        "perplexity": {
-            "value": math.exp(nll_sum / n_tok),
-            "unit": "ppl",
-            "higher_is_better": False,
-            "samples": nll_windows,
-            "n": n_tok,
-            "method": f"exp(mean NLL over all {n_tok} predicted tokens) of {len(nll_windows)} non-overlapping "
+        "perplexity": metric(
+            math.exp(nll_sum / n_tok),
+            "ppl",
+            False,
+            samples=nll_windows,
+            n=n_tok,
+            method=f"exp(mean NLL over all {n_tok} predicted tokens) of {len(nll_windows)} non-overlapping "
             f"{window}-token windows; samples: mean NLL per window",
-        }
+        )
     }
     if ref_model is None:
         return out
     k = torch.cat(kld)
     out.update(
         {
-            "kld_mean": {
-                "value": float(k.mean()),
-                "unit": "nats",
-                "higher_is_better": False,
-                "n": len(k),
-                "method": "mean over tokens of KL(P_unmodified || P_model)",
-            },
-            "kld_p99": {"value": float(torch.quantile(k.double(), 0.99)), "unit": "nats", "higher_is_better": False},
-            "top1_agreement": {
-                "value": agree / len(k),
-                "unit": "fraction",
-                "higher_is_better": True,
-                "n": len(k),
-                "method": "fraction of positions whose argmax token equals the unmodified model's",
-            },
+            "kld_mean": metric(
+                float(k.mean()), "nats", False, n=len(k), method="mean over tokens of KL(P_unmodified || P_model)"
+            ),
+            "kld_p99": metric(float(torch.quantile(k.double(), 0.99)), "nats", False),
+            "top1_agreement": metric(
+                agree / len(k),
+                "fraction",
+                True,
+                n=len(k),
+                method="fraction of positions whose argmax token equals the unmodified model's",
+            ),
         }
     )
     return out
@@ -216,14 +208,9 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
     arith = load_task(spec.task, seed=spec.seed)
     ev = arith.eval[: budget.arith_limit] if budget.arith_limit else arith.eval
     a = evaluate_accuracy(model, tokenizer, ev, spec.device, budget.eval_batch_size, spec.seed)
-    metrics["arith_accuracy"] = {
-        "value": a["value"],
-        "stderr": a["stderr"],
-        "n": a["n"],
-        "unit": "fraction",
-        "higher_is_better": True,
-        "method": "exact match, lm-eval generate_until",
-    }
+    metrics["arith_accuracy"] = metric(
+        a["value"], "fraction", True, stderr=a["stderr"], n=a["n"], method="exact match, lm-eval generate_until"
+    )
     items["arith.exact_match"] = a["items"]
     data["arith_eval_sha256"] = a["data_sha256"]
     for task in budget.extra_tasks:
@@ -247,13 +234,9 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     ids, _ = reftext.token_ids(tokenizer, max(budget.prompt_len, 16), spec.text)
     wb = weight_bytes(model)
     metrics = {
-        "weight_bytes": {
-            "value": wb["total"],
-            "unit": "B",
-            "higher_is_better": False,
-            "parts": wb,
-            "method": "bytes of stored parameters, buffers and quantization constants",
-        }
+        "weight_bytes": metric(
+            wb["total"], "B", False, parts=wb, method="bytes of stored parameters, buffers and quantization constants"
+        )
     }
     mem = measure.Memory(device)
     energy = measure.Energy(device)
@@ -264,11 +247,11 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
         for bs in budget.batch_sizes:
             log(f"timing prefill and decode at batch {bs}")
             metrics.update(_speed(model, ids, bs, budget, device))
-    metrics["speed_wall_s"] = {"value": time.perf_counter() - t0, "unit": "s", "higher_is_better": False}
+    metrics["speed_wall_s"] = metric(time.perf_counter() - t0, "s", False)
     metrics["energy_j"] = energy.result()
     for k, v in mem.read().items():
         if k != "method":
-            metrics[k] = {"value": v, "unit": "B", "higher_is_better": False, "method": mem.read()["method"]}
+            metrics[k] = metric(v, "B", False, method=mem.read()["method"])
     items, qdata = {}, {}
     if budget.quality:
         log("quality: perplexity, KL divergence, probe, arith")
