@@ -1,4 +1,4 @@
-"""Command-line values shared by the `effbench` subcommands (cli and cli_compare): parameter and
+"""Command-line values shared by the `effbench` subcommands (cli/main.py and cli/compare.py): parameter and
 budget values, techniques, seeds, the device `auto` resolves to, and the suite overrides that
 `run`, `ab` and `aa` take. Each bad value raises runspec.ConfigError naming it and what is valid.
 """

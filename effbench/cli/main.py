@@ -7,7 +7,7 @@
   effbench merge OUT SET SET...          join shard result sets into one
   effbench show RESULTS                  print a result set's summary table
   effbench compare BASE HEAD             verdicts per metric with CIs; exit 1 regression, 3 inconclusive
-  effbench plot|report|aa ...            plots, a README for a result set, the A/A check (cli_compare)
+  effbench plot|report|aa ...            plots, a README for a result set, the A/A check (cli/compare.py)
 
 Bad input exits with status 2 and a message naming the value and the valid choices, before any
 model is loaded.

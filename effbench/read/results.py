@@ -118,9 +118,9 @@ def new_run(run_id: str, spec: dict, status: str = "ok", reason: str | None = No
 
 
 def _check_schema(obj: Any, where: str, model) -> None:
-    from effbench.read import schema as result_schema
+    from effbench.read import schema
 
-    found = result_schema.problems(obj, model)
+    found = schema.problems(obj, model)
     if found:
         raise ResultError(f"{where}: invalid result data:\n  " + "\n  ".join(found))
 
@@ -142,9 +142,9 @@ def validate_run(r: Any, where: str = "run") -> dict:
             raise ResultError(f"{where}: metric {name!r} has no value")
         if m["value"] is None and not m.get("reason"):
             raise ResultError(f"{where}: metric {name!r} is missing without a reason")
-    from effbench.read import schema as result_schema
+    from effbench.read import schema
 
-    _check_schema(r, where, result_schema.Run)
+    _check_schema(r, where, schema.Run)
     return r
 
 
@@ -161,9 +161,9 @@ def validate_set(obj: Any, where: str) -> dict:
         validate_run(r, f"{where}: runs[{i}]")
         _upgrade_run(r)
 
-    from effbench.read import schema as result_schema
+    from effbench.read import schema
 
-    _check_schema(obj, where, result_schema.ResultSet)
+    _check_schema(obj, where, schema.ResultSet)
     return obj
 
 
