@@ -386,13 +386,26 @@ def test_oversized_file_refused_before_it_is_read(tmp_path, monkeypatch, capsys)
         parse(b" " * (results.MAX_FILE_BYTES + 1), "text")
 
 
-def test_symlinked_output_folder_is_refused(tmp_path, capsys):
+def test_symlinked_output_files_are_replaced_never_followed(tmp_path):
+    good = _write(tmp_path, BASE)
+    outside = tmp_path / "outside.md"
+    outside.write_text("not yours\n")
+    os.symlink(outside, good / "README.md")
+    os.symlink(outside, good / "pareto_finetune.png")
+    assert cli.main(["report", str(good), "--baseline", str(good)]) in (0, 3)
+    assert outside.read_text() == "not yours\n"
+    assert not (good / "README.md").is_symlink() and "# effbench result set" in (good / "README.md").read_text()
+    assert not (good / "pareto_finetune.png").is_symlink()
+
+
+def test_a_symlinked_output_folder_is_refused(tmp_path):
     good = _write(tmp_path, BASE)
     outside = tmp_path / "outside"
     outside.mkdir()
-    os.symlink(outside, good / "vs_baseline")
-    assert cli.main(["report", str(good), "--baseline", str(good)]) == 2
-    assert "vs_baseline" in capsys.readouterr().err and not list(outside.iterdir())
+    os.symlink(outside, good / "figures")
+    with pytest.raises(results.ResultError, match="outside the result folder"):
+        results.output_file(good, "figures/pareto_infer.png")
+    assert not list(outside.iterdir())
 
 
 @pytest.mark.parametrize("name", ["../x.png", "/tmp/x.png", "a/../../x.png", ""])

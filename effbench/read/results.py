@@ -258,15 +258,6 @@ def output_file(folder: str | Path, name: str) -> Path:
     return target
 
 
-def output_dir(folder: str | Path, name: str) -> Path:
-    """A subfolder of a result set's folder for a reader's files; refused if it resolves outside."""
-    sub = output_file(folder, name)
-    if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
-        raise ResultError(f"output folder {str(sub)!r} exists and is not a plain folder")
-    sub.mkdir(exist_ok=True)
-    return sub
-
-
 def replace_file(path: Path, write) -> None:
     """Call `write(tmp_path)` for a temporary file beside `path`, then rename it onto `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -256,10 +256,13 @@ def pareto_figure(sets: list[dict], scenario: str):
     return fig
 
 
-def save(fig, folder: Path, name: str) -> list[Path]:
-    """PNG and SVG of `fig` as folder/name.*, kept inside `folder` (results.output_file)."""
+FORMATS = ("png", "svg")
+
+
+def save(fig, folder: Path, name: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """`fig` as folder/name.<ext> for each format, kept inside `folder` (results.output_file)."""
     out = []
-    for ext in ("png", "svg"):
+    for ext in formats:
         p = results.output_file(folder, f"{name}.{ext}")
         results.replace_file(p, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=110 if ext == "png" else None))
         out.append(p)
@@ -280,14 +283,14 @@ def figures(sets: list[dict]) -> dict:
     return {k: v for k, v in figs.items() if v is not None}
 
 
-def plot(paths: list, out: str | Path | None = None) -> list[Path]:
-    """Load the result sets, draw every figure, write PNG and SVG into `out` (default: the first
-    set's folder). Returns the files written."""
+def plot(paths: list, out: str | Path | None = None, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Load the result sets, draw every figure, write it in each format (PNG and SVG) into `out`
+    (default: the first set's folder). Returns the files written."""
     # one point per suite run: replicate medians and seed means stand for a run's members
     # (sweeps test each point against its baseline over the members: `_members` keeps them)
     sets = [{**rs, "runs": representatives(rs), "_members": rs["runs"]} for rs in map(results.load, paths)]
     folder = Path(out) if out else Path(sets[0]["_path"]).parent
     written = []
     for name, fig in figures(sets).items():
-        written += save(fig, folder, name)
+        written += save(fig, folder, name, formats)
     return written

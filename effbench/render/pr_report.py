@@ -40,8 +40,10 @@ def newest_set(root: str | Path) -> Path:
 def write_readme(
     path: str | Path, baseline: str | Path | None = None, opts: compare.Options | None = None
 ) -> tuple[Path, dict | None]:
-    """Draw the plots into the set's folder and write its README.md (and summary.md again, so both
-    show this code's derived figures); returns (README path, the comparison against `baseline` or None)."""
+    """Draw the set's figures into its folder, as PNG only (what a committed set keeps: one copy of
+    each; SVGs and figures of several sets are made on demand by `effbench plot ... --out DIR`), and
+    write its README.md (and summary.md again, so both show this code's derived figures); returns
+    (README path, the comparison against `baseline` or None)."""
     rs = results.load(path)
     folder = Path(rs["_path"]).parent
     sets = [rs] + ([results.load(baseline)] if baseline else [])
@@ -53,15 +55,19 @@ def write_readme(
             "",
             compare_format.markdown(cmp, title="compare"),
         ]
-    files = plot.plot([rs["_path"]], folder)
-    if baseline:  # the same plots with both sets, in two colours
-        files += plot.plot([sets[1]["_path"], rs["_path"]], results.output_dir(folder, "vs_baseline"))
-    pngs = [f for f in files if f.suffix == ".png"]
+    pngs = plot.plot([rs["_path"]], folder, formats=("png",))
     if pngs:
-        lines += ["## Plots", ""]
+        both = f"effbench plot {sets[1]['_path']} {rs['_path']} --out DIR" if baseline else ""
+        lines += [
+            "## Plots",
+            "",
+            f"As SVG: `effbench plot {rs['_path']} --out DIR`"
+            + (f"; this set and its baseline in one figure each: `{both}`." if both else "."),
+            "",
+        ]
         for f in pngs:
             rel = Path(f).resolve().relative_to(folder.resolve()).as_posix()  # plot returns absolute paths
-            lines += [f"![{rel}]({rel})", f"[SVG]({rel[:-4]}.svg)", ""]
+            lines += [f"![{rel}]({rel})", ""]
     readme = results.output_file(folder, "README.md")
     results.replace_file(readme, lambda tmp: tmp.write_text("\n".join(lines)))
     # summary.md, written when the set was measured, is brought up to this code's derived figures too
