@@ -34,7 +34,7 @@ TORCH_CPU_REQ := torch==$(TORCH_VERSION)$(if $(filter Linux,$(HOST_OS)),+cpu)
 TORCH_FROM_LOCK := $(shell grep -q -E '^torch==[0-9.]+( |$$)' $(LOCK) 2>/dev/null && echo 1)
 MODEL_NAME := $(shell sed -n -E 's/^([A-Za-z0-9._-]+)==.*/\1/p' locks/model.in)
 PIP_INSTALL = $(PY) -m pip install -q --disable-pip-version-check
-EXTRAS := eval,quant,kernels,data,gpu,ray,test
+EXTRAS := eval,quant,kernels,data,gpu,ray,site,test
 
 .PHONY: setup lock bench test smoke lint format aa compare plots report kernels gpu-check gpu-check-wheels clean-venv
 
@@ -104,7 +104,13 @@ bench: setup
 smoke: setup
 	$(EFFBENCH) run --suite smoke --out $(OUT)
 
+# The browser tests (tests/test_site_browser.py) need headless Chromium: installed here where it is
+# missing and apt-get can (root on Debian/Ubuntu); elsewhere those tests skip and say why.
 test: setup
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
+	  echo "make test: no chromium (apt-get install chromium); the browser tests will skip"
 	$(PY) -m pytest -q tests
 
 # ruff (pyproject.toml [tool.ruff]): lint rules, then the formatter's check; `make format` rewrites.
