@@ -7,6 +7,7 @@
   effbench merge OUT SET SET...          join shard result sets into one
   effbench show RESULTS                  print a result set's summary table
   effbench compare BASE HEAD             verdicts per metric with CIs; exit 1 regression, 3 inconclusive
+  effbench site RESULTS --out SITE       a static site: history, trade-off explorer, compare
   effbench plot|report|aa ...            plots, a README for a result set, the A/A check (cli/compare.py)
 
 Bad input exits with status 2 and a message naming the value and the valid choices, before any
@@ -144,6 +145,22 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    import time
+
+    from effbench.render import site
+
+    t0 = time.perf_counter()
+    done = site.build(args.results, args.out, tuple(args.compare) if args.compare else None)
+    for e in done["errors"]:
+        print(f"effbench site: not read: {e}", file=sys.stderr)
+    print(
+        f"site of {done['sets']} result sets ({done['suites']} suites) in {time.perf_counter() - t0:.1f} s: "
+        f"{done['index']}"
+    )
+    return 0
+
+
 def version() -> str:
     """The installed distribution's version (pyproject.toml), or why there is none."""
     from importlib.metadata import PackageNotFoundError
@@ -229,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a result set's summary")
     s.add_argument("results", help="results.json or its folder")
     s.set_defaults(fn=cmd_show)
+    w = sub.add_parser("site", help="a static site (plain files) of every result set under a folder")
+    w.add_argument("results", help="folder holding result sets (<suite>/<stamp>/results.json), e.g. results")
+    w.add_argument("--out", required=True, help="folder the site is written into (created; yours, not the repo's)")
+    w.add_argument("--compare", nargs=2, metavar=("BASE", "HEAD"), help="also a compare page of these two sets")
+    w.set_defaults(fn=cmd_site)
     from effbench.cli.compare import add_parsers
 
     add_parsers(sub)  # compare, plot, report, aa
