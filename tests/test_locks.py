@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-EXTRAS = ("eval", "quant", "kernels", "data", "gpu", "ray", "test")
+# the extras `make setup` installs and `make lock` resolves: read from the Makefile, never repeated here
+EXTRAS = tuple(re.search(r"^EXTRAS := (.+)$", (REPO / "Makefile").read_text(), re.M).group(1).split(","))
 LOCKS = {"constraints.txt": "3.11", "constraints-cuda.txt": "3.12"}  # lock -> the CPython it is made for
 TORCH = re.search(r"(?m)^torch==([^\s;#]+)", (REPO / "locks/pins.in").read_text()).group(1)
 
