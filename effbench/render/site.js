@@ -81,6 +81,17 @@
     ids.forEach(function (id) { document.getElementById(id).addEventListener("change", draw); });
     document.querySelectorAll("input[name=family]").forEach(function (c) { c.addEventListener("change", draw); });
     draw();
+    // A link may choose the axes and scenario, e.g. sets/<set>.html#x-metric=memory&y-metric=accuracy
+    // (select values); each is applied as a user's choice is, through the same "change" handler.
+    location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
+      var p = kv.split("="), el = ids.indexOf(p[0]) >= 0 ? document.getElementById(p[0]) : null;
+      var v = p.length === 2 ? decodeURIComponent(p[1]) : null;
+      var ok = el && Array.prototype.some.call(el.options, function (o) { return o.value === v; });
+      if (ok && el.value !== v) {
+        el.value = v;
+        el.dispatchEvent(new Event("change"));
+      }
+    });
   }
 
   if (data.page === "history") historyPage();

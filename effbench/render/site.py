@@ -147,10 +147,13 @@ def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
             },
         )
         xs = [names[id(rs)] for rs, _ in pts]
+        # a line joins the sets only where every point carries its noise (an interval: two or more
+        # replicates or seeds, or an accuracy's item stderr): one-value timings are points, not a trend
+        joined = all(pt["hi"] > pt["lo"] for _, pt in pts)
         fig["data"].append(
             {
                 "type": "scatter",
-                "mode": "lines+markers",
+                "mode": "lines+markers" if joined else "markers",
                 "name": esc(f"{dev} · {model}"),
                 "x": xs,
                 "y": [pt["value"] for _, pt in pts],
