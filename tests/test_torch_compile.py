@@ -140,3 +140,19 @@ def test_real_inductor_compile_of_a_toy_module():
     t.finish(model, c)
     rec = c.records["torch_compile"]
     assert rec["compile_s"] > 0 and rec["graphs_compiled"] >= 1 and rec["recompilations"] >= 0
+
+
+def test_summary_compile_section_pairs_runs():
+    from effbench.render.sections import compile_section
+
+    def run(rid, techs, tps, rec=None):
+        spec = {"scenario": "finetune", "model": "tiny", "task": "arith", "techniques": techs}
+        return {"id": rid, "spec": spec, "metrics": {"train_tokens_per_s": {"value": tps}}, "technique_records": rec}
+
+    lora, tc = {"name": "lora"}, {"name": "torch_compile"}
+    rec = {"torch_compile": {"compile_s": 40.0, "recompilations": 3}}
+    runs = [run("full", [], 100.0), run("lora", [lora], 100.0), run("lora-tc", [lora, tc], 125.0, rec)]
+    text = "\n".join(compile_section(runs))
+    assert "| lora-tc" in text and "| lora " in text and "20,000 tokens" in text and "40.0" in text
+    assert compile_section(runs[:2]) == []
+    assert "no uncompiled partner" in "\n".join(compile_section(runs[2:]))

@@ -37,5 +37,31 @@ def tokens_to_break_even(compiled: dict, base: dict, rate: str = "train_tokens_p
         return None, f"{rate} not measured in both runs"
     n = break_even(compile_s, 1.0 / r_c, 1.0 / r_b)
     if n is None:
-        return None, f"never: the compiled run is not faster ({r_c:.4g} vs {r_b:.4g} tokens/s)"
+        return None, f"never: not faster ({r_c:.4g} vs {r_b:.4g} tokens/s)"
     return n, ""
+
+
+def _key(spec: dict) -> tuple:
+    """What a compiled run and its partner share: scenario, model, task, techniques less torch_compile."""
+    techs = [t for t in spec.get("techniques") or [] if t.get("name") != TECHNIQUE]
+    return spec.get("scenario"), spec.get("model"), spec.get("task"), techs
+
+
+def _rate_of(run: dict) -> str:
+    if run["spec"].get("scenario") == "finetune":
+        return "train_tokens_per_s"
+    keys = [k for k in run.get("metrics", {}) if k.startswith("decode_tokens_per_s.b")]
+    return max(keys, key=lambda k: int(k.rsplit(".b", 1)[1])) if keys else "decode_tokens_per_s"
+
+
+def compiled_pairs(runs: list[dict]) -> list[tuple[dict, dict | None, str]]:
+    """(compiled run, its uncompiled partner or None, the tokens/s metric to compare) for every run
+    with a torch_compile record; the partner has the same scenario, model, task and techniques
+    less torch_compile. Fine-tuning compares train_tokens_per_s, inference the largest batch's
+    decode_tokens_per_s."""
+    out = []
+    for r in runs:
+        if TECHNIQUE in (r.get("technique_records") or {}):
+            base = next((b for b in runs if b is not r and _key(b["spec"]) == _key(r["spec"])), None)
+            out.append((r, base, _rate_of(r)))
+    return out
