@@ -3,7 +3,8 @@
 A technique is a class registered under its exact name, with a frozen config dataclass whose
 fields are its parameters. It may change the training data (`prepare_data`), the model
 (`apply`, which changes the instance it is given; a wrapper such as peft's PeftModel around
-that same instance is allowed, a copy is not) and the optimizer (`make_optimizer`). It declares
+that same instance is allowed, a copy is not), the optimizer (`make_optimizer`) and the layout
+of fine-tuning batches (`batching`), and record after the workload (`finish`). It declares
 the scenarios it applies to and what it requires; a technique that does not fit the scenario or
 the device is skipped with the reason, never replaced by something else.
 
@@ -58,6 +59,8 @@ FAMILIES: dict[str, str] = {
     "sparsifier": "zeroes weights (one per run; before any quantizer)",
     "data_pruner": "keeps a subset of the training data",
     "kernels": "replaces operations by fused kernels",
+    "compiler": "compiles the model's forward into fused code (torch.compile)",
+    "batching": "changes how training examples are laid out in a batch (packing)",
 }
 ONE_PER_RUN = ("quantizer", "sparsifier")  # a run takes at most one technique of each of these families
 ENTRY_POINT_GROUP = "effbench.techniques"
@@ -122,7 +125,7 @@ class Technique:
                 return f"{self.name} requires {REQUIREMENTS.get(req, req)}: {missing}"
         return None
 
-    # -- the three hooks -----------------------------------------------------------------------
+    # -- the hooks -----------------------------------------------------------------------------
     def prepare_data(self, data: Any, ctx: Context) -> Any:
         return data
 
@@ -132,6 +135,16 @@ class Technique:
     def make_optimizer(self, params: list, ctx: Context) -> Any | None:
         """Return an optimizer for `params`, or None to leave the harness's AdamW."""
         return None
+
+    def batching(self, ctx: Context) -> Callable[..., dict] | None:
+        """The fine-tuning workload's batch builder, `collate(pairs, pad_id, device) -> model
+        kwargs` (effbench.child.workloads.common.collate's contract), or None to leave the padded
+        one. A batch without `attention_mask` holds no padding: every input token counts."""
+        return None
+
+    def finish(self, model: Any, ctx: Context) -> None:
+        """After the workload, before the records are stored: record what only the run itself
+        shows (recompilations during the workload)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": dataclasses.asdict(self.config)}

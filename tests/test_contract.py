@@ -16,6 +16,19 @@ from effbench.techniques import TechniqueError, build, build_all, get, registry
 NAMES = sorted(registry())
 
 
+@pytest.fixture(autouse=True)
+def eager_compile(monkeypatch):
+    """torch.compile through Dynamo's capture with the eager backend: the contract needs the
+    captured graphs to run, and Inductor's C++ build takes about 40 s a graph of `tiny` on 2 cores
+    (tests/test_torch_compile.py compiles a toy module for real)."""
+    real = torch.compile
+
+    def eager(fn, *args, mode=None, dynamic=None, **kwargs):
+        return real(fn, backend="eager", dynamic=dynamic)
+
+    monkeypatch.setattr(torch, "compile", eager)
+
+
 def test_registry_has_baseline_and_unknown_name_lists_valid():
     assert "baseline" in NAMES
     with pytest.raises(TechniqueError) as e:

@@ -262,6 +262,8 @@ def run_spec(spec_dict: dict) -> dict:
         else:
             out = infer.run(model, tok, data, spec, budget, ctx, techs, info)
         _record(res, out, spec, info, rss, built_here)
+        for t in techs:
+            t.finish(model, ctx)
         res["technique_records"] = ctx.records
         res["status"] = "ok"
     except Skip as e:

@@ -1,12 +1,14 @@
-"""The report's tables of sweeps and of stacked techniques' interactions (markdown lines).
+"""The report's tables of sweeps, of stacked techniques' interactions and of compilation's
+break-even (markdown lines).
 
-The figures come from the read side (effbench.read.sweep_curves, effbench.read.interactions);
+The figures come from the read side (effbench.read.sweep_curves, effbench.read.interactions,
+effbench.read.breakeven);
 this module only lays them out, through mdtable, which escapes text from result files.
 """
 
 from __future__ import annotations
 
-from effbench.read import interactions, runinfo, sweep_curves
+from effbench.read import breakeven, interactions, runinfo, sweep_curves
 from effbench.render import mdtable
 
 
@@ -90,4 +92,39 @@ def interactions_section(rs: dict) -> list[str]:
         "(time, memory, bytes) or adds their quality losses in points. Interaction: measured / predicted (ratios) or "
         "measured - predicted (points); `worse`/`better than predicted` where its 95% CI excludes 1 (ratios) or 0 (points). "
         "Time and memory CIs pool the replicates' log-sd; quality CIs use the per-item stderr and the seed spread.",
+    ]
+
+
+def compile_section(runs: list[dict]) -> list[str]:
+    """Each torch_compile run: its compile time, recompilations, and the tokens after which it has
+    paid for the compile against the same run uncompiled (effbench.read.breakeven)."""
+    pairs = breakeven.compiled_pairs(runs)
+    if not pairs:
+        return []
+    rows = []
+    for r, base, rate in pairs:
+        rec = r["technique_records"][breakeven.TECHNIQUE]
+        if base is None:
+            pays = "no uncompiled partner run"
+        else:
+            n, why = breakeven.tokens_to_break_even(r, base, rate)
+            pays = f"{n:,.0f} tokens" if n is not None else why
+        rows.append(
+            [
+                r["id"],
+                runinfo.fmt(rec.get("compile_s"), ".1f"),
+                runinfo.fmt(rec.get("recompilations"), "d"),
+                base["id"] if base else "-",
+                pays,
+            ]
+        )
+    head = ["run", "compile s", "recompilations", "vs", "pays after"]
+    return [
+        "",
+        "## Compilation",
+        "",
+        mdtable.table(rows, head),
+        "",
+        "pays after: compile_s / (uncompiled - compiled seconds per token), from train_tokens_per_s (fine-tuning) or "
+        "the largest batch's decode_tokens_per_s (inference); recompilations: graphs compiled after the warm-up.",
     ]

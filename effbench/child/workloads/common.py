@@ -31,6 +31,13 @@ def collate(pairs, pad_id: int, device: str) -> dict:
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
+def input_tokens(batch: dict) -> int:
+    """Real (non-pad) input tokens of a batch: its attention mask's sum, or every input id where
+    the batch has no mask (a packed batch holds no padding)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+
+
 def tensor_bytes(t: torch.Tensor) -> int:
     """Bytes a tensor actually stores; tensor subclasses (torchao) are summed over their parts."""
     inner = t.data if isinstance(t, torch.nn.Parameter) else t

@@ -24,6 +24,7 @@ from effbench.child.workloads.common import (
     collate,
     encode,
     grad_bytes,
+    input_tokens,
     logical_numel,
     optimizer_state_bytes,
     weight_bytes,
@@ -144,7 +145,15 @@ class _Log:
         )
 
 
-def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, energy) -> _Log:
+def _collate_of(techniques, ctx):
+    """The last technique's batch builder that offers one (packing), else the padded collate."""
+    fn = collate
+    for t in techniques:
+        fn = t.batching(ctx) or fn
+    return fn
+
+
+def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, energy, collate_fn=collate) -> _Log:
     """Steps until max_steps, the token budget or the epochs run out; `evaluate(step)` every eval_every."""
     device = spec.device
     # bf16 autocast on CUDA over fp32 master weights; plain fp32 on CPU.
@@ -160,7 +169,7 @@ def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, ener
         for step in range(1, n_steps + 1):
             if b.train_tokens is not None and log_.tokens_seen >= b.train_tokens:
                 break
-            batch = collate([pairs[i] for i in batches.next(b.batch_size)], pad_id, device)
+            batch = collate_fn([pairs[i] for i in batches.next(b.batch_size)], pad_id, device)
             for g in opt.param_groups:
                 g["lr"] = b.lr * min(1.0, step / max(1, b.warmup_steps))
             measure.sync(device)
@@ -174,7 +183,7 @@ def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, ener
             opt.zero_grad(set_to_none=True)
             measure.sync(device)
             dt = time.perf_counter() - t0
-            ntok = int(batch["attention_mask"].sum())
+            ntok = input_tokens(batch)
             log_.train_wall += dt
             log_.tokens_seen += ntok
             log_.step_s.append(dt)
@@ -299,7 +308,8 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     mem, energy = measure.Memory(device), measure.Energy(device)
     start = _Log()
     checkpoint(start, 0)
-    log_ = _train(model, pairs, pad_id, opt, spec, b, n_steps, checkpoint, mem, energy)
+    collate_fn = _collate_of(techniques, ctx)
+    log_ = _train(model, pairs, pad_id, opt, spec, b, n_steps, checkpoint, mem, energy, collate_fn)
     log_.curve[:0], log_.eval_s = start.curve, log_.eval_s + start.eval_s
     log(f"trained {len(log_.losses)} steps, {log_.tokens_seen} tokens in {log_.train_wall:.0f}s; final evaluation")
     model.eval()
