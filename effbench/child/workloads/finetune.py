@@ -153,8 +153,8 @@ def _collate_of(techniques, ctx):
     return fn
 
 
-def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, energy, collate_fn=collate) -> _Log:
-    """Steps until max_steps, the token budget or the epochs run out; `evaluate(step)` every eval_every."""
+def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, checkpoint, mem, energy, collate_fn=collate) -> _Log:
+    """Steps until max_steps, the token budget or the epochs run out; `checkpoint(log, step)` every eval_every."""
     device = spec.device
     # bf16 autocast on CUDA over fp32 master weights; plain fp32 on CPU.
     autocast = (
@@ -196,7 +196,7 @@ def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, evaluate, mem, ener
                 segment_peaks.append(mem.read())
                 energy.pause()
                 model.eval()
-                evaluate(log_, step)
+                checkpoint(log_, step)
                 model.train()
                 mem.reset()
                 energy.resume()
@@ -287,7 +287,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     n_steps = _n_steps(b, len(pairs))
     eval_subset = data.eval[: b.eval_limit] if b.eval_limit else data.eval
 
-    def evaluate(log_: _Log, step: int, examples=eval_subset) -> dict:
+    def evaluate(log_: _Log, examples=eval_subset) -> dict:
         t0 = time.perf_counter()
         r = evaluate_accuracy(model, tokenizer, examples, device, b.eval_batch_size, spec.seed)
         log_.eval_s += time.perf_counter() - t0
@@ -297,7 +297,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     def checkpoint(log_: _Log, step: int) -> None:
         if not quality:
             return
-        r = evaluate(log_, step)
+        r = evaluate(log_)
         losses = log_.losses
         loss = f", loss {sum(losses[-5:]) / len(losses[-5:]):.3f}" if losses else ""
         log(
@@ -313,7 +313,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     log_.curve[:0], log_.eval_s = start.curve, log_.eval_s + start.eval_s
     log(f"trained {len(log_.losses)} steps, {log_.tokens_seen} tokens in {log_.train_wall:.0f}s; final evaluation")
     model.eval()
-    final = evaluate(log_, len(log_.losses), data.eval) if quality else None
+    final = evaluate(log_, data.eval) if quality else None
     no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
     metrics = _metrics(model, params, opt, log_, b, final, no_quality, energy)
     metrics.update(
