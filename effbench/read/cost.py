@@ -7,15 +7,16 @@ on-demand cloud rates for one device, late 2025; they differ by provider and cha
   cost_usd           = price_per_hour * (setup_s + workload_s) / 3600
   usd_per_point      = cost_usd / (100 * (accuracy - accuracy_unmodified))     [finetune]
   usd_per_mtok       = price_per_hour / 3600 / decode_tokens_per_s * 1e6       [infer, largest batch]
+  public_points      = 100 * (public_acc_norm - chance)                         [infer: HellaSwag, ARC, PIQA pooled]
   probe_points       = 100 * (probe_acc - chance)                               [infer; also _norm]
-  usd_per_mtok_per_point = usd_per_mtok / probe_points                          [infer]
+  usd_per_mtok_per_point = usd_per_mtok / public_points                         [infer; probe_points in older sets]
   time_to_target_s   = setup_s + training time at which accuracy first reaches the target,
                        linearly interpolated between the two evaluations around the crossing;
                        per seed (to_target: the median of the seeds that reached it, and how many);
                        target = target_fraction x the reference run's final accuracy (mean over seeds)
 
 Quality points count only what is above the floor a guesser reaches: the chance level recorded
-with the probe metric (mean over items of 1 / number of choices; 25% for four choices), or the
+with the public tasks' or the probe's metric (mean over items of 1 / number of choices: 25% for four, 50% for PIQA's two), or the
 unmodified model's accuracy for fine-tuning. A run at or below that floor earns no points: its
 cost per point is None with the reason in `<figure>_reason`, never infinite or negative.
 """
@@ -123,9 +124,13 @@ def derived(run: dict, price: float | None, target: float | None) -> dict:
         dec, key = largest_batch_decode(run)
         out["usd_per_mtok"] = price / 3600 / dec * 1e6 if (price is not None and dec) else None
         out["usd_per_mtok_basis"] = key
-        pts, why = points_above_chance(run, "probe_acc")
-        out["probe_points"] = pts
+        out["probe_points"], why = points_above_chance(run, "probe_acc")
         out["probe_norm_points"] = points_above_chance(run, "probe_acc_norm")[0]
+        out["public_points"], why_public = points_above_chance(run, "public_acc_norm")
+        # the headline: the public tasks where the run scored them, the probe in older sets
+        scored = (run.get("metrics", {}).get("public_acc_norm") or {}).get("value") is not None
+        pts, why = (out["public_points"], why_public) if scored else (out["probe_points"], why)
+        out["quality_points_metric"] = "public_acc_norm" if scored else "probe_acc"
         out["usd_per_mtok_per_point"], why = _per_point(out["usd_per_mtok"], pts, why, "usd_per_mtok")
         if why:
             out["usd_per_mtok_per_point_reason"] = why

@@ -52,7 +52,7 @@ def metric_values(rs: dict, members: list[dict]) -> dict[str, dict]:
         out["throughput"] = (replicates.values(members, key), what)
     out["peak_memory"] = (_finite_pos((runinfo.peak_bytes(r) or 0) / 2**20 for r in replicates.ok(members)), "MiB")
     if scen in tradeoff.QUALITY:
-        name, _, label = tradeoff.QUALITY[scen]
+        name, _, label = tradeoff.quality(scen, members)
         seeds = replicates.by_seed(members, name)
         out["accuracy"] = (_finite_pos(100 * r["metrics"][name]["value"] for r in seeds.values()), label)
     price, _ = runinfo.price(rs)
@@ -67,7 +67,7 @@ def metric_values(rs: dict, members: list[dict]) -> dict[str, dict]:
 
 
 def _stderr(members: list[dict], scen: str) -> float | None:
-    name = tradeoff.QUALITY[scen][0]
+    name = tradeoff.quality(scen, members)[0]
     se = (replicates.primary(members)["metrics"].get(name) or {}).get("stderr")
     return 100 * se if isinstance(se, (int, float)) else None
 

@@ -172,6 +172,7 @@ def interactions(rs: dict) -> list[dict]:
         head.update(base=replicates.primary(base)["id"], singles=[replicates.primary(s)["id"] for s in singles])
         scen = p["spec"]["scenario"]
         speed, _ = tradeoff.speed_name(scen, p)
+        qual = tradeoff.quality(scen, [*g, *base, *(r for s in singles for r in s)])
         rows = [
             (
                 "time per token (x)",
@@ -179,7 +180,7 @@ def interactions(rs: dict) -> list[dict]:
             ),
             ("peak memory (x)", multiplicative(g, singles, base, _memory_name(p))),
             ("weight bytes (x)", multiplicative(g, singles, base, "weight_bytes", exact=True)),
-            (f"{tradeoff.QUALITY[scen][2]} loss (pts)", additive_loss(g, singles, base, tradeoff.QUALITY[scen][0])),
+            (f"{qual[2]} loss (pts)", additive_loss(g, singles, base, qual[0])),
         ]
         out += [{**head, "quantity": q, **r} for q, r in rows]
     return out

@@ -50,7 +50,7 @@ def _memory(run: dict, scen: str):
 
 def point(g: list[dict], scen: str) -> dict:
     rep = replicates.representative(g)
-    q = rep["metrics"].get(tradeoff.QUALITY[scen][0]) or {}
+    q = rep["metrics"].get(tradeoff.quality(scen, g)[0]) or {}
     speed_key, _ = tradeoff.speed_name(scen, rep)
     return {
         "id": rep["id"],

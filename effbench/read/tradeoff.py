@@ -4,7 +4,7 @@ For every group with techniques, its baseline is the group of the same scenario,
 without techniques (the one with the same budget where there is one). The line states the speed
 ratio (geometric mean over replicates: train tokens/s, or decode tokens/s at the largest batch;
 "1 replicate vs 3": the technique's count, then the baseline's)
-and a paired non-inferiority test of quality (finetune: arith exact match; infer: probe accuracy):
+and a paired non-inferiority test of quality (finetune: arith exact match; infer: the public tasks' pooled acc_norm, the probe in older sets):
 H0 "worse than the baseline by at least `margin`" against "not worse than -margin", one-sided
 t-test on paired per-item differences (one seed), or on per-seed accuracy differences over the
 common seeds (several seeds, so seed variance counts). margin: the suite's `noninferiority_margin`.
@@ -16,8 +16,24 @@ from effbench.read import cost, replicates, stats
 
 QUALITY = {
     "finetune": ("accuracy", "arith.exact_match", "arith accuracy"),
-    "infer": ("probe_acc", "probe.acc", "probe accuracy"),
+    "infer": ("probe_acc", "probe.acc", "probe accuracy"),  # sets measured before the public tasks
 }
+PUBLIC = ("public_acc_norm", "public.acc_norm", "public-task acc_norm")  # HellaSwag, ARC, PIQA pooled
+
+
+def quality(scenario: str, runs: list[dict]) -> tuple[str, str, str]:
+    """(metric, items key, label) of the headline quality of `runs` (one set's, or a pair of groups):
+    for inference the public tasks' pooled acc_norm where every run that has a quality figure has
+    it, else the probe (older sets); for fine-tuning the task accuracy."""
+    if scenario == "infer":
+        q = [
+            r
+            for r in runs
+            if any((r.get("metrics", {}).get(k) or {}).get("value") is not None for k in (PUBLIC[0], "probe_acc"))
+        ]
+        if q and all((r["metrics"].get(PUBLIC[0]) or {}).get("value") is not None for r in q):
+            return PUBLIC
+    return QUALITY[scenario]
 
 
 def baseline_of(members: list[dict], all_groups: list[list[dict]]) -> list[dict] | None:
@@ -41,7 +57,7 @@ def speed_name(scenario: str, run: dict) -> tuple[str | None, str]:
 
 def quality_test(tech: list[dict], base: list[dict], scenario: str, margin: float) -> tuple[float, float, str] | None:
     """(mean difference, p, how) of the non-inferiority test, or None where nothing pairs."""
-    name, items, _ = QUALITY[scenario]
+    name, items, _ = quality(scenario, tech + base)
     st, sb = replicates.by_seed(tech, name), replicates.by_seed(base, name)
     common = sorted(set(st) & set(sb))
     if len(common) >= 2:
@@ -51,7 +67,9 @@ def quality_test(tech: list[dict], base: list[dict], scenario: str, margin: floa
         return d, p, f"{len(common)} seeds"
     for s in common:
         it, ib = st[s].get("items", {}).get(items), sb[s].get("items", {}).get(items)
-        same_items = (st[s].get("data") or {}).get("eval_sha256") == (sb[s].get("data") or {}).get("eval_sha256")
+        same_items = all(
+            (st[s].get("data") or {}).get(k) == (sb[s].get("data") or {}).get(k) for k in ("eval_sha256", "public")
+        )
         if it and ib and len(it) == len(ib) and same_items:
             d, p = stats.noninferiority(ib, it, margin)
             return d, p, f"{len(it)} paired items, seed {s}"
@@ -85,7 +103,7 @@ def lines(rs: dict, margin: float | None = None) -> list[str]:
             else f"{what}: not measured"
         )
         q = quality_test(g, b, scen, margin) if scen in QUALITY else None
-        label = QUALITY[scen][2]
+        label = quality(scen, g + b)[2]
         if q is None:
             qual = f"{label}: no paired figures to test"
         else:
@@ -97,4 +115,47 @@ def lines(rs: dict, margin: float | None = None) -> list[str]:
             )
             qual = f"{label} {100 * d:+.1f} pts, {held} (one-sided paired test, p={pv:.3g}, {how})"
         out.append(f"- `{p['id']}` vs `{replicates.primary(b)['id']}`: {speed}; {qual}")
+    return out
+
+
+def public_deltas(rs: dict) -> list[dict]:
+    """Each inference technique group's accuracy on each public task (and pooled) against its
+    baseline's on the same items: head - base with the paired 95% interval (McNemar, exact) and p.
+    Rows only where both sides scored the same item sample of the same data (data.public equal)."""
+    gs = [g for g in replicates.groups(rs).values() if replicates.primary(g)["status"] == "ok"]
+    out = []
+    for g in gs:
+        p = replicates.primary(g)
+        if p["spec"]["scenario"] != "infer" or not p["spec"].get("techniques"):
+            continue
+        b = baseline_of(g, gs)
+        if b is None:
+            continue
+        rb = replicates.primary(b)
+        db, dh = (rb.get("data") or {}).get("public"), (p.get("data") or {}).get("public")
+        if not db or not dh:
+            continue
+        for key in [k for k in p.get("items", {}) if k.endswith(".acc_norm")]:
+            task = key.rsplit(".", 1)[0]
+            if task != "public" and (task not in db or db.get(task) != dh.get(task)):
+                continue
+            ib, ih = rb.get("items", {}).get(key), p["items"][key]
+            if not ib or len(ib) != len(ih):
+                continue
+            o = stats.accuracy(ib, ih, alpha=0.05, margin=rs.get("noninferiority_margin", 0.01))
+            out.append(
+                {
+                    "run": p["id"],
+                    "base": rb["id"],
+                    "task": task,
+                    "n": len(ih),
+                    "base_value": sum(ib) / len(ib),
+                    "head_value": sum(ih) / len(ih),
+                    "diff": o.change,
+                    "lo": o.lo,
+                    "hi": o.hi,
+                    "p": o.p,
+                    "method": o.method,
+                }
+            )
     return out

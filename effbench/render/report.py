@@ -193,6 +193,7 @@ def summary_markdown(rs: dict) -> str:
     if trade:
         lines += ["", "## Quality and speed against the baseline", ""] + trade
 
+    lines += sections.public_deltas_section(rs)
     lines += sections.sweeps_section(rs)
     lines += sections.interactions_section(rs)
     lines += sections.compile_section(ok)

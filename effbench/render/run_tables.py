@@ -50,9 +50,19 @@ INFER_TABLES = [
     ("Techniques", ["techniques", "setup s", "layers unchanged"]),
     ("Speed", ["prefill tok/s b1", "decode tok/s b1", "decode tok/s", "p50 ms/tok b1"]),
     ("Memory and bytes", ["peak MiB", "weights MiB"]),
+    ("Public tasks (acc_norm)", ["HellaSwag %", "ARC-E %", "ARC-C %", "PIQA %", "pooled %", "pts > chance", "items"]),
     ("Quality", ["probe acc %", "probe pts > chance", "arith acc %", "ppl", "KLD", "top-1 agree %"]),
     ("Cost", ["$/Mtok", "$/Mtok/pt"]),
 ]
+
+
+def _public_items(r) -> str:
+    """Items each public task's accuracy rests on, e.g. "4x100" (or the counts, where they differ)."""
+    d = (r.get("data") or {}).get("public") or {}
+    ns = [v["n_items"] for k, v in d.items() if isinstance(v, dict) and not k.endswith("_card")]
+    if not ns:
+        return "–"
+    return f"{len(ns)}x{ns[0]}" if len(set(ns)) == 1 else "/".join(map(str, ns))
 
 
 def _peak(rs, r) -> str:
@@ -161,6 +171,22 @@ def infer_columns(rs, runs) -> list[Column]:
             columns.metric_shows("decode_latency_p50_ms.b1"),
         ),
         Column("weights MiB", lambda r: mib(_v(r, "weight_bytes")), columns.metric_shows("weight_bytes")),
+        *[
+            Column(head, lambda r, k=f"{task}_acc_norm": pm(r, k), columns.accuracy_shows(f"{task}_acc_norm"))
+            for head, task in (
+                ("HellaSwag %", "hellaswag"),
+                ("ARC-E %", "arc_easy"),
+                ("ARC-C %", "arc_challenge"),
+                ("PIQA %", "piqa"),
+                ("pooled %", "public"),
+            )
+        ],
+        Column(
+            "pts > chance",
+            lambda r: fmt(der(r).get("public_points"), ".1f"),
+            lambda r: columns.nonzero(der(r).get("public_points")),
+        ),
+        Column("items", _public_items, lambda r: bool(_public_items(r).strip("–"))),
         Column("probe acc %", lambda r: pm(r, "probe_acc"), columns.accuracy_shows("probe_acc")),
         Column(
             "probe pts > chance",

@@ -8,7 +8,7 @@ this module only lays them out, through mdtable, which escapes text from result 
 
 from __future__ import annotations
 
-from effbench.read import breakeven, interactions, runinfo, sweep_curves
+from effbench.read import breakeven, interactions, runinfo, sweep_curves, tradeoff
 from effbench.render import mdtable
 
 
@@ -127,4 +127,34 @@ def compile_section(runs: list[dict]) -> list[str]:
         "",
         "pays after: compile_s / (uncompiled - compiled seconds per token), from train_tokens_per_s (fine-tuning) or "
         "the largest batch's decode_tokens_per_s (inference); recompilations: graphs compiled after the warm-up.",
+    ]
+
+
+def public_deltas_section(rs: dict) -> list[str]:
+    """Paired quality differences on the public tasks (read.tradeoff.public_deltas), one row per
+    technique run and task: what the technique costs on HellaSwag, ARC and PIQA, on the same items."""
+    rows = tradeoff.public_deltas(rs)
+    if not rows:
+        return []
+    table = [
+        [
+            f"`{r['run']}`",
+            r["task"],
+            r["n"],
+            f"{100 * r['base_value']:.1f}",
+            f"{100 * r['head_value']:.1f}",
+            f"{100 * r['diff']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}]",
+            f"{r['p']:.3g}",
+        ]
+        for r in rows
+    ]
+    return [
+        "## Quality on the public tasks, paired against the unmodified model",
+        "",
+        mdtable.table(table, ["run", "task (acc_norm)", "items", "base %", "run %", "diff pts [95% CI]", "p"]),
+        "",
+        "Each technique run and its baseline scored the same items (the suite's fixed sample, recorded by id "
+        "in results.json); diff = run - base in points, with the exact McNemar interval over the discordant "
+        "items (conditional binomial), two-sided; `public` pools every scored item of the lm-eval tasks.",
+        "",
     ]

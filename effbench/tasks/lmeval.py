@@ -46,9 +46,7 @@ def _task_files_problem(d: Path, expected: dict[str, bytes]) -> str | None:
 
 
 def _write_task(name: str, yaml_text: str, rows: list[dict]) -> tuple[Path, str]:
-    """Write the JSONL rows and the YAML into `<cache>/lmeval/<name>-<sha12>/`; returns (dir, sha).
-    A cached folder is reused only if its files equal what this call would write (checked each time:
-    two small files); otherwise it is rebuilt, with a message, so a tampered cache is never read."""
+    """Write the JSONL rows and the YAML into `<cache>/lmeval/<name>-<sha12>/`; returns (dir, sha)."""
     data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
     sha = hashlib.sha256(data).hexdigest()
     d = cache_dir() / "lmeval" / f"{name}-{sha[:12]}"
@@ -56,9 +54,16 @@ def _write_task(name: str, yaml_text: str, rows: list[dict]) -> tuple[Path, str]
         "data.jsonl": data,
         f"{name}.yaml": yaml_text.replace("@DATA@", str(d.resolve() / "data.jsonl")).encode(),
     }
+    return _install(d, expected), sha
+
+
+def _install(d: Path, expected: dict[str, bytes]) -> Path:
+    """Make folder `d` hold exactly `expected` (name -> bytes). A cached folder is reused only if its
+    files equal what this call would write (checked each time: small files); otherwise it is rebuilt,
+    with a message, so a tampered cache is never read."""
     problem = _task_files_problem(d, expected)
     if problem is None:
-        return d, sha
+        return d
     if problem != "missing":
         print(f"effbench: cached lm-eval task {d} fails verification ({problem}); rebuilding it", file=sys.stderr)
     d.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +82,18 @@ def _write_task(name: str, yaml_text: str, rows: list[dict]) -> tuple[Path, str]
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return d, sha
+    return d
+
+
+def write_public(names) -> Path:
+    """The lm-eval task folder of public tasks `names` (effbench.tasks.public): one YAML per task,
+    each naming its verified Arrow file, in `<cache>/lmeval/public-<sha12>/`."""
+    from effbench.tasks import public
+
+    hf_cache = cache_dir() / "hf-datasets"
+    files = {f"effbench_{n}.yaml": public.task_yaml(n, hf_cache).encode() for n in sorted(set(names))}
+    sha = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).hexdigest()
+    return _install(cache_dir() / "lmeval" / f"public-{sha[:12]}", files)
 
 
 def write_arith(examples) -> tuple[Path, str]:
@@ -166,6 +182,23 @@ def evaluate(
     seed: int = 0,
 ) -> dict:
     """Run one lm-eval task. Returns {metric: {value, stderr, n}, "items": {metric: [per-item]}}."""
+    return evaluate_many(model, tokenizer, [task], task_dir, device, batch_size, limit=limit, seed=seed)[task]
+
+
+def evaluate_many(
+    model,
+    tokenizer,
+    tasks: list[str],
+    task_dir: Path | None,
+    device: str,
+    batch_size: int = 32,
+    limit: int | None = None,
+    samples: dict[str, list[int]] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Run lm-eval tasks in one call; `samples`: task -> sorted indices of the docs to score (None:
+    all). Returns task -> {metric: {value, stderr, n}, "items": {metric: [per-item]}, "doc_ids": [...]},
+    per-item lists in doc order."""
     _quiet()
     import lm_eval
     from lm_eval.models.huggingface import HFLM
@@ -175,6 +208,10 @@ def evaluate(
         tm = TaskManager(include_path=str(task_dir), include_defaults=False)
     else:
         tm = TaskManager()
+    if samples is not None:
+        for t, ids in samples.items():
+            if list(ids) != sorted(set(ids)):
+                raise ValueError(f"samples for {t!r} must be sorted distinct doc indices")
     was_training = model.training
     model.eval()
     padding_side = tokenizer.padding_side
@@ -182,9 +219,10 @@ def evaluate(
     try:
         out = lm_eval.simple_evaluate(
             model=lm,
-            tasks=[task],
+            tasks=list(tasks),
             task_manager=tm,
             limit=limit,
+            samples=samples or None,
             log_samples=True,
             bootstrap_iters=0,
             random_seed=seed,
@@ -196,8 +234,12 @@ def evaluate(
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)
+    return {task: _task_result(task, out) for task in tasks}
+
+
+def _task_result(task: str, out: dict) -> dict:
     samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
-    res: dict = {"task": task, "items": {}}
+    res: dict = {"task": task, "items": {}, "doc_ids": [int(s["doc_id"]) for s in samples]}
     for key in out["results"][task]:
         metric, _, filt = key.partition(",")
         if (
