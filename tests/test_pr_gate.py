@@ -219,7 +219,7 @@ def pr_user():
 
 
 def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
-    from effbench.read import compare, results
+    from effbench.read import compare, results, runlogs
 
     root = Path(tempfile.mkdtemp(prefix="effbench-gate-"))
     root.chmod(0o711)  # the PR user reaches JOB by name only
@@ -309,7 +309,11 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         gate("snapshot", base)
 
         p = gate("bench", base, suite, "--device", "cpu")
-        logs = "".join(f"--- {f.name}\n{f.read_text()[-2000:]}" for f in sorted((job / "out").glob("*/runs/*.log")))
+        logs = "".join(
+            f"--- {f.name}\n{runlogs.read_file(f)[-2000:]}"
+            for s in ("base", "head")
+            for f in runlogs.files(job / "out" / s / "runs")
+        )
         head_set, base_set = results.load(job / "out" / "head"), results.load(job / "out" / "base")
         assert [r["status"] for r in head_set["runs"] + base_set["runs"]] == ["ok"] * 6, p.stdout + p.stderr + logs
         assert (job / "state" / "ab.rc").read_text().strip() == "1", p.stdout + p.stderr  # ab: a regression
@@ -333,7 +337,9 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         # the head's runs really ran in the head's code, as the PR user, and their results were read
         for f in (job / "out" / "head" / "runs").glob("*.result.json"):
             assert f.stat().st_uid == pr_user.pw_uid and f.stat().st_mode & 0o044 == 0o044
-        for f in (job / "out" / "head" / "runs").glob("*.log"):
+        head_logs = runlogs.files(job / "out" / "head" / "runs")
+        assert len(head_logs) == 3 and all(f.name.endswith(runlogs.SUFFIX) for f in head_logs)  # compressed
+        for f in head_logs:
             assert not f.is_symlink() and f.stat().st_uid == 0
 
         # the verdict: the base's code says worse; the head's own compare would have said nothing is
