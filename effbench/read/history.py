@@ -1,7 +1,9 @@
 """History of a suite: one point per result set for each suite run and metric, and change points.
 
-A line is one suite run (its group id) and metric on one device and model: sets measured on
-another device or with other weights start another line, never share one. Its points are the sets
+A line is one suite run (its group id) and metric on one device and model with one CPU thread
+count (the spec's `threads`; None, the machine's default, is a count of its own): sets measured on
+another device, with other weights or with another number of threads start another line, never
+share one. Its points are the sets
 in time order (created_utc, which follows commit order on one branch), each with its replicate
 values: a throughput has one per timed replicate, peak memory one per ok member, an accuracy one
 per seed, a cost per point one per set.
@@ -87,17 +89,24 @@ def interval(vals: list[float], stderr: float | None = None) -> dict:
     return {"value": c, "lo": lo, "hi": hi, "n": len(vals), "values": list(vals)}
 
 
-def line_key(rs: dict, members: list[dict]) -> tuple[str, str]:
-    """(device, model) of a group: sets that differ in either never share a line."""
+def threads_label(spec: dict) -> str:
+    """A run's CPU threads as its spec asked: "2 threads", or "default threads" (None: the machine's)."""
+    n = spec.get("threads")
+    return f"{n} thread{'s' if n != 1 else ''}" if n else "default threads"
+
+
+def line_key(rs: dict, members: list[dict]) -> tuple[str, str, str]:
+    """(device, model, threads) of a group: sets that differ in any of them never share a line."""
     p = replicates.primary(members)
     dev = (p.get("env") or {}).get("device_name") or (rs.get("env") or {}).get("device_name") or "?"
     model = (p.get("model") or {}).get("name") or p["spec"].get("model") or "?"
     sha = (p.get("model") or {}).get("weights_sha256") or ""
-    return str(dev), f"{model}" + (f" ({sha[:8]})" if sha else "")
+    return str(dev), f"{model}" + (f" ({sha[:8]})" if sha else ""), threads_label(p["spec"])
 
 
 def lines(sets: list[dict]) -> dict[tuple, list[tuple[dict, dict]]]:
-    """(group id, metric, device, model) -> [(result set, point)] in time order, for sets of one suite."""
+    """(group id, metric, device, model, threads) -> [(result set, point)] in time order, for sets
+    of one suite."""
     out: dict[tuple, list] = {}
     for rs in sorted(sets, key=lambda s: (s.get("created_utc") or "", (s.get("git") or {}).get("sha") or "")):
         for members in replicates.groups(rs).values():
@@ -105,9 +114,9 @@ def lines(sets: list[dict]) -> dict[tuple, list[tuple[dict, dict]]]:
             if p["status"] != "ok":
                 continue
             gid = str(p["spec"].get("group") or p["id"])
-            dev, model = line_key(rs, members)
+            key = line_key(rs, members)
             for m, pt in metric_values(rs, members).items():
-                out.setdefault((gid, m, dev, model), []).append((rs, pt))
+                out.setdefault((gid, m, *key), []).append((rs, pt))
     return out
 
 

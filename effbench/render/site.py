@@ -7,7 +7,7 @@ beside site.js (this folder) and site.css, and every page refers to them relativ
 - index.html: every suite, its result sets by date and commit, the device of each, links.
 - suites/<suite>.html: history of each suite run and metric (throughput, peak memory, accuracy,
   cost per point), one point per result set with its 95% interval, commits in time order on the
-  x axis, one line per device and model, change points (effbench.read.history) marked with the
+  x axis, one line per device, model and thread count, change points (effbench.read.history) marked with the
   commits on either side.
 - sets/<set>.html: the trade-off explorer (x and y metric chosen on the page, filters by scenario
   and technique family, Pareto front, error bars, baseline marked) and the runs of the set.
@@ -116,7 +116,7 @@ def explorer(rs: dict) -> str:
 
 
 def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
-    """group id -> one Plotly figure per metric (escaped strings), lines per device and model."""
+    """group id -> one Plotly figure per metric (escaped strings), lines per device, model and threads."""
     order = sorted(sets, key=lambda s: (s.get("created_utc") or "", (s.get("git") or {}).get("sha") or ""))
     names: dict[int, str] = {}
     for s in order:  # unique labels: an A/A's two sides share commit and minute
@@ -124,7 +124,7 @@ def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
         names[id(s)] = esc(lab if lab not in names.values() else f"{lab} #{len(names) + 1}")
     cats = [names[id(s)] for s in order]
     figs: dict[str, dict[str, dict]] = {}
-    for (gid, metric, dev, model), pts in history.lines(sets).items():
+    for (gid, metric, dev, model, threads), pts in history.lines(sets).items():
         title, unit, _ = history.METRICS[metric]
         fig = figs.setdefault(gid, {}).setdefault(
             metric,
@@ -154,7 +154,7 @@ def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
             {
                 "type": "scatter",
                 "mode": "lines+markers" if joined else "markers",
-                "name": esc(f"{dev} · {model}"),
+                "name": esc(f"{dev} · {model} · {threads}"),
                 "x": xs,
                 "y": [pt["value"] for _, pt in pts],
                 "error_y": {
@@ -211,7 +211,7 @@ def history_page(suite: str, sets: list[dict]) -> str:
     opts = "".join(f'<option value="{esc(g)}">{esc(g)}</option>' for g in figs)
     body = (
         f'<p>run <select id="run">{opts}</select> · {len(sets)} result set(s), oldest first. One line per '
-        "device and model; bars: 95% interval over the replicates (accuracy: seeds, or ± 1.96 stderr); dashed "
+        "device, model and CPU thread count; bars: 95% interval over the replicates (accuracy: seeds, or ± 1.96 stderr); dashed "
         f"red: a change point (p x splits &lt; {history.ALPHA}, change ≥ {100 * history.MIN_EFFECT:g}%: "
         'effbench/read/history.py).</p>\n<div id="history"></div>'
     )
