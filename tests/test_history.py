@@ -4,6 +4,8 @@ line never joins sets of another device, model or CPU thread count."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from effbench.read import history
 from tests._sitesets import history as make_history
 
@@ -62,3 +64,30 @@ def test_lines_keep_thread_counts_apart():
     assert {id(rs) for rs, _ in got[keys[0]]} == {id(rs) for rs in sets[4:]}
     assert not any(history.change_points([pt["values"] for _, pt in got[k]]) for k in keys)
     assert history.threads_label({"threads": 2}) == "2 threads"
+
+
+def _kernel_records(ours_ms: float) -> list[dict]:
+    rec = {"kernel": "rmsnorm", "pass": "fwd", "tokens": 4096, "hidden": 576, "dtype": "bfloat16"}
+    return [
+        {**rec, "impl": "effbench", "median_ms": ours_ms},
+        {**rec, "impl": "eager", "median_ms": 0.030},
+        {**rec, "impl": "liger", "median_ms": 0.012},
+        {**rec, "impl": "compile", "median_ms": None, "error": "no compiler"},
+    ]
+
+
+def test_kernel_speedups_have_a_history_with_their_step():
+    """Sets with kernel records: a line per kernel case and comparator (speed-up = their time /
+    ours); a kernel that got 25% slower from set 5 on is a change point there; a comparator that
+    was not measured has no line."""
+    sets = make_history(10)
+    rng = np.random.default_rng(0)
+    for i, rs in enumerate(sets):
+        rs["kernels"] = _kernel_records(0.010 * (1.25 if i >= 5 else 1.0) * rng.lognormal(0, 0.01))
+    got = history.lines(sets)
+    eager = got[("kernel rmsnorm fwd bfloat16", "speedup_vs_eager", "Test CPU", "4096 tokens x 576", "")]
+    assert len(eager) == 10 and 2.9 < eager[0][1]["value"] < 3.1  # 0.030 / 0.010
+    assert ("kernel rmsnorm fwd bfloat16", "speedup_vs_liger", "Test CPU", "4096 tokens x 576", "") in got
+    assert not any(k[1] == "speedup_vs_compile" for k in got)
+    (cp,) = history.change_points([pt["values"] for _, pt in eager])
+    assert cp["index"] == 5 and -0.25 < cp["change"] < -0.15  # speed-up / 1.25: -20%

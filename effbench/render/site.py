@@ -6,9 +6,10 @@ beside site.js (this folder) and site.css, and every page refers to them relativ
 
 - index.html: every suite, its result sets by date and commit, the device of each, links.
 - suites/<suite>.html: history of each suite run and metric (throughput, peak memory, accuracy,
-  cost per point), one point per result set with its 95% interval, commits in time order on the
-  x axis, one line per device, model and thread count, change points (effbench.read.history) marked with the
-  commits on either side.
+  cost per point; a kernel micro-benchmark's speed-ups, one group per kernel case), one point per
+  result set with its 95% interval, commits in time order on the x axis, one line per device,
+  model and thread count, change points (effbench.read.history) marked with the commits on either
+  side.
 - sets/<set>.html: the trade-off explorer (x and y metric chosen on the page, filters by scenario,
   technique family and batch size, Pareto front by the static figures' rule, error bars, baseline
   marked) and the runs of the set.
@@ -202,7 +203,7 @@ def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
             {
                 "type": "scatter",
                 "mode": "lines+markers" if joined else "markers",
-                "name": esc(f"{dev} · {model} · {threads}"),
+                "name": esc(" · ".join(x for x in (dev, model, threads) if x)),
                 "x": xs,
                 "y": [pt["value"] for _, pt in pts],
                 "error_y": {
