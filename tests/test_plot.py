@@ -11,7 +11,7 @@ import pytest
 from _resultsets import finetune_run, infer_run, make_set, real_infer, replicated, write
 
 from effbench import cli
-from effbench.read import results
+from effbench.read import results, tradeoff
 from effbench.render import plot, plot_curves, pr_report, report
 
 
@@ -70,6 +70,17 @@ def test_frontier_counts_a_point_dominated_only_beyond_the_intervals():
     assert plot.frontier(pts, True, [((98, 102), (79, 81)), ((88, 92), (77, 79))]) == [0]
     # an exact tie on one axis (weight bytes) and beyond the interval on the other: dominated
     assert plot.frontier([(5, 80), (5, 70)], False, [((5, 5), (79, 81)), ((5, 5), (69, 71))]) == [0]
+
+
+def test_frontier_with_a_lower_is_better_y_is_the_same_rule_mirrored():
+    """The site's explorer may put memory or cost on y: tradeoff.frontier(y_higher_better=False)
+    is the front of the points with y negated."""
+    pts = [(100, 50), (200, 40), (150, 60), (50, 55), (300, 70)]  # (throughput, memory)
+    got = tradeoff.frontier(pts, True, y_higher_better=False)
+    assert got == [4, 1] and got == plot.frontier([(x, -y) for x, y in pts], True)
+    iv = [((x - 130, x + 130), (y - 1, y + 1)) for x, y in pts]  # every two throughputs overlap: none dominated
+    assert sorted(tradeoff.frontier(pts, True, iv, y_higher_better=False)) == [0, 1, 2, 3, 4]
+    assert plot.frontier is tradeoff.frontier  # the static figures use the one rule
 
 
 def test_pareto_has_one_point_per_run_in_each_panel_and_a_titled_frontier():

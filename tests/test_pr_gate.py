@@ -219,7 +219,7 @@ def pr_user():
 
 
 def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
-    from effbench.read import compare, results
+    from effbench.read import compare, results, runlogs
 
     root = Path(tempfile.mkdtemp(prefix="effbench-gate-"))
     root.chmod(0o711)  # the PR user reaches JOB by name only
@@ -309,7 +309,11 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         gate("snapshot", base)
 
         p = gate("bench", base, suite, "--device", "cpu")
-        logs = "".join(f"--- {f.name}\n{f.read_text()[-2000:]}" for f in sorted((job / "out").glob("*/runs/*.log")))
+        logs = "".join(
+            f"--- {f.name}\n{runlogs.read_file(f)[-2000:]}"
+            for s in ("base", "head")
+            for f in runlogs.files(job / "out" / s / "runs")
+        )
         head_set, base_set = results.load(job / "out" / "head"), results.load(job / "out" / "base")
         assert [r["status"] for r in head_set["runs"] + base_set["runs"]] == ["ok"] * 6, p.stdout + p.stderr + logs
         assert (job / "state" / "ab.rc").read_text().strip() == "1", p.stdout + p.stderr  # ab: a regression
@@ -333,7 +337,9 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         # the head's runs really ran in the head's code, as the PR user, and their results were read
         for f in (job / "out" / "head" / "runs").glob("*.result.json"):
             assert f.stat().st_uid == pr_user.pw_uid and f.stat().st_mode & 0o044 == 0o044
-        for f in (job / "out" / "head" / "runs").glob("*.log"):
+        head_logs = runlogs.files(job / "out" / "head" / "runs")
+        assert len(head_logs) == 3 and all(f.name.endswith(runlogs.SUFFIX) for f in head_logs)  # compressed
+        for f in head_logs:
             assert not f.is_symlink() and f.stat().st_uid == 0
 
         # the verdict: the base's code says worse; the head's own compare would have said nothing is
@@ -487,3 +493,65 @@ def test_parent_never_follows_or_trusts_the_childs_folder(tmp_path, monkeypatch)
     monkeypatch.setattr(results, "MAX_FILE_BYTES", 100)
     with pytest.raises(results.ResultError, match="over the 100-byte limit"):
         childfiles.read_result(tmp_path / "ok.result.json")
+
+
+def _report_job(tmp_path: Path, step: float) -> Path:
+    """A job folder as `pr_gate.sh bench` leaves it: out/base and out/head result sets."""
+    from tests._resultsets import finetune_run, make_set, replicated, write
+
+    job = tmp_path / "job"
+    for d in ("state", "comment", "base/tmp", "base/pycache", "out/head/runs"):
+        (job / d).mkdir(parents=True)
+    for side, shift in (("base", 1.0), ("head", step)):
+        rs = make_set(replicated(finetune_run(), 3, seed=7, shift=shift), suite="gate", sha=side[0] * 40)
+        write(rs, job / "out" / side)
+    return job
+
+
+def test_comment_links_the_compare_page_only_at_a_plain_url(tmp_path, monkeypatch, capsys):
+    from effbench.render import pr_report
+
+    job = _report_job(tmp_path, 1.0)
+    args = [str(job / "out" / "base"), str(job / "out" / "head"), "--comment", str(job / "c.md")]
+    monkeypatch.delenv(pr_report.SITE_URL_ENV, raising=False)
+    pr_report.main(args)
+    assert "compare.html" not in (job / "c.md").read_text()
+    monkeypatch.setenv(pr_report.SITE_URL_ENV, "https://example.org/bench/pr-42/")
+    pr_report.main(args)
+    assert "(https://example.org/bench/pr-42/compare.html)" in (job / "c.md").read_text()
+    for bad in (
+        "javascript:alert(1)",
+        "https://x.org/a) [b](https://evil",
+        'https://x.org/"onmouseover',
+        "https://x .org",
+    ):
+        pr_report.main([*args, "--site-url", bad])
+        assert "compare.html" not in (job / "c.md").read_text(), bad
+        assert "not a plain http(s) URL" in capsys.readouterr().err
+
+
+def test_gate_report_builds_the_compare_page_from_the_sets_the_base_wrote(tmp_path):
+    """`pr_gate.sh report`: the comment links the compare page, JOB/comment/site holds it (the
+    head's 30% slower training is a row there), and a set planted in the PR user's runs folder
+    (a results.json, and one linked to a file of the runner's) is not part of the site."""
+    job = _report_job(tmp_path, 1.3)
+    planted = job / "out" / "head" / "runs" / "planted"
+    planted.mkdir()
+    (planted / "results.json").write_text(
+        (job / "out" / "base" / "results.json").read_text().replace('"gate"', '"planted"')
+    )
+    secret = tmp_path / "runner_secret.json"
+    secret.write_text((job / "out" / "base" / "results.json").read_text().replace('"gate"', '"secret"'))
+    (job / "out" / "head" / "runs" / "linked").mkdir()
+    (job / "out" / "head" / "runs" / "linked" / "results.json").symlink_to(secret)
+    env = {**os.environ, "EFFBENCH_SITE_URL": "https://example.org/pr-7"}
+    p = subprocess.run(["bash", str(GATE), "report", str(job), str(REPO)], env=env, capture_output=True, text=True)
+    assert p.returncode == 1, p.stderr  # a regression
+    comment = (job / "comment" / "comment.md").read_text()
+    assert "(https://example.org/pr-7/compare.html)" in comment
+    site = job / "comment" / "site"
+    page = (site / "compare.html").read_text()
+    assert "train_tokens_per_s" in page and "worse" in page
+    text = "".join(f.read_text() for f in site.rglob("*.html"))
+    assert "planted" not in text and "secret" not in text
+    assert len(list((site / "sets").glob("*.html"))) == 2

@@ -14,7 +14,7 @@ from scipy import stats as sps
 
 from effbench import cli, runspec
 from effbench.cli.main import rewrite_allow_mismatch
-from effbench.read import compare, results, stats, tradeoff
+from effbench.read import compare, results, runlogs, stats, tradeoff
 from effbench.render import compare_format
 from effbench.run import ab, suites
 
@@ -289,8 +289,8 @@ def test_ab_interleaves_sides_with_their_own_interpreter_and_settings(tmp_path):
     assert all(r["status"] == "ok" for r in base["runs"] + head["runs"])
     assert [r["env"]["torch_threads"] for r in head["runs"]] == [1, 1] and head["runs"][0]["spec"]["threads"] == 1
     assert base["runs"][0]["spec"]["threads"] is None
-    assert "wrapped" in (out / "head" / "runs" / "infer-baseline.log").read_text()
-    assert "wrapped" not in (out / "base" / "runs" / "infer-baseline.log").read_text()
+    assert "wrapped" in runlogs.read(out / "head" / "runs", "infer-baseline")
+    assert "wrapped" not in runlogs.read(out / "base" / "runs", "infer-baseline")
     # ABBA: base r0 before head r0, head r1 before base r1 (result files' modification times)
     t = {
         (s, i): (out / s / "runs" / f"{i}.result.json").stat().st_mtime_ns

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from effbench import cli
-from effbench.read import results
+from effbench.read import results, runlogs
 
 pytestmark = pytest.mark.slow
 VARIES = ("s", "ms", "tokens/s")  # units of timings
@@ -64,7 +64,8 @@ def test_ray_reproduces_the_serial_smoke_set(smoke_serial, tmp_path):
     assert got["executor"] == {"kind": "ray", "address": "local instance"}
     for r in got["runs"]:
         assert r["executor"]["kind"] == "ray" and r["executor"]["node_id"]
-        assert (folder / "runs" / f"{r['id']}.log").read_text()  # the worker's log came back to the driver
+        assert runlogs.path(folder / "runs", r["id"]).name == f"{r['id']}.log.gz"  # compressed on the driver
+        assert runlogs.read(folder / "runs", r["id"])  # the worker's log came back to the driver
 
 
 def test_two_shards_merged_reproduce_the_serial_smoke_set(smoke_serial, tmp_path):
@@ -78,8 +79,16 @@ def test_two_shards_merged_reproduce_the_serial_smoke_set(smoke_serial, tmp_path
     assert [s["shard"] for s in sets] == [{"index": 0, "count": 2}, {"index": 1, "count": 2}]
     ids = [r["id"] for s in sets for r in s["runs"]]
     assert sorted(ids) == sorted(serial["members"]) and len(ids) == len(set(ids))  # each run in exactly one shard
+    old = runlogs.files(parts[1] / "runs")[0]  # a shard written before logs were compressed
+    text = runlogs.read_file(old)
+    plain = old.with_name(runlogs.run_id(old) + runlogs.PLAIN)
+    plain.write_text(text)
+    old.unlink()
     assert cli.main(["merge", str(tmp_path / "merged"), *map(str, parts)]) == 0
     merged = results.load(tmp_path / "merged")
+    logs = runlogs.files(tmp_path / "merged" / "runs")
+    assert sorted(runlogs.run_id(f) for f in logs) == sorted(ids) and all(f.name.endswith(".gz") for f in logs)
+    assert runlogs.read(tmp_path / "merged" / "runs", runlogs.run_id(plain)) == text
     assert_same_figures(merged, serial)
     assert merged["shard"] is None and len(merged["merged_from"]) == 2
     assert cli.main(["merge", str(tmp_path / "again"), str(parts[0]), str(parts[0])]) == 2  # a run twice: refused

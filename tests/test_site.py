@@ -84,3 +84,17 @@ def test_hostile_strings_are_escaped_everywhere(tmp_path):
     setpage = next((out / "sets").glob("*.html")).read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in setpage  # shown, as text
     assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
+
+
+def test_history_page_has_the_kernel_speedups(tmp_path):
+    from tests.test_history import _kernel_records
+
+    sets = history(4)
+    for i, rs in enumerate(sets):
+        rs["kernels"] = _kernel_records(0.010 + 0.001 * i)
+    root = _write_history(tmp_path, sets)
+    site.build(root, tmp_path / "site")
+    page = next((tmp_path / "site" / "suites").glob("*.html")).read_text()
+    assert '<option value="kernel rmsnorm fwd bfloat16">' in page
+    assert "kernel speed-up over eager PyTorch" in page and "kernel speed-up over liger-kernel" in page
+    assert "4096 tokens x 576" in page  # the shape names the line

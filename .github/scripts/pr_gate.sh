@@ -17,12 +17,14 @@
 #   pr_gate.sh bench JOB BASE SUITE [AB...]  `effbench ab` with the base's code; head runs wrapped
 #   pr_gate.sh verify JOB                    reap the PR user's processes; the hashes and the
 #                                            writability probe again; exit 5 on any difference
-#   pr_gate.sh report JOB BASE               the base's pr_report: JOB/comment/comment.md, exit status
+#   pr_gate.sh report JOB BASE               the base's pr_report: JOB/comment/comment.md, exit status;
+#                                            the compare page's site: JOB/comment/site/compare.html
 #   pr_gate.sh cleanup JOB                   remove JOB, the PR user's files included
 #
 # Environment: PR_USER (default effbench-pr); PR_AS, the command prefix that runs a command as the PR
 # user (default "sudo -n -u $PR_USER --"; the test, as root, uses setpriv); BASE_CACHE (default
-# JOB/base/cache: the base's EFFBENCH_CACHE, HF_HOME, ... live under it).
+# JOB/base/cache: the base's EFFBENCH_CACHE, HF_HOME, ... live under it); EFFBENCH_SITE_URL (report:
+# where JOB/comment/site will be published; the comment then links its compare.html).
 #
 # Exit status: 0 done; 1 (report) a regression; 2 bad use or a misconfigured gate, or (report) bad
 # input to the comparison (nothing matched included); 3 (report) inconclusive: no regression, but a
@@ -196,6 +198,18 @@ report)
     cd "$JOB/state"
     "$base/.venv/bin/python" -m effbench.render.pr_report "$JOB/out/base" "$JOB/out/head" --comment "$JOB/comment/comment.md"
     rc=$?
+    # The compare page (the comment links it where EFFBENCH_SITE_URL says the folder is published):
+    # built from copies of the two results.json the base's code wrote, never from out/head/runs,
+    # the PR user's folder, where a planted results.json or link would otherwise join the site.
+    # A site that cannot be built leaves the verdict as it is.
+    rm -rf "$JOB/state/site-sets" "$JOB/comment/site"
+    mkdir -p "$JOB/state/site-sets/base" "$JOB/state/site-sets/head"
+    for side in base head; do
+        f="$JOB/out/$side/results.json"
+        [ -f "$f" ] && [ ! -L "$f" ] && cp "$f" "$JOB/state/site-sets/$side/results.json"
+    done
+    "$base/.venv/bin/python" -m effbench.cli site "$JOB/state/site-sets" --out "$JOB/comment/site" \
+        --compare "$JOB/state/site-sets/base" "$JOB/state/site-sets/head" >&2 || say "no compare page: effbench site failed"
     set -e
     echo "$rc" > "$JOB/comment/status"
     exit "$rc"

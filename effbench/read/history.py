@@ -1,10 +1,17 @@
 """History of a suite: one point per result set for each suite run and metric, and change points.
 
-A line is one suite run (its group id) and metric on one device and model: sets measured on
-another device or with other weights start another line, never share one. Its points are the sets
+A line is one suite run (its group id) and metric on one device and model with one CPU thread
+count (the spec's `threads`; None, the machine's default, is a count of its own): sets measured on
+another device, with other weights or with another number of threads start another line, never
+share one. Its points are the sets
 in time order (created_utc, which follows commit order on one branch), each with its replicate
 values: a throughput has one per timed replicate, peak memory one per ok member, an accuracy one
 per seed, a cost per point one per set.
+
+A set with kernel micro-benchmark records (`kernels`, CUDA suites) adds one line per kernel case
+(group "kernel <name> <pass> <dtype>", a line per shape and device) and comparator: effbench's
+speed-up over eager PyTorch, torch.compile and liger-kernel (their median time / ours,
+effbench.read.kernels), one value per set.
 
 Change points (`change_points`), a rule short enough to state: binary segmentation over the sets
 of a line. For every split between two neighbouring sets, the replicate values of all sets on the
@@ -24,7 +31,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from effbench.read import cost, replicates, runinfo, tradeoff
+from effbench.read import cost, kernels, replicates, runinfo, tradeoff
 
 ALPHA = 0.01  # family-wise over the splits tried in one search
 MIN_EFFECT = 0.05  # relative change of the (geometric) mean below which no change point is reported
@@ -35,7 +42,11 @@ METRICS = {
     "peak_memory": ("peak memory", "MiB", False),
     "accuracy": ("accuracy", "%", True),
     "cost_per_point": ("cost per quality point", "USD/pt", False),
+    "speedup_vs_eager": ("kernel speed-up over eager PyTorch", "x", True),
+    "speedup_vs_compile": ("kernel speed-up over torch.compile", "x", True),
+    "speedup_vs_liger": ("kernel speed-up over liger-kernel", "x", True),
 }
+KERNEL_METRICS = ("speedup_vs_eager", "speedup_vs_compile", "speedup_vs_liger")
 
 
 def _finite_pos(xs) -> list[float]:
@@ -87,17 +98,38 @@ def interval(vals: list[float], stderr: float | None = None) -> dict:
     return {"value": c, "lo": lo, "hi": hi, "n": len(vals), "values": list(vals)}
 
 
-def line_key(rs: dict, members: list[dict]) -> tuple[str, str]:
-    """(device, model) of a group: sets that differ in either never share a line."""
+def threads_label(spec: dict) -> str:
+    """A run's CPU threads as its spec asked: "2 threads", or "default threads" (None: the machine's)."""
+    n = spec.get("threads")
+    return f"{n} thread{'s' if n != 1 else ''}" if n else "default threads"
+
+
+def line_key(rs: dict, members: list[dict]) -> tuple[str, str, str]:
+    """(device, model, threads) of a group: sets that differ in any of them never share a line."""
     p = replicates.primary(members)
     dev = (p.get("env") or {}).get("device_name") or (rs.get("env") or {}).get("device_name") or "?"
     model = (p.get("model") or {}).get("name") or p["spec"].get("model") or "?"
     sha = (p.get("model") or {}).get("weights_sha256") or ""
-    return str(dev), f"{model}" + (f" ({sha[:8]})" if sha else "")
+    return str(dev), f"{model}" + (f" ({sha[:8]})" if sha else ""), threads_label(p["spec"])
+
+
+def kernel_points(rs: dict) -> dict[tuple, dict]:
+    """(group id, metric, device, shape, "") -> point, for the kernel records of one set."""
+    dev = str((rs.get("env") or {}).get("device_name") or "?")
+    out = {}
+    for row in kernels.speedup_rows(rs.get("kernels") or []):
+        gid = f"kernel {row['kernel']} {row['pass']} {row['dtype']}"
+        shape = f"{row['tokens']} tokens x {row['hidden']}"
+        for m in KERNEL_METRICS:
+            vals = _finite_pos([row[m]])
+            if vals:
+                out[(gid, m, dev, shape, "")] = {**interval(vals), "what": "speed-up (their time / ours)"}
+    return out
 
 
 def lines(sets: list[dict]) -> dict[tuple, list[tuple[dict, dict]]]:
-    """(group id, metric, device, model) -> [(result set, point)] in time order, for sets of one suite."""
+    """(group id, metric, device, model, threads) -> [(result set, point)] in time order, for sets
+    of one suite."""
     out: dict[tuple, list] = {}
     for rs in sorted(sets, key=lambda s: (s.get("created_utc") or "", (s.get("git") or {}).get("sha") or "")):
         for members in replicates.groups(rs).values():
@@ -105,9 +137,11 @@ def lines(sets: list[dict]) -> dict[tuple, list[tuple[dict, dict]]]:
             if p["status"] != "ok":
                 continue
             gid = str(p["spec"].get("group") or p["id"])
-            dev, model = line_key(rs, members)
+            key = line_key(rs, members)
             for m, pt in metric_values(rs, members).items():
-                out.setdefault((gid, m, dev, model), []).append((rs, pt))
+                out.setdefault((gid, m, *key), []).append((rs, pt))
+        for k, pt in kernel_points(rs).items():
+            out.setdefault(k, []).append((rs, pt))
     return out
 
 

@@ -8,11 +8,22 @@ and a paired non-inferiority test of quality (finetune: arith exact match; infer
 H0 "worse than the baseline by at least `margin`" against "not worse than -margin", one-sided
 t-test on paired per-item differences (one seed), or on per-seed accuracy differences over the
 common seeds (several seeds, so seed variance counts). margin: the suite's `noninferiority_margin`.
+
+The Pareto front's rule (`frontier`, `comparable`), used by the static Pareto figures
+(effbench.render.plot) and restated in the site's explorer (effbench/render/site.js, `front`, tested
+to agree): a front per comparable group (runs on other data, seeds or budgets never share one);
+point a dominates b only where a's interval lies wholly at or beyond b's on both axes and the two
+differ, so a point whose interval overlaps a better point's stays on the front.
 """
 
 from __future__ import annotations
 
+import json
+
 from effbench.read import cost, replicates, stats
+
+HYPERPARAMETERS = ("lr",)  # budget keys each technique tunes for itself: runs that differ in them still compare
+DATA_HASHES = ("train_sha256", "eval_sha256", "probe_sha256")  # the data a run trained and was judged on
 
 QUALITY = {
     "finetune": ("accuracy", "arith.exact_match", "arith accuracy"),
@@ -159,3 +170,57 @@ def public_deltas(rs: dict) -> list[dict]:
                 }
             )
     return out
+
+
+def _better_or_equal(a: tuple[float, float], b: tuple[float, float], higher: bool) -> bool:
+    """Interval a is at least interval b with no overlap (equal points count: exact figures tie)."""
+    return a[0] >= b[1] if higher else a[1] <= b[0]
+
+
+def frontier(
+    points: list[tuple], x_higher_better: bool, intervals: list[tuple] | None = None, y_higher_better: bool = True
+) -> list[int]:
+    """Indices of the points (x, y; the static figures' y is quality, higher is better) that no
+    other point dominates beyond the intervals, ordered from the best x to the worst. `intervals[i]`
+    = ((x lo, x hi), (y lo, y hi)); without them every point is its own interval (the classic
+    front). Point a dominates b only where a's interval lies wholly at or beyond b's on both axes
+    and a differs from b: a difference inside the noise never removes a point from the front."""
+    iv = intervals or [((x, x), (y, y)) for x, y, *_ in points]
+    out = [
+        i
+        for i, (xi, yi, *_) in enumerate(points)
+        if not any(
+            j != i
+            and _better_or_equal(iv[j][0], iv[i][0], x_higher_better)
+            and _better_or_equal(iv[j][1], iv[i][1], y_higher_better)
+            and (points[j][0], points[j][1]) != (xi, yi)
+            for j in range(len(points))
+        )
+    ]
+    sx, sy = (-1 if x_higher_better else 1), (-1 if y_higher_better else 1)
+    return sorted(out, key=lambda i: (sx * points[i][0], sy * points[i][1]))
+
+
+def comparable(members: list[dict]) -> tuple:
+    """What must be equal for two suite runs to share a front: scenario, task, model, device, the
+    budget (learning rate aside) and, per seed, the data trained on and judged on."""
+    p = replicates.primary(members)
+    s = p["spec"]
+    budget = {k: v for k, v in (s.get("budget") or {}).items() if k not in HYPERPARAMETERS}
+    data = tuple(
+        sorted(
+            {
+                (str(r["spec"].get("seed", 0)), *(str((r.get("data") or {}).get(h) or "") for h in DATA_HASHES))
+                for r in replicates.ok(members)
+                if not r["spec"].get("timing_only")
+            }
+        )
+    )
+    return (
+        s["scenario"],
+        s.get("task"),
+        s.get("model"),
+        s.get("device"),
+        json.dumps(budget, sort_keys=True),
+        data,
+    )

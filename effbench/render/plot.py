@@ -31,17 +31,16 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from effbench.read import cost, replicates, results, runinfo
 from effbench.read.replicates import representatives
+from effbench.read.tradeoff import comparable, frontier  # the front's rule, shared with the site's explorer
 from effbench.render import plot_curves, plot_labels, plot_sweeps
 from effbench.render.plot_style import chance_line, describe, label, series_style, short_name
 
-__all__ = ["describe", "figures", "label", "plot", "series_style"]
+__all__ = ["comparable", "describe", "figures", "frontier", "label", "plot", "series_style"]
 
 QUALITY = {
     "finetune": ("accuracy", "task accuracy, arith exact match (%)"),
     "infer": ("probe_acc", "probe accuracy (%)"),
 }
-HYPERPARAMETERS = ("lr",)  # budget keys each technique tunes for itself: runs that differ in them still compare
-DATA_HASHES = ("train_sha256", "eval_sha256", "probe_sha256")  # the data a run trained and was judged on
 
 
 def axes_specs(scenario: str):
@@ -54,57 +53,6 @@ def axes_specs(scenario: str):
         cst = ("cost per million decoded tokens (USD)", lambda r, d: d.get("usd_per_mtok"))
     mem = ("peak memory (MiB)", lambda r, d: (runinfo.peak_bytes(r) or 0) / 2**20 or None)
     return [(*thr, True), (*mem, False), (*cst, False)]
-
-
-def _better_or_equal(a: tuple[float, float], b: tuple[float, float], higher: bool) -> bool:
-    """Interval a is at least interval b with no overlap (equal points count: exact figures tie)."""
-    return a[0] >= b[1] if higher else a[1] <= b[0]
-
-
-def frontier(points: list[tuple], x_higher_better: bool, intervals: list[tuple] | None = None) -> list[int]:
-    """Indices of the points (x, quality; higher quality is better) that no other point dominates
-    beyond the intervals, ordered from the best x to the worst. `intervals[i]` = ((x lo, x hi),
-    (y lo, y hi)); without them every point is its own interval (the classic front). Point a
-    dominates b only where a's interval lies wholly at or beyond b's on both axes and a differs
-    from b: a difference inside the noise never removes a point from the front."""
-    iv = intervals or [((x, x), (y, y)) for x, y, *_ in points]
-    out = [
-        i
-        for i, (xi, yi, *_) in enumerate(points)
-        if not any(
-            j != i
-            and _better_or_equal(iv[j][0], iv[i][0], x_higher_better)
-            and _better_or_equal(iv[j][1], iv[i][1], True)
-            and (points[j][0], points[j][1]) != (xi, yi)
-            for j in range(len(points))
-        )
-    ]
-    return sorted(out, key=lambda i: (-points[i][0] if x_higher_better else points[i][0], -points[i][1]))
-
-
-def comparable(members: list[dict]) -> tuple:
-    """What must be equal for two suite runs to share a front: scenario, task, model, device, the
-    budget (learning rate aside) and, per seed, the data trained on and judged on."""
-    p = replicates.primary(members)
-    s = p["spec"]
-    budget = {k: v for k, v in (s.get("budget") or {}).items() if k not in HYPERPARAMETERS}
-    data = tuple(
-        sorted(
-            {
-                (str(r["spec"].get("seed", 0)), *(str((r.get("data") or {}).get(h) or "") for h in DATA_HASHES))
-                for r in replicates.ok(members)
-                if not r["spec"].get("timing_only")
-            }
-        )
-    )
-    return (
-        s["scenario"],
-        s.get("task"),
-        s.get("model"),
-        s.get("device"),
-        json.dumps(budget, sort_keys=True),
-        data,
-    )
 
 
 def group_names(keys: list[tuple], seeds: dict[tuple, list[int]]) -> dict[tuple, str]:

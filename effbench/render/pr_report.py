@@ -12,11 +12,19 @@ against the base, writes the comparison markdown for the PR comment (with, for e
 row, the replicates that would decide it), and exits like `effbench compare` (0 pass, 1 regression,
 2 bad input, nothing matched included, 3 inconclusive: a judged row neither shows a change nor rules
 one out), so the job fails on regressions and says when it could not decide.
+
+With a site URL (`--site-url URL`, else the environment variable EFFBENCH_SITE_URL: where the
+folder that `pr_gate.sh report` builds with `effbench site ... --compare` is published, e.g. a
+GitHub Pages path per pull request) the comment links URL/compare.html, the compare page of the
+two sets. A URL that is not plain http(s) (quotes, spaces, brackets, parentheses or markup in it)
+is left out with a warning rather than written into the comment.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +32,23 @@ from effbench.read import compare, results
 from effbench.render import compare_format, plot, report
 
 MARKER = "<!-- effbench-compare -->"  # lets the workflow find and update its own comment
+SITE_URL_ENV = "EFFBENCH_SITE_URL"
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/+=-]*)?")  # nothing that ends a link
+
+
+def compare_link(site_url: str | None) -> str | None:
+    """The comment's markdown line linking the compare page under `site_url`, or None (no URL,
+    or one refused: a warning says why)."""
+    if not site_url:
+        return None
+    url = site_url.strip()
+    if not _URL.fullmatch(url):
+        print(
+            f"effbench: warning: {SITE_URL_ENV}/--site-url {url[:80]!r} is not a plain http(s) URL; no link",
+            file=sys.stderr,
+        )
+        return None
+    return f"[Compare page: every row, base and head]({url.rstrip('/')}/compare.html)"
 
 
 def newest_set(root: str | Path) -> Path:
@@ -83,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("head_root", help="folder the head's `make bench OUT=...` wrote into")
     p.add_argument("--comment", required=True, help="markdown file for the PR comment / job summary")
     p.add_argument("--allow-mismatch", action="store_true", help="compare even if model, data or device differ (warns)")
+    p.add_argument(
+        "--site-url",
+        default=os.environ.get(SITE_URL_ENV),
+        help=f"where the gate's site folder is published: the comment links URL/compare.html (default: ${SITE_URL_ENV})",
+    )
     args = p.parse_args(argv)
     try:
         base, head = newest_set(args.base_root), newest_set(args.head_root)
@@ -94,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.comment).write_text(f"{MARKER}\n**effbench compare could not run:** {e}\n")
         print(f"effbench: error: {e}", file=sys.stderr)
         return 2
-    Path(args.comment).write_text(f"{MARKER}\n{compare_format.markdown(cmp)}")
+    link = compare_link(args.site_url)
+    Path(args.comment).write_text(f"{MARKER}\n{compare_format.markdown(cmp)}" + (f"\n{link}\n" if link else ""))
     print(compare_format.markdown(cmp))
     print(f"README: {readme}")
     return compare.exit_status(cmp)

@@ -24,20 +24,34 @@
     draw();
   }
 
-  // Indices of the points no other point dominates (at least as good on both axes, better on one).
+  // The Pareto front, by the rule of effbench.read.tradeoff.frontier (the static Pareto figures;
+  // tests/test_site_browser.py checks the two agree): within one comparable group (p.group), q
+  // dominates p only where q's interval lies wholly at or beyond p's on both axes (higher is better:
+  // q.lo >= p.hi; lower: q.hi <= p.lo) and the two points differ. Returns the points on the front.
   function front(pts, xHigh, yHigh) {
-    function ge(a, b, high) { return high ? a >= b : a <= b; }
-    function gt(a, b, high) { return high ? a > b : a < b; }
-    var out = pts.filter(function (p) {
+    function beyond(a, b, high) { return high ? a.lo >= b.hi : a.hi <= b.lo; }
+    return pts.filter(function (p) {
       return !pts.some(function (q) {
-        return q !== p && ge(q.x, p.x, xHigh) && ge(q.y, p.y, yHigh) && (gt(q.x, p.x, xHigh) || gt(q.y, p.y, yHigh));
+        return q !== p && q.p.group === p.p.group && beyond(q.ix, p.ix, xHigh) && beyond(q.iy, p.iy, yHigh)
+          && (q.x !== p.x || q.y !== p.y);
       });
     });
-    return out.sort(function (a, b) { return a.x - b.x; });
+  }
+
+  // A point's metrics under the batch filter: finetune runs are kept at their own batch size,
+  // infer runs take their throughput and costs at the chosen decode batch (absent: not shown).
+  function metricsAt(p, batch) {
+    if (batch === "") return p.m;
+    if (p.mb === undefined) return p.batch !== null && String(p.batch) === batch ? p.m : null;
+    if (!p.mb[batch]) return null;
+    var m = {};
+    Object.keys(p.m).forEach(function (k) { m[k] = p.m[k]; });
+    Object.keys(p.mb[batch]).forEach(function (k) { m[k] = p.mb[batch][k]; });
+    return m;
   }
 
   function explorerPage() {
-    var ids = ["x-metric", "y-metric", "scenario"];
+    var ids = ["x-metric", "y-metric", "scenario", "batch"];
     function checked(name) {
       return Array.prototype.filter.call(document.querySelectorAll("input[name=" + name + "]"), function (c) {
         return c.checked;
@@ -46,28 +60,34 @@
     function draw() {
       var xm = document.getElementById("x-metric").value, ym = document.getElementById("y-metric").value;
       var scen = Number(document.getElementById("scenario").value), fams = checked("family");
-      var pts = data.points.filter(function (p) {
-        return p.scenario === scen && (p.baseline || p.families.some(function (f) { return fams.indexOf(f) >= 0; }))
-          && p.m[xm] && p.m[ym];
-      }).map(function (p) { return { p: p, x: p.m[xm].value, y: p.m[ym].value }; });
+      var batch = document.getElementById("batch").value;
+      var pts = [];
+      data.points.forEach(function (p, i) {
+        var m = metricsAt(p, batch);
+        if (p.scenario === scen && (p.baseline || p.families.some(function (f) { return fams.indexOf(f) >= 0; }))
+            && m && m[xm] && m[ym]) {
+          pts.push({ p: p, i: i, x: m[xm].value, y: m[ym].value, ix: m[xm], iy: m[ym] });
+        }
+      });
       function trace(sub, name, marker) {
         return {
           type: "scatter", mode: "markers", name: name, marker: marker,
           x: sub.map(function (q) { return q.x; }), y: sub.map(function (q) { return q.y; }),
           text: sub.map(function (q) { return q.p.label; }),
           hovertemplate: "%{text}<br>x %{x:.4g}<br>y %{y:.4g}<extra></extra>",
-          error_x: { type: "data", symmetric: false, array: sub.map(function (q) { return q.p.m[xm].hi - q.x; }),
-                     arrayminus: sub.map(function (q) { return q.x - q.p.m[xm].lo; }), thickness: 1 },
-          error_y: { type: "data", symmetric: false, array: sub.map(function (q) { return q.p.m[ym].hi - q.y; }),
-                     arrayminus: sub.map(function (q) { return q.y - q.p.m[ym].lo; }), thickness: 1 }
+          error_x: { type: "data", symmetric: false, array: sub.map(function (q) { return q.ix.hi - q.x; }),
+                     arrayminus: sub.map(function (q) { return q.x - q.ix.lo; }), thickness: 1 },
+          error_y: { type: "data", symmetric: false, array: sub.map(function (q) { return q.iy.hi - q.y; }),
+                     arrayminus: sub.map(function (q) { return q.y - q.iy.lo; }), thickness: 1 }
         };
       }
       var ax = data.axes, fr = front(pts, ax[xm].higher, ax[ym].higher);
       var traces = [
         trace(pts.filter(function (q) { return !q.p.baseline; }), "technique runs", { size: 9, color: "#1f77b4" }),
         trace(pts.filter(function (q) { return q.p.baseline; }), "baseline", { size: 15, symbol: "star", color: "#d62728" }),
-        { type: "scatter", mode: "lines", name: "Pareto front", line: { dash: "dot", color: "#2ca02c" },
-          x: fr.map(function (q) { return q.x; }), y: fr.map(function (q) { return q.y; }), hoverinfo: "skip" }
+        { type: "scatter", mode: "markers", name: "Pareto front", hoverinfo: "skip",
+          marker: { size: 20, symbol: "circle-open", color: "#2ca02c", line: { width: 2 } },
+          x: fr.map(function (q) { return q.x; }), y: fr.map(function (q) { return q.y; }) }
       ];
       var layout = {
         title: { text: ax[ym].title + " against " + ax[xm].title },
@@ -75,13 +95,17 @@
         yaxis: { title: { text: ax[ym].title + (ax[ym].higher ? " (higher is better)" : " (lower is better)") } },
         margin: { t: 50 }, legend: { orientation: "h" }
       };
+      var box = document.getElementById("explorer");
+      // what is drawn, as indices into data.points (numbers only), for the browser tests
+      box.setAttribute("data-shown", pts.map(function (q) { return q.i; }).join(","));
+      box.setAttribute("data-front", fr.map(function (q) { return q.i; }).sort(function (a, b) { return a - b; }).join(","));
       document.getElementById("explorer-count").textContent = pts.length + " runs shown, " + fr.length + " on the front";
-      Plotly.react("explorer", traces, layout, cfg);
+      Plotly.react(box, traces, layout, cfg);
     }
     ids.forEach(function (id) { document.getElementById(id).addEventListener("change", draw); });
     document.querySelectorAll("input[name=family]").forEach(function (c) { c.addEventListener("change", draw); });
     draw();
-    // A link may choose the axes and scenario, e.g. sets/<set>.html#x-metric=memory&y-metric=accuracy
+    // A link may choose the axes, scenario and batch, e.g. sets/<set>.html#x-metric=memory&batch=8
     // (select values); each is applied as a user's choice is, through the same "change" handler.
     location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
       var p = kv.split("="), el = ids.indexOf(p[0]) >= 0 ? document.getElementById(p[0]) : null;

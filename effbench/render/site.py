@@ -6,11 +6,13 @@ beside site.js (this folder) and site.css, and every page refers to them relativ
 
 - index.html: every suite, its result sets by date and commit, the device of each, links.
 - suites/<suite>.html: history of each suite run and metric (throughput, peak memory, accuracy,
-  cost per point), one point per result set with its 95% interval, commits in time order on the
-  x axis, one line per device and model, change points (effbench.read.history) marked with the
-  commits on either side.
-- sets/<set>.html: the trade-off explorer (x and y metric chosen on the page, filters by scenario
-  and technique family, Pareto front, error bars, baseline marked) and the runs of the set.
+  cost per point; a kernel micro-benchmark's speed-ups, one group per kernel case), one point per
+  result set with its 95% interval, commits in time order on the x axis, one line per device,
+  model and thread count, change points (effbench.read.history) marked with the commits on either
+  side.
+- sets/<set>.html: the trade-off explorer (x and y metric chosen on the page, filters by scenario,
+  technique family and batch size, Pareto front by the static figures' rule, error bars, baseline
+  marked) and the runs of the set.
 - compare.html (`--compare BASE HEAD`): what `effbench compare` computes, as tables.
 Pages and their strings are made safe in effbench.render.site_pages.
 """
@@ -21,7 +23,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from effbench.read import cost, history, replicates, results, runinfo
+from effbench.read import cost, history, replicates, results, runinfo, tradeoff
 from effbench.render import site_pages as pages
 from effbench.render.site_pages import esc
 
@@ -69,11 +71,42 @@ def _families(run: dict) -> list[str]:
     return sorted({getattr(reg.get(t["name"]), "family", "other") for t in run["spec"].get("techniques") or []})
 
 
+DECODE = "decode_tokens_per_s.b"  # infer's decode throughput at batch N: DECODE + str(N)
+
+
+def batch_sizes(run: dict) -> list[int]:
+    """The batch sizes a run was measured at: finetune, its budget's batch_size; infer, every N of
+    a decode_tokens_per_s.bN metric it records."""
+    if run["spec"]["scenario"] == "finetune":
+        b = (run["spec"].get("budget") or {}).get("batch_size")
+        return [int(b)] if isinstance(b, int) else []
+    return sorted(int(k[len(DECODE) :]) for k in run.get("metrics") or {} if k.startswith(DECODE))
+
+
+def _at_batch(run: dict, n: int) -> dict:
+    """The run as if it had decoded at batch n only, so that cost.derived prices that batch."""
+    return {
+        **run,
+        "metrics": {k: v for k, v in run["metrics"].items() if not k.startswith(DECODE) or k == f"{DECODE}{n}"},
+    }
+
+
+def _iv(v: dict) -> dict:
+    return {"value": v["value"], "lo": v["lo"], "hi": v["hi"]}
+
+
+def _exact(v) -> dict | None:
+    return {"value": v, "lo": v, "hi": v} if v else None
+
+
 def explorer(rs: dict) -> str:
-    """The set page: explorer data (every string escaped) and the runs table."""
+    """The set page: explorer data (every string escaped) and the runs table. Each point carries
+    its metrics with 95% intervals (`m`), its comparable group (`group`: tradeoff.comparable; a
+    front never spans two), its batch (`batch`, finetune) or its figures at each decode batch
+    (`mb`, infer: throughput, cost per Mtok and cost per point at that batch)."""
     price, _ = runinfo.price(rs)
     target = cost.target_accuracy(rs)
-    scenarios, families, points, rows = [], [], [], []
+    scenarios, families, groups, batches, points, rows = [], [], [], set(), [], []
     for members in replicates.groups(rs).values():
         p = replicates.primary(members)
         fams = _families(p)
@@ -91,32 +124,48 @@ def explorer(rs: dict) -> str:
         scen = p["spec"]["scenario"]
         scenarios += [scen] if scen not in scenarios else []
         families += [f for f in fams if f not in families]
+        key = tradeoff.comparable(members)
+        groups += [key] if key not in groups else []
         hv = history.metric_values(rs, members)
-        m = {k: hv[h] for k, h in FROM_HISTORY.items() if h in hv}
-        d = cost.derived(replicates.representative(members), price, target)
+        m = {k: _iv(hv[h]) for k, h in FROM_HISTORY.items() if h in hv}
+        rep = replicates.representative(members)
+        d = cost.derived(rep, price, target)
         wb = runinfo.value(p, "weight_bytes")
-        c = d.get("cost_usd") if scen == "finetune" else d.get("usd_per_mtok")
-        for k, v in (("bytes", wb / 2**20 if wb else None), ("cost", c)):
-            if v:
-                m[k] = {"value": v, "lo": v, "hi": v}
-        label = f"{esc(p['id'])}<br>{esc(runinfo.techniques_label(p))}"
-        points.append(
-            {
-                "label": label,
-                "scenario": scenarios.index(scen),
-                "families": [families.index(f) for f in fams],
-                "baseline": not p["spec"].get("techniques"),
-                "m": {k: {"value": v["value"], "lo": v["lo"], "hi": v["hi"]} for k, v in m.items()},
-            }
-        )
+        for k, v in (
+            ("bytes", wb / 2**20 if wb else None),
+            ("cost", d.get("cost_usd") if scen == "finetune" else d.get("usd_per_mtok")),
+        ):
+            if _exact(v):
+                m[k] = _exact(v)
+        pt = {
+            "label": f"{esc(p['id'])}<br>{esc(runinfo.techniques_label(p))}",
+            "scenario": scenarios.index(scen),
+            "families": [families.index(f) for f in fams],
+            "group": groups.index(key),
+            "baseline": not p["spec"].get("techniques"),
+            "m": m,
+        }
+        sizes = batch_sizes(p)
+        batches.update(sizes)
+        if scen == "finetune":
+            pt["batch"] = sizes[0] if sizes else None
+        else:
+            pt["mb"] = {}
+            for n in sizes:
+                vals = replicates.values(members, f"{DECODE}{n}")
+                db = cost.derived(_at_batch(rep, n), price, target)
+                at = {"speed": _iv(history.interval(vals)) if vals else None, "cost": _exact(db.get("usd_per_mtok"))}
+                at["cost_per_point"] = _exact(db.get("usd_per_mtok_per_point"))
+                pt["mb"][str(n)] = {k: v for k, v in at.items() if v}
+        points.append(pt)
     axes = {k: {"title": esc(t), "higher": h} for k, (t, h) in AXES.items()}
-    body = pages.explorer_body(rs, axes, families, scenarios, rows)
+    body = pages.explorer_body(rs, axes, families, scenarios, sorted(batches), rows)
     data = {"page": "explorer", "points": points, "axes": axes}
     return pages.page(f"result set {pages.set_label(rs)} ({rs.get('suite')})", body, "../", data)
 
 
 def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
-    """group id -> one Plotly figure per metric (escaped strings), lines per device and model."""
+    """group id -> one Plotly figure per metric (escaped strings), lines per device, model and threads."""
     order = sorted(sets, key=lambda s: (s.get("created_utc") or "", (s.get("git") or {}).get("sha") or ""))
     names: dict[int, str] = {}
     for s in order:  # unique labels: an A/A's two sides share commit and minute
@@ -124,7 +173,7 @@ def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
         names[id(s)] = esc(lab if lab not in names.values() else f"{lab} #{len(names) + 1}")
     cats = [names[id(s)] for s in order]
     figs: dict[str, dict[str, dict]] = {}
-    for (gid, metric, dev, model), pts in history.lines(sets).items():
+    for (gid, metric, dev, model, threads), pts in history.lines(sets).items():
         title, unit, _ = history.METRICS[metric]
         fig = figs.setdefault(gid, {}).setdefault(
             metric,
@@ -154,7 +203,7 @@ def history_figures(sets: list[dict]) -> dict[str, list[dict]]:
             {
                 "type": "scatter",
                 "mode": "lines+markers" if joined else "markers",
-                "name": esc(f"{dev} · {model}"),
+                "name": esc(" · ".join(x for x in (dev, model, threads) if x)),
                 "x": xs,
                 "y": [pt["value"] for _, pt in pts],
                 "error_y": {
@@ -211,7 +260,7 @@ def history_page(suite: str, sets: list[dict]) -> str:
     opts = "".join(f'<option value="{esc(g)}">{esc(g)}</option>' for g in figs)
     body = (
         f'<p>run <select id="run">{opts}</select> · {len(sets)} result set(s), oldest first. One line per '
-        "device and model; bars: 95% interval over the replicates (accuracy: seeds, or ± 1.96 stderr); dashed "
+        "device, model and CPU thread count; bars: 95% interval over the replicates (accuracy: seeds, or ± 1.96 stderr); dashed "
         f"red: a change point (p x splits &lt; {history.ALPHA}, change ≥ {100 * history.MIN_EFFECT:g}%: "
         'effbench/read/history.py).</p>\n<div id="history"></div>'
     )

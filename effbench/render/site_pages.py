@@ -94,7 +94,9 @@ def index(suites: dict[str, list[tuple[dict, str]]], history: dict[str, str], er
     return page("effbench results", "\n".join(parts), "")
 
 
-def explorer_body(rs: dict, axes: dict, families: list[str], scenarios: list[str], runs_rows: list[list[str]]):
+def explorer_body(
+    rs: dict, axes: dict, families: list[str], scenarios: list[str], batches: list[int], runs_rows: list[list[str]]
+):
     def options(id_, items, selected):
         opts = "".join(
             f'<option value="{esc(v)}"{" selected" if v == selected else ""}>{esc(t)}</option>' for v, t in items
@@ -112,13 +114,18 @@ def explorer_body(rs: dict, axes: dict, families: list[str], scenarios: list[str
         f" · device {esc(device(rs))}</p>\n<h2>Trade-off explorer</h2>\n"
         f'<div class="controls">x {options("x-metric", ax_items, "speed")} y '
         f"{options('y-metric', ax_items, 'accuracy')} scenario "
-        f"{options('scenario', [(str(i), s) for i, s in enumerate(scenarios)], '0')}<br>families: {fam}"
+        f"{options('scenario', [(str(i), s) for i, s in enumerate(scenarios)], '0')} batch "
+        f"{options('batch', [('', 'any (infer: largest)'), *((str(b), str(b)) for b in batches)], '')}"
+        f"<br>families: {fam}"
         '<span class="note">(the baseline, a star, is always shown)</span></div>\n'
         '<p id="explorer-count"></p><div id="explorer" class="plot"></div>\n'
         "<p>Error bars: 95% interval over the replicates (throughput, memory) or seeds (accuracy; one seed: ± 1.96 "
-        "per-item stderr); none where a figure was measured once. The Pareto front joins the points no other "
-        "shown point beats on both axes.</p>\n<h2>Runs</h2>\n"
-        + table(["run", "techniques", "families", "status", "reason"], runs_rows)
+        "per-item stderr); none where a figure was measured once. Batch: a finetune run's budget batch size; an "
+        "infer run's decode throughput and cost at that batch (peak memory is the whole run's). Pareto front "
+        "(rings), the rule of the static Pareto figures (effbench/read/tradeoff.py): one front per comparable "
+        "group (same task, model, device, budget and data), and a point is off it only where another's interval "
+        "lies wholly beyond its own on both axes; a difference inside the bars never removes a point.</p>\n"
+        "<h2>Runs</h2>\n" + table(["run", "techniques", "families", "status", "reason"], runs_rows)
     )
 
 

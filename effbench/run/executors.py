@@ -28,7 +28,8 @@ from pathlib import Path
 
 from effbench import runspec
 from effbench.child import THREAD_VARS, measure
-from effbench.run import member, shards
+from effbench.read import runlogs
+from effbench.run import childfiles, member, shards
 
 KINDS = ("serial", "ray")  # --executor; `--devices` selects Devices
 
@@ -127,8 +128,7 @@ def ray_task(spec_dict: dict, thread_env: dict) -> tuple[dict, str]:
     spec = runspec.RunSpec.from_dict(spec_dict)
     with tempfile.TemporaryDirectory(prefix="effbench-ray-") as d:
         r = member.run_child(spec, Path(d), echo=lambda line: None, env=thread_env)
-        log_path = Path(d) / f"{spec.id}.log"
-        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        log = runlogs.read(d, spec.id)
     ctx = ray.get_runtime_context()
     r["executor"] = {
         "kind": "ray",
@@ -185,7 +185,7 @@ class Ray:
                         "every node needs the same checkout",
                     )
                 (self.out / "runs").mkdir(parents=True, exist_ok=True)
-                (self.out / "runs" / f"{spec.id}.log").write_text(log)
+                childfiles.write_log(self.out / "runs" / f"{spec.id}{runlogs.SUFFIX}", log)
             finally:  # the runner waits on this future: it is always set
                 out.set_result(r)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from effbench import models, runspec
 from effbench.child import THREAD_VARS
 from effbench.child.log import PREFIX
-from effbench.read import results, runinfo
+from effbench.read import results, runinfo, runlogs
 from effbench.run import childfiles, lifetime
 from effbench.techniques import build_all
 
@@ -147,6 +147,7 @@ def run_child(
         finally:
             timed_out = not timer.is_alive() and proc.returncode is not None and proc.returncode < 0
             timer.cancel()
+    log_gz = childfiles.compress_log(log_path)  # the child has exited and the file is closed: complete
     if timed_out and not os.path.lexists(out_path):
         status, detail = "timeout", f"run exceeded timeout_s={spec.timeout_s} and was killed"
     if status is None and os.path.lexists(out_path):
@@ -157,7 +158,7 @@ def run_child(
     if status is None:
         rc = proc.returncode
         status = "oom" if rc in (-9, 137) else "failed"
-        tail = log_path.read_text()[-1500:]
+        tail = runlogs.read_file(log_gz)[-1500:] if log_gz else ""
         detail = (
             f"child process exited with code {rc} without a result (killed by the OOM killer?)"
             if status == "oom"

@@ -24,7 +24,7 @@ from effbench import runspec
 from effbench.child import measure
 from effbench.read import results
 from effbench.render import report
-from effbench.run import executors, lifetime, member, shards, suites
+from effbench.run import childfiles, executors, lifetime, member, shards, suites
 from effbench.run.member import label
 
 FINISHED = ("ok", "skipped")  # kept by --resume; failed, oom (also: a child killed from outside), timeout run again
@@ -199,6 +199,7 @@ def run_kernel_bench_child(out: Path, device: str, quick: bool) -> dict:
             stderr=subprocess.STDOUT,
             cwd=out.resolve(),
         )
+    childfiles.compress_log(out / "kernels.log")  # -> kernels.log.gz, as the runs' logs
     if proc.returncode != 0 or not path.exists():
-        return {"kernels_missing": f"kernel benchmark exited with code {proc.returncode}; see kernels.log"}
+        return {"kernels_missing": f"kernel benchmark exited with code {proc.returncode}; see kernels.log.gz"}
     return {"kernels": json.loads(path.read_text())}

@@ -19,7 +19,8 @@ import shutil
 from pathlib import Path
 
 from effbench import runspec
-from effbench.read import results
+from effbench.read import results, runlogs
+from effbench.run import childfiles
 
 NOT_SHARDED = ("timeout_s", "threads")
 
@@ -110,8 +111,13 @@ def merge(paths: list[str], out: Path) -> Path:
     for rs in sets:
         runs_dir = Path(rs["_path"]).parent / "runs"
         for f in runs_dir.glob("*") if runs_dir.is_dir() else ():
-            if f.is_file() and not f.is_symlink():
-                shutil.copy2(f, out / "runs" / f.name)
+            if not f.is_file() or f.is_symlink():
+                continue
+            if f.name.endswith(runlogs.PLAIN):  # a shard written before logs were compressed: compress it here
+                if runlogs.path(runs_dir, runlogs.run_id(f)) == f:  # no .log.gz beside it
+                    childfiles.write_log(out / "runs" / f"{runlogs.run_id(f)}{runlogs.SUFFIX}", runlogs.read_file(f))
+                continue
+            shutil.copy2(f, out / "runs" / f.name)
     results.write_json_atomic(out / "results.json", merged)
     from effbench.render.report import summary_markdown
 
