@@ -61,6 +61,8 @@ FAMILIES: dict[str, str] = {
     "kernels": "replaces operations by fused kernels",
     "compiler": "compiles the model's forward into fused code (torch.compile)",
     "batching": "changes how training examples are laid out in a batch (packing)",
+    "attention": "chooses the attention kernel the model's layers run (SDPA backend)",
+    "decoding": "changes how tokens are generated: the KV cache, assisted decoding",
 }
 ONE_PER_RUN = ("quantizer", "sparsifier")  # a run takes at most one technique of each of these families
 ENTRY_POINT_GROUP = "effbench.techniques"
