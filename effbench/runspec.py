@@ -23,7 +23,7 @@ from effbench.read.schema import RUN_ID_PATTERN, RUN_ID_RE
 from effbench.techniques import Range, TechniqueError, build_all, check_fields, check_scenario
 
 SCENARIO_OF = {"finetune": "train", "infer": "infer"}  # workload -> technique scenario
-COPY_CUE = 8  # infer generation: tokens of the passage repeated after it, the cue to copy the rest
+COPY_CUE = 32  # infer generation: at most this many (and half the passage) repeated after it, the cue to copy the rest
 TASKS = {
     "arith": "integer addition/subtraction, exact match (generate_until)",
     "arith-noisy": "arith with 30% exact/near duplicates, 10% wrong answers, 5% junk in train",

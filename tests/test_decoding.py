@@ -153,7 +153,7 @@ def test_identity_and_copyable_fraction_by_hand():
     assert generation.copyable_fraction([5, 6, 7, 8, 5, 6], [7, 8]) == 1.0
     assert generation.copyable_fraction([5, 6, 7, 8, 5, 6], [9, 9]) == 0.0
     p = generation.prompts(torch.arange(100), 40)
-    assert p["repeat"].tolist() == list(range(40)) + list(range(8)) and p["novel"].tolist() == list(range(40, 80))
+    assert p["repeat"].tolist() == list(range(40)) + list(range(20)) and p["novel"].tolist() == list(range(40, 80))
 
 
 def test_refusals_before_work():
@@ -177,3 +177,32 @@ def test_refusals_before_work():
             id="pl", scenario="infer", model="tiny", techniques=spec.techniques, budget={"generate_tokens": 8}
         )
     )
+
+
+def test_a_run_whose_tokens_change_fails_with_its_figures_kept(monkeypatch, tmp_path):
+    """Through the child's run_spec: the workload's failure turns status to failed, metrics stay."""
+    from effbench.child.main import run_spec
+
+    real = generation.generate
+
+    def changed(model, p, n, device, kwargs):
+        toks = real(model, p, n, device, {})
+        return [toks[0] + 1] + toks[1:] if kwargs else toks
+
+    monkeypatch.setattr(generation, "generate", changed)
+    monkeypatch.chdir(tmp_path)
+    budget = {"batch_sizes": [1], "prompt_len": 16, "decode_tokens": 2, "repeats": 1, "generate_tokens": 4}
+    spec = runspec.RunSpec(
+        id="pl",
+        scenario="infer",
+        model="tiny",
+        techniques=({"name": "prompt_lookup"},),
+        budget={**budget, "quality": False},
+    )
+    res = run_spec(spec.to_dict())
+    assert res["status"] == "failed" and "token identity on the repeat prompt" in res["error"]
+    assert (
+        res["metrics"]["token_identity.novel"]["value"] == 0.75
+        and res["metrics"]["token_identity.novel"]["first_mismatch"] == 0
+    )
+    assert res["metrics"]["generate_tokens_per_s.repeat"]["value"] > 0

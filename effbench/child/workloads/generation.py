@@ -4,9 +4,11 @@ The infer workload's prefill/decode loop times the model's forward; this times w
 `model.generate` at batch 1, greedy, exactly `generate_tokens` new tokens (EOS suppressed), on two
 prompts from the reference text:
 
-- `repeat`: a passage of `prompt_len` tokens followed by its first COPY_CUE tokens again, so a
-  language model's continuation copies the passage (as extraction or rewriting does): the case
-  prompt-lookup decoding is made for.
+- `repeat`: a passage of `prompt_len` tokens followed by its first min(COPY_CUE = 32,
+  prompt_len / 2) tokens again, so a language model's continuation copies the rest of the passage
+  (as extraction or rewriting does): the case prompt-lookup decoding is made for. (With 8 cue
+  tokens the default model left the passage after 3 tokens: it starts with a heading; with 32 it
+  copied 24 of the next 32.)
 - `novel`: the next `prompt_len` tokens of the text, whose continuation is not in the prompt.
 
 `copyable_fraction` says how much each output repeats its input: the fraction of generated tokens
@@ -38,7 +40,7 @@ def prompts(ids: torch.Tensor, prompt_len: int) -> dict[str, torch.Tensor]:
         raise ValueError(f"generation needs {2 * prompt_len} reference-text tokens, got {len(ids)}")
     passage = ids[:prompt_len]
     return {
-        "repeat": torch.cat([passage, passage[: min(COPY_CUE, prompt_len)]]),
+        "repeat": torch.cat([passage, passage[: min(COPY_CUE, max(1, prompt_len // 2))]]),
         "novel": ids[prompt_len : 2 * prompt_len],
     }
 
