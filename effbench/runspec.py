@@ -23,6 +23,7 @@ from effbench.read.schema import RUN_ID_PATTERN, RUN_ID_RE
 from effbench.techniques import Range, TechniqueError, build_all, check_fields, check_scenario
 
 SCENARIO_OF = {"finetune": "train", "infer": "infer"}  # workload -> technique scenario
+COPY_CUE = 32  # infer generation: at most this many (and half the passage) repeated after it, the cue to copy the rest
 TASKS = {
     "arith": "integer addition/subtraction, exact match (generate_until)",
     "arith-noisy": "arith with 30% exact/near duplicates, 10% wrong answers, 5% junk in train",
@@ -80,6 +81,9 @@ class InferBudget:
     arith_limit: int | None = 200  # arith eval items (0: not evaluated, recorded as missing; None: all)
     eval_batch_size: int = 32
     quality: bool = True  # run the quality suite (probe, arith, perplexity, KLD)
+    # generate() timing at batch 1 on a passage to copy and one to continue: new tokens per prompt
+    # (0: off). Runs whose techniques change decoding also generate plain greedy and check tokens.
+    generate_tokens: int = 0
     extra_tasks: tuple[str, ...] = ()  # any lm-eval task names, evaluated where their data is reachable
     # public benchmarks (effbench.tasks.public; `<name>_card`: the SmolLM2 card's formulation)
     public_tasks: tuple[str, ...] = ("hellaswag", "arc_easy", "arc_challenge", "piqa")
@@ -99,6 +103,7 @@ class InferBudget:
         "eval_batch_size": Range(1, 4096),
         "public_items": Range(1, 10**7),
         "public_sample_seed": Range(0, 2**32 - 1),
+        "generate_tokens": Range(0, 4096),
     }
 
     def __post_init__(self):
@@ -113,6 +118,12 @@ class InferBudget:
         if self.prompt_len + self.decode_tokens > 8192:
             raise ValueError(
                 f"prompt_len + decode_tokens = {self.prompt_len + self.decode_tokens} exceeds the 8192 positions"
+            )
+        if self.prompt_len + COPY_CUE + self.generate_tokens > 8192:
+            raise ValueError(
+                f"prompt_len + {COPY_CUE} + generate_tokens = {self.prompt_len + COPY_CUE + self.generate_tokens} "
+                "exceeds the 8192 positions (the copy prompt is a passage of prompt_len tokens and its first "
+                f"{COPY_CUE} again)"
             )
         if self.ppl_window > self.ppl_tokens:
             raise ValueError(f"ppl_window={self.ppl_window} is longer than ppl_tokens={self.ppl_tokens}")
@@ -231,7 +242,10 @@ def validate(spec: RunSpec) -> None:
         if not isinstance(t, dict) or "name" not in t or set(t) - {"name", "params"}:
             raise ConfigError(f"run {spec.id!r}: a technique must be {{name=..., params={{...}}}}, got {t!r}")
     try:
-        check_scenario(build_all(list(spec.techniques)), SCENARIO_OF[spec.scenario])
+        techs = build_all(list(spec.techniques))
+        check_scenario(techs, SCENARIO_OF[spec.scenario])
+        for t in techs:
+            t.check_budget(SCENARIO_OF[spec.scenario], spec.budget_obj())
     except TechniqueError as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
     if spec.threads is not None and (

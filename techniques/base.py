@@ -4,7 +4,9 @@ A technique is a class registered under its exact name, with a frozen config dat
 fields are its parameters. It may change the training data (`prepare_data`), the model
 (`apply`, which changes the instance it is given; a wrapper such as peft's PeftModel around
 that same instance is allowed, a copy is not), the optimizer (`make_optimizer`) and the layout
-of fine-tuning batches (`batching`), and record after the workload (`finish`). It declares
+of fine-tuning batches (`batching`), the KV cache, decode step and generation method of the
+inference workload (`kv_cache`, `decode_call`, `generate_kwargs`), and record after the workload
+(`finish`). It declares
 the scenarios it applies to and what it requires; a technique that does not fit the scenario or
 the device is skipped with the reason, never replaced by something else.
 
@@ -61,6 +63,8 @@ FAMILIES: dict[str, str] = {
     "kernels": "replaces operations by fused kernels",
     "compiler": "compiles the model's forward into fused code (torch.compile)",
     "batching": "changes how training examples are laid out in a batch (packing)",
+    "attention": "chooses the attention kernel the model's layers run (SDPA backend)",
+    "decoding": "changes how tokens are generated: the KV cache, assisted decoding",
 }
 ONE_PER_RUN = ("quantizer", "sparsifier")  # a run takes at most one technique of each of these families
 ENTRY_POINT_GROUP = "effbench.techniques"
@@ -125,6 +129,10 @@ class Technique:
                 return f"{self.name} requires {REQUIREMENTS.get(req, req)}: {missing}"
         return None
 
+    def check_budget(self, scenario: str, budget: Any) -> None:
+        """Raise TechniqueError where the run's budget leaves this technique nothing to act on
+        (prompt_lookup without the generation measurement); runs before any model loads."""
+
     # -- the hooks -----------------------------------------------------------------------------
     def prepare_data(self, data: Any, ctx: Context) -> Any:
         return data
@@ -141,6 +149,24 @@ class Technique:
         kwargs` (effbench.child.workloads.common.collate's contract), or None to leave the padded
         one. A batch without `attention_mask` holds no padding: every input token counts."""
         return None
+
+    def kv_cache(self, model: Any, batch_size: int, max_cache_len: int, ctx: Context) -> Any | None:
+        """The empty KV cache (a transformers Cache for `batch_size` rows of up to `max_cache_len`
+        positions) the infer workload's prefill and decode loop fill, or None to leave the
+        model's own dynamic cache."""
+        return None
+
+    def decode_call(self, model: Any, ctx: Context) -> Callable[..., Any] | None:
+        """What the infer workload's decode loop calls for each one-token step (keyword arguments
+        input_ids, past_key_values, use_cache), or None for the model itself; prefill always calls
+        the model."""
+        return None
+
+    def generate_kwargs(self, model: Any, ctx: Context) -> dict[str, Any]:
+        """Keyword arguments the infer workload's generation measurement adds to `model.generate`
+        (the decoding method: cache implementation, assisted decoding); {} for plain greedy. A
+        run whose techniques give any also generates plain greedy and checks the tokens equal."""
+        return {}
 
     def finish(self, model: Any, ctx: Context) -> None:
         """After the workload, before the records are stored: record what only the run itself

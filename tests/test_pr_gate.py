@@ -258,8 +258,8 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         )
         _replace_once(
             head_src / "effbench" / "child" / "workloads" / "infer.py",
-            "            t0 = time.perf_counter()\n            out = model(input_ids=nxt,",
-            f"            t0 = time.perf_counter()\n            time.sleep({SLEEP_S})\n            out = model(input_ids=nxt,",
+            "        t0 = time.perf_counter()\n        out = dec.step(input_ids=nxt,",
+            f"        t0 = time.perf_counter()\n        time.sleep({SLEEP_S})\n        out = dec.step(input_ids=nxt,",
         )
         _replace_once(
             head_src / "effbench" / "child" / "main.py",

@@ -147,7 +147,10 @@ def _context(spec, budget, techs, dtype, tok):
         tokenizer=tok,
         load_reference_model=reference_model,
         calibration_ids=calibration_ids,
-        hparams={"lr": getattr(budget, "lr", None), "batch_size": getattr(budget, "batch_size", None)},
+        hparams={
+            k: getattr(budget, k, None)
+            for k in ("lr", "batch_size", "batch_sizes", "prompt_len", "decode_tokens", "generate_tokens")
+        },
         techniques=tuple(t.name for t in techs),
     )
 
@@ -266,6 +269,8 @@ def run_spec(spec_dict: dict) -> dict:
             t.finish(model, ctx)
         res["technique_records"] = ctx.records
         res["status"] = "ok"
+        if out.get("failures"):  # a check inside the workload failed: its figures stay, the run fails
+            res.update(status="failed", error="; ".join(out["failures"]))
     except Skip as e:
         res.update(status="skipped", reason=str(e))
     except (torch.OutOfMemoryError, MemoryError) as e:

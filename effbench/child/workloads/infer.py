@@ -19,14 +19,18 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
 from effbench.child import measure
 from effbench.child.log import log
 from effbench.child.measure import metric
+from effbench.child.workloads import generation
 from effbench.child.workloads.common import weight_bytes
 from effbench.tasks import lmeval, probe, public, reftext
+from effbench.techniques import Technique
 
 
 def last_logits_kwargs(model) -> dict:
@@ -39,26 +43,67 @@ def last_logits_kwargs(model) -> dict:
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
+@dataclass
+class Decoding:
+    """How the run decodes, from its techniques' hooks (the last one offering each wins):
+    `new_cache(batch, max_len)` -> an empty KV cache or None (the model's dynamic cache), `step` the
+    one-token decode call, `generate_kwargs` added to generate() (merged; one key twice is refused)."""
+
+    new_cache: Callable[[int, int], object | None]
+    step: Callable
+    generate_kwargs: dict = field(default_factory=dict)
+    cache_described: str = "dynamic KV cache"
+    described: str = "plain greedy"
+
+
+def decoding(model, techniques, ctx) -> Decoding:
+    cache_from = next((t for t in reversed(techniques) if type(t).kv_cache is not Technique.kv_cache), None)
+    step, kwargs, by = None, {}, {}
+    for t in techniques:
+        step = t.decode_call(model, ctx) or step
+        for k, v in t.generate_kwargs(model, ctx).items():
+            if k in kwargs:
+                raise ValueError(f"generate() argument {k!r} is given by both {by[k]} and {t.name}")
+            kwargs[k], by[k] = v, t.name
+    dec = Decoding(new_cache=lambda b, n: None, step=step or model, generate_kwargs=kwargs)
+    if cache_from is not None:
+        dec.new_cache = lambda b, n: cache_from.kv_cache(model, b, n, ctx)
+        dec.cache_described = f"{cache_from.name} KV cache"
+    if kwargs:
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "compile_config")
+        dec.described = f"{', '.join(dict.fromkeys(by.values()))}: {args}"
+    return dec
+
+
 @torch.no_grad()
-def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
+def decode(model, prompt: torch.Tensor, steps: int, dec: Decoding, device: str, keep: dict):
+    """Prefill `prompt` [batch, len] into the run's KV cache, then `steps` greedy one-token steps.
+    Returns the tokens [batch, 1 + steps], the prefill time and each step's time (synchronized)."""
+    cache = dec.new_cache(prompt.shape[0], prompt.shape[1] + steps)
+    measure.sync(device)
+    t0 = time.perf_counter()
+    out = model(input_ids=prompt, past_key_values=cache, use_cache=True, **keep)
+    measure.sync(device)
+    t_prefill = time.perf_counter() - t0
+    past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    toks, step_s = [nxt], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        out = dec.step(input_ids=nxt, past_key_values=past, use_cache=True)
+        past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        measure.sync(device)
+        step_s.append(time.perf_counter() - t0)
+        toks.append(nxt)
+    return torch.cat(toks, 1), t_prefill, step_s
+
+
+def _speed(model, ids: torch.Tensor, batch: int, budget, device: str, dec: Decoding | None = None) -> dict:
+    dec = dec or Decoding(new_cache=lambda b, n: None, step=model)
     prompt = ids[: budget.prompt_len].unsqueeze(0).repeat(batch, 1).to(device)
     keep = last_logits_kwargs(model)
     prefill_s, token_s = [], []
     for rep in range(budget.repeats + 1):
-        measure.sync(device)
-        t0 = time.perf_counter()
-        out = model(input_ids=prompt, use_cache=True, **keep)
-        measure.sync(device)
-        t_prefill = time.perf_counter() - t0
-        past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-        steps = []
-        for _ in range(budget.decode_tokens):
-            t0 = time.perf_counter()
-            out = model(input_ids=nxt, past_key_values=past, use_cache=True)
-            past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-            measure.sync(device)
-            steps.append(time.perf_counter() - t0)
-        del past, out
+        _, t_prefill, steps = decode(model, prompt, budget.decode_tokens, dec, device, keep)
         if rep > 0:  # the first repeat is the warm-up
             prefill_s.append(t_prefill)
             token_s.extend(steps)
@@ -79,7 +124,7 @@ def _speed(model, ids: torch.Tensor, batch: int, budget, device: str) -> dict:
             "tokens/s",
             True,
             samples=[batch * budget.decode_tokens / s for s in dec_per_rep],
-            method=f"batch {batch} x {budget.decode_tokens} greedy steps with KV cache / median time",
+            method=f"batch {batch} x {budget.decode_tokens} greedy steps with the {dec.cache_described} / median time",
         ),
         "decode_latency_p50_ms" + sfx: metric(lat["median"] * 1e3, "ms", False, samples=[s * 1e3 for s in token_s]),
         "decode_latency_p90_ms" + sfx: metric(lat["p90"] * 1e3, "ms", False),
@@ -322,7 +367,9 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
 
 def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     device = spec.device
-    ids, _ = reftext.token_ids(tokenizer, max(budget.prompt_len, 16), spec.text)
+    n_ids = 2 * budget.prompt_len if budget.generate_tokens else budget.prompt_len
+    ids, _ = reftext.token_ids(tokenizer, max(n_ids, 16), spec.text)
+    dec = decoding(model, techniques, ctx)
     wb = weight_bytes(model)
     metrics = {
         "weight_bytes": metric(
@@ -337,7 +384,13 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     with energy:
         for bs in budget.batch_sizes:
             log(f"timing prefill and decode at batch {bs}")
-            metrics.update(_speed(model, ids, bs, budget, device))
+            metrics.update(_speed(model, ids, bs, budget, device, dec))
+        failures = []
+        if budget.generate_tokens:
+            log(f"timing generate() of {budget.generate_tokens} tokens: {dec.described}")
+            g = generation.measure_generation(model, ids, budget, device, dec.generate_kwargs, dec.described)
+            metrics.update(g["metrics"])
+            failures = g["failures"]
     metrics["speed_wall_s"] = metric(time.perf_counter() - t0, "s", False)
     metrics["energy_j"] = energy.result()
     for k, v in mem.read().items():
@@ -348,4 +401,4 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
         log("quality: perplexity, KL divergence, probe, arith")
         q, items, qdata = quality(model, tokenizer, spec, budget, ctx, info)
         metrics.update(q)
-    return {"metrics": metrics, "curves": {}, "items": items, "data": qdata}
+    return {"metrics": metrics, "curves": {}, "items": items, "data": qdata, "failures": failures}
