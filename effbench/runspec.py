@@ -87,7 +87,7 @@ class InferBudget:
     extra_tasks: tuple[str, ...] = ()  # any lm-eval task names, evaluated where their data is reachable
     # public benchmarks (effbench.tasks.public; `<name>_card`: the SmolLM2 card's formulation)
     public_tasks: tuple[str, ...] = ("hellaswag", "arc_easy", "arc_challenge", "piqa")
-    public_items: int | None = None  # items scored per public task: a fixed sample (None: the whole split)
+    public_items: int | None = 30  # items scored per public task: a fixed sample (None: the whole split)
     public_sample_seed: int = 0  # which fixed sample (never the run's seed: every run scores the same items)
 
     # Positions: prompt + decoded tokens and the perplexity window fit the default model's 8192.
