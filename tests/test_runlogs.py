@@ -62,6 +62,27 @@ def test_compress_never_follows_a_planted_link(tmp_path):
     assert runlogs.read(tmp_path, "run-c") == TEXT
 
 
+def test_readers_never_follow_a_planted_link(tmp_path):
+    """A head's run can plant `<later id>.log` as a link to a file only the gate's reader can read:
+    the reader neither lists it nor opens it, whichever form it has."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the gate's secret\n")
+    (tmp_path / "run-d.log").symlink_to(secret)
+    (tmp_path / "run-e.log.gz").symlink_to(secret)
+    childfiles.write_log(tmp_path / "run-f.log.gz", TEXT)
+    assert [f.name for f in runlogs.files(tmp_path)] == ["run-f.log.gz"]
+    assert runlogs.path(tmp_path, "run-d") is None and runlogs.read(tmp_path, "run-d") == ""
+    assert runlogs.read(tmp_path, "run-e") == ""
+    for link in ("run-d.log", "run-e.log.gz"):
+        try:
+            text = runlogs.read_file(tmp_path / link)
+        except OSError:
+            continue
+        raise AssertionError(f"{link} was read through the link: {text!r}")
+    os.mkfifo(tmp_path / "run-g.log")  # not a regular file: not listed, and opening it does not block
+    assert runlogs.path(tmp_path, "run-g") is None
+
+
 def test_committed_sets_hold_only_compressed_logs():
     tracked = subprocess.run(
         ["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True, check=True
