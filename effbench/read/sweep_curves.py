@@ -48,9 +48,10 @@ def _memory(run: dict, scen: str):
     return results_value(run, "weight_bytes") if scen == "infer" else runinfo.peak_bytes(run)
 
 
-def point(g: list[dict], scen: str) -> dict:
+def point(g: list[dict], scen: str, qname: str | None = None) -> dict:
+    """One group's point; `qname`: the quality metric its figure plots (one per sweep), else its own headline."""
     rep = replicates.representative(g)
-    q = rep["metrics"].get(tradeoff.quality(scen, g)[0]) or {}
+    q = rep["metrics"].get(qname or tradeoff.quality(scen, g)[0]) or {}
     speed_key, _ = tradeoff.speed_name(scen, rep)
     return {
         "id": rep["id"],
@@ -70,9 +71,9 @@ def point(g: list[dict], scen: str) -> dict:
     }
 
 
-def tested_point(g: list[dict], base: list[dict] | None, scen: str, margin: float) -> dict:
+def tested_point(g: list[dict], base: list[dict] | None, scen: str, margin: float, qname: str | None = None) -> dict:
     """A point with its paired non-inferiority test against `base` at the margin (p, and p < ALPHA)."""
-    pt = point(g, scen)
+    pt = point(g, scen, qname)
     t = tradeoff.quality_test(g, base, scen, margin) if base is not None else None
     pt["noninferior_p"] = t[1] if t else None
     pt["noninferior"] = t is not None and t[1] < ALPHA
@@ -94,7 +95,8 @@ def sweeps(rs: dict) -> list[dict]:
         scen, sw = p["scenario"], p["sweep"]
         pruning = runinfo.is_pruning_run(replicates.primary(members[0]))
         base = _unpruned_group(members[0], gs) if pruning else tradeoff.baseline_of(members[0], gs)
-        pts = [tested_point(g, base, scen, margin) for g in members]
+        qname, _, qlabel = tradeoff.quality(scen, [r for g in [*members, base or []] for r in g])
+        pts = [tested_point(g, base, scen, margin, qname) for g in members]
         pts.sort(key=lambda q: (q["x"] is None, q["x"] if q["x"] is not None else 0))
         knee = None
         if sw.get("aggressive") in ("higher", "lower"):
@@ -110,9 +112,10 @@ def sweeps(rs: dict) -> list[dict]:
                 "aggressive": sw.get("aggressive", "none"),
                 "margin": margin,
                 "points": pts,
-                "base": point(base, scen) if base is not None else None,
+                "base": point(base, scen, qname) if base is not None else None,
                 "knee": knee,
                 "pruning": pruning,
+                "quality_label": qlabel,
             }
         )
     return out + sparsity_points(gs, out, margin)
@@ -139,7 +142,8 @@ def sparsity_points(gs: list[list[dict]], swept: list[dict], margin: float) -> l
             continue
         scen = r["spec"]["scenario"]
         base = tradeoff.baseline_of(g, gs)
-        pt = {**tested_point(g, base, scen, margin), "x": float(x), "value": runinfo.techniques_label(r)}
+        qname, _, qlabel = tradeoff.quality(scen, [*g, *(base or [])])
+        pt = {**tested_point(g, base, scen, margin, qname), "x": float(x), "value": runinfo.techniques_label(r)}
         out.append(
             {
                 "id": r["id"],
@@ -150,9 +154,10 @@ def sparsity_points(gs: list[list[dict]], swept: list[dict], margin: float) -> l
                 "margin": margin,
                 "points": [pt],
                 "single": True,
-                "base": point(base, scen) if base is not None else None,
+                "base": point(base, scen, qname) if base is not None else None,
                 "knee": pt if pt["noninferior"] else None,
                 "pruning": False,
+                "quality_label": qlabel,
             }
         )
     return out

@@ -1,6 +1,7 @@
 """Plots of one or several result sets (matplotlib, Agg backend): PNG and SVG into the set's folder.
 
-- pareto_<scenario>: quality (task accuracy for finetune, probe accuracy for infer) against
+- pareto_<scenario>: quality (task accuracy for finetune; for infer the public tasks' pooled
+  acc_norm, or the probe's accuracy in sets measured before them: tradeoff.quality) against
   throughput, peak memory and cost; one point per suite run (replicate medians, seed means). Error
   bars: y ± the per-item stderr (thin) and, over several seeds, the across-seed sd (thick, pale);
   x the range over the run's replicates (its members) where it has two or more. One front per
@@ -10,7 +11,7 @@
   of the group dominates beyond the intervals drawn (`frontier`). Points are named directly by
   short names (the run id without its scenario prefix, never truncated), placed clear of other
   labels and markers (plot_labels). A dotted line marks the chance level where the quality metric
-  records one (the probe's 25%). Points are never joined by lines.
+  records one (the probe's 25%, the public tasks' mean 1 / choices). Points are never joined by lines.
 - finetune_curves, pruning_curves, pruning, kernels: effbench.render.plot_curves.
 - sweep_<scenario>_<parameter>: effbench.render.plot_sweeps, one figure per swept parameter.
 Series on one axis never share both colour and marker (series_style).
@@ -29,11 +30,11 @@ import matplotlib.pyplot as plt  # noqa: E402, I001
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from effbench.read import cost, replicates, results, runinfo
+from effbench.read import cost, replicates, results, runinfo, tradeoff
 from effbench.read.replicates import representatives
 from effbench.read.tradeoff import comparable, frontier  # the front's rule, shared with the site's explorer
 from effbench.render import plot_curves, plot_labels, plot_sweeps
-from effbench.render.plot_style import chance_line, describe, label, series_style, short_name
+from effbench.render.plot_style import chance_line, describe, label, quality_axis, series_style, short_name
 
 __all__ = ["comparable", "describe", "figures", "frontier", "label", "plot", "series_style"]
 
@@ -41,6 +42,16 @@ QUALITY = {
     "finetune": ("accuracy", "task accuracy, arith exact match (%)"),
     "infer": ("probe_acc", "probe accuracy (%)"),
 }
+
+
+def headline(sets: list[dict], scenario: str) -> tuple[str, str]:
+    """(metric, axis label) of the quality the figure plots: tradeoff.quality over every set's
+    runs of the scenario (the public tasks' pooled acc_norm where all have it, else the probe)."""
+    runs = [r for rs in sets for r in rs.get("_members", rs["runs"]) if r["spec"]["scenario"] == scenario]
+    name, _, lab = tradeoff.quality(scenario, runs)
+    if scenario == "finetune":
+        return QUALITY["finetune"]
+    return name, quality_axis(lab)
 
 
 def axes_specs(scenario: str):
@@ -94,7 +105,7 @@ def _x_of(fx, price):
 
 
 def pareto_figure(sets: list[dict], scenario: str):
-    qname, qlabel = QUALITY[scenario]
+    qname, qlabel = headline(sets, scenario)
     series = []  # (set index, set, group name, [(representative, members)])
     for k, rs in enumerate(sets):
         groups = [

@@ -78,3 +78,15 @@ def log_x_at(ax, xs) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(v, [f"{x:g}" for x in v])
     ax.xaxis.set_minor_locator(NullLocator())
+
+
+QUALITY_AXES = {  # tradeoff.quality's labels as an axis says them
+    "public-task acc_norm": "public tasks' acc_norm, pooled (%)",
+    "probe accuracy": "probe accuracy (%)",
+    "arith accuracy": "arith exact match (%)",
+}
+
+
+def quality_axis(label: str) -> str:
+    """A quality axis label for tradeoff.quality's `label`."""
+    return QUALITY_AXES.get(label, f"{label} (%)")

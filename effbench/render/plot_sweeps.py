@@ -28,7 +28,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt  # noqa: E402, I001
 
 from effbench.read import sweep_curves
-from effbench.render import plot_labels
+from effbench.render import plot_labels, plot_style
 from effbench.render.plot_style import chance_line, describe, geometric, label, log_x_at, series_style
 from effbench.techniques import registry
 
@@ -39,11 +39,20 @@ X_LABELS = {
     "fraction": "kept fraction of the train split (0-1, examples)",
     "batch_size": "batch size (sequences)",
 }
-QUALITY = {"finetune": "arith exact match after fine-tuning (%)", "infer": "probe accuracy (%)"}
+QUALITY = {"finetune": "arith exact match after fine-tuning (%)", "infer": "probe accuracy (%)"}  # older records
 SPEED = {"finetune": "train throughput (tokens/s)", "infer": "decode throughput, largest batch (tokens/s)"}
 BASE_STYLES = ["--", ":", "-."]  # the baseline line of each result set (dashed for the first)
 MEMORY = {"finetune": "peak memory (MiB)", "infer": "weight memory (MiB, stored bytes)"}
 SCALE = {"x": 1, "speed": 1, "memory_bytes": 2**20}
+
+
+def y_label(scenario: str, records: list[dict]) -> str:
+    """The quality axis: the headline metric the sweeps' points carry (tradeoff.quality), each
+    named where records of several sets plot different ones."""
+    labels = sorted({sw.get("quality_label") or "" for sw in records})
+    if labels == [""]:
+        return QUALITY[scenario]
+    return " / ".join(plot_style.quality_axis(lab) for lab in labels if lab)
 
 
 def joined(pts: list[dict], key: str, scenario: str) -> bool:
@@ -188,7 +197,7 @@ def figure(entries: list[tuple[int, dict, dict]], scenario: str, param: str, set
         log_x_at(axes[0], xs0)
     for ax in axes:
         chance_line(ax, chance, legend=ax is axes[0])
-        ax.set_ylabel(QUALITY[scenario])
+        ax.set_ylabel(y_label(scenario, [sw for _, _, sw in entries]))
         ax.grid(alpha=0.3)
     if names[axes[0]]:
         axes[0].margins(x=0.15)
