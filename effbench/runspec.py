@@ -179,6 +179,17 @@ class RunSpec:
 match_key = results.match_key
 
 
+def matmul_dtype(spec: RunSpec) -> str:
+    """The dtype a run's matmuls run at, the one its roofline ceiling is measured at: fine-tuning
+    runs under bf16 autocast on CUDA; otherwise a run's weights' dtype, the one it names or fp32
+    (bf16 for inference on CUDA), as effbench.child.main loads them."""
+    if spec.scenario == "finetune" and spec.device == "cuda":
+        return "bfloat16"
+    if spec.scenario == "finetune":
+        return spec.dtype or "float32"
+    return spec.dtype or ("bfloat16" if spec.device == "cuda" else "float32")
+
+
 def member_id(group: str, seed: int, replicate: int, first_seed: int) -> str:
     """`infer-baseline` for the first seed's replicate 0, `infer-baseline@s1r2` otherwise."""
     return group if (seed, replicate) == (first_seed, 0) else f"{group}@s{seed}r{replicate}"

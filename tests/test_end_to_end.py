@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from effbench import cli
-from effbench.read import results
+from effbench.read import results, roofline
 
 
 def _only(rs):
@@ -38,6 +38,13 @@ def test_smoke_suite_runs_every_technique(smoke):
             assert len(r["items"]["probe.acc"]) == m["probe_acc"]["n"]
     summary = (folder / "summary.md").read_text()
     assert "## Fine-tuning" in summary and "## Inference" in summary
+    # the ceiling was measured before the runs, and every ok run is on the roofline
+    assert rs["ceiling"]["device"] == "cpu" and rs["ceiling"]["matmul"]["float32"]["value"] > 0
+    rows, why = roofline.rows(rs)
+    placed = {r["run"] for r in rows if "bound" in r}
+    ok_runs = {r["spec"]["group"] for r in rs["runs"] if r["status"] == "ok"}
+    assert not why and placed == ok_runs, (why, ok_runs - placed, [r for r in rows if "reason" in r][:3])
+    assert "## Roofline" in summary and (folder / "ceiling.log.gz").is_file()
 
 
 def test_baseline_kld_against_itself_is_zero(smoke):

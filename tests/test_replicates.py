@@ -246,7 +246,7 @@ def test_unknown_schema_is_refused_naming_both_versions(tmp_path):
     rs = make_set([finetune_run()])
     rs["schema"] = "effbench.resultset/9"
     results.write_json_atomic(tmp_path / "results.json", rs)
-    with pytest.raises(results.ResultError, match=r"resultset/9.*resultset/3.*resultset/2"):
+    with pytest.raises(results.ResultError, match=r"resultset/9.*resultset/4.*resultset/3.*resultset/2"):
         results.load(tmp_path)
 
 

@@ -72,7 +72,7 @@ def parse_seeds(text: str) -> list[int]:
 def suite_overrides(args, device: str | None) -> dict:
     """Suite-level overrides from the command line (run, ab, aa); device None: the suite's own."""
     overrides: dict = {"device": device} if device else {}
-    for key in ("model", "seed", "price_per_hour", "text", "kernel_bench", "replicates", "threads"):
+    for key in ("model", "seed", "price_per_hour", "text", "kernel_bench", "ceiling", "replicates", "threads"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
     if getattr(args, "seeds", None):

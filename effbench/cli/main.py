@@ -218,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "quick", "full"],
         help="override the suite's kernel micro-benchmark (CUDA only)",
     )
+    r.add_argument(
+        "--ceiling",
+        choices=["full", "quick", "none"],
+        help="override the suite's roofline ceiling measurement (before the runs)",
+    )
     r.add_argument("--out", default=str(REPO / "results"), help="folder that receives <suite>/<time>_<sha>/")
     r.add_argument(
         "--executor",
@@ -257,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     from effbench.cli.kernels import add_parser as add_kernels
 
     add_kernels(sub)
+    from effbench.cli.ceiling import add_parser as add_ceiling
+
+    add_ceiling(sub)
     return p
 
 

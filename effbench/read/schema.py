@@ -199,6 +199,26 @@ class KernelRecord(_Obj):
     frac_peak_bw: NonNeg | None = None
 
 
+class Roof(_Obj):
+    value: Positive
+    unit: Name | None = None
+    samples: list[Positive] | None = None
+    method: Text | None = None
+
+
+class Ceiling(_Obj):
+    """The device's measured ceiling (effbench.child.ceiling; version 4)."""
+
+    device: Literal["cpu", "cuda"]
+    device_name: Text = ""
+    threads: Count | None = None
+    matmul: dict[Name, Roof]
+    bandwidth: Roof
+    table: dict[str, Any] = {}
+    quick: bool = False
+    wall_s: NonNeg | None = None
+
+
 class ResultSet(_Obj):
     suite: Text | None = None
     description: Text = ""
@@ -213,6 +233,8 @@ class ResultSet(_Obj):
     runs: list[Run]
     kernels: list[KernelRecord] | None = None
     kernels_missing: Text | None = None
+    ceiling: Ceiling | None = None  # version 4
+    ceiling_missing: Text | None = None
 
 
 def _where(loc: tuple) -> str:

@@ -197,6 +197,7 @@ def summary_markdown(rs: dict) -> str:
     lines += sections.sweeps_section(rs)
     lines += sections.interactions_section(rs)
     lines += sections.compile_section(ok)
+    lines += sections.roofline_section(rs)
     if rs.get("kernels"):
         from effbench.render.kernel_report import kernel_markdown
 

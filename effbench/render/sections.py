@@ -8,7 +8,7 @@ this module only lays them out, through mdtable, which escapes text from result 
 
 from __future__ import annotations
 
-from effbench.read import breakeven, interactions, runinfo, sweep_curves, tradeoff
+from effbench.read import breakeven, interactions, roofline, runinfo, sweep_curves, tradeoff
 from effbench.render import mdtable
 
 
@@ -157,4 +157,82 @@ def public_deltas_section(rs: dict) -> list[str]:
         "in results.json); diff = run - base in points, with the exact McNemar interval over the discordant "
         "items (conditional binomial), two-sided; `public` pools every scored item of the lm-eval tasks.",
         "",
+    ]
+
+
+def ceiling_lines(c: dict) -> list[str]:
+    """The measured ceiling as a few bullet lines: matmul FLOP/s per dtype, copy bandwidth, ridge,
+    and the data sheet's peaks where the device has them."""
+    bw = c["bandwidth"]["value"]
+    lines = [
+        f"- device: {c.get('device_name') or c.get('device')} ({c.get('device')}), {c.get('threads')} threads"
+        + (" (quick: small sizes, not the device's full figures)" if c.get("quick") else "")
+    ]
+    for dtype, mm in sorted(c["matmul"].items()):
+        lines.append(
+            f"- matmul {dtype}: {mm['value'] / 1e9:,.1f} GFLOP/s (n = {mm.get('size', '?')}); "
+            f"ridge {mm['value'] / bw:.1f} FLOP/B"
+        )
+    lines.append(f"- copy bandwidth: {bw / 1e9:,.1f} GB/s ({c['bandwidth'].get('bytes', 0) / 2**20:.0f} MiB buffer)")
+    t = c.get("table") or {}
+    if t.get("bf16_flops_per_s") or t.get("bandwidth_bytes_per_s"):
+        peak = t.get("bf16_flops_per_s")
+        mm = (c["matmul"].get("bfloat16") or {}).get("value")
+        tb = t.get("bandwidth_bytes_per_s")
+        lines.append(
+            f"- data sheet ({t.get('label')}): "
+            + (
+                f"bf16 {peak / 1e12:,.0f} TFLOP/s" + (f" (measured {100 * mm / peak:.0f}%)" if mm else "")
+                if peak
+                else ""
+            )
+            + (f", {tb / 1e9:,.0f} GB/s (measured {100 * bw / tb:.0f}%)" if tb else "")
+        )
+    elif t.get("reason"):
+        lines.append(f"- data sheet: {t['reason']}")
+    return lines
+
+
+def roofline_section(rs: dict) -> list[str]:
+    """Each run's prefill, decode and training figures on the set's measured roofline
+    (effbench.read.roofline): achieved FLOP/s, intensity, fraction of the roof and the bound."""
+    rows_, why = roofline.rows(rs)
+    if why:
+        return ["", f"Roofline not measured: {why}"]
+    out = [
+        "",
+        "## Roofline",
+        "",
+        "Measured ceiling (`effbench ceiling`, before the runs):",
+        "",
+        *ceiling_lines(rs["ceiling"]),
+    ]
+    if not rows_:
+        return out
+    table = []
+    for r in rows_:
+        if "reason" in r:
+            table.append([r["run"], r["figure"], r["dtype"], "–", "–", "–", r["reason"]])
+            continue
+        table.append(
+            [
+                r["run"],
+                r["figure"],
+                r["dtype"],
+                runinfo.fmt(r["achieved_flops_per_s"] / 1e9, ",.2f"),
+                runinfo.fmt(r["intensity"], ".3g"),
+                runinfo.fmt(100 * r["fraction"], ".0f"),
+                r["bound"],
+            ]
+        )
+    head = ["run", "figure", "dtype", "GFLOP/s", "FLOP/B", "% of roof", "bound"]
+    return out + [
+        "",
+        mdtable.table(table, head),
+        "",
+        "FLOP/B: matmul FLOPs per byte of the least memory traffic the figure must move (weights, KV cache, "
+        "gradients, optimizer state; activations left out, so the roof is an upper bound and % of roof a lower "
+        f"bound). % of roof: achieved / min(matmul ceiling, FLOP/B x bandwidth). bound: overhead below "
+        f"{100 * roofline.OVERHEAD_BELOW:.0f}% of the roof, else memory under the ridge, compute above it "
+        "(effbench.read.roofline).",
     ]

@@ -147,6 +147,11 @@ def _run(plan: _Plan, ex, echo) -> Path:
     )
     t_suite = time.monotonic()
     member.warm_model_cache(todo, echo)  # a cold cache is built here, not inside the first run's measurements
+    if prev and ("ceiling" in prev or "ceiling_missing" in prev):
+        rs.update({k: prev[k] for k in ("ceiling", "ceiling_missing") if k in prev})
+    elif suite.ceiling != "none":
+        rs.update(run_ceiling_child(out, device, suite, runs, ex, echo))
+        write()
     pending: dict = {}
     queue = iter(todo)
 
@@ -179,6 +184,34 @@ def _run(plan: _Plan, ex, echo) -> Path:
     (out / "summary.md").write_text(report.summary_markdown(rs))
     echo(f"effbench: {len(todo)} runs in {time.monotonic() - t_suite:.0f}s")
     return out
+
+
+def run_ceiling_child(out: Path, device: str, suite: suites.Suite, runs: list, ex, echo=print) -> dict:
+    """The device's measured ceiling (effbench.child.ceiling) at every matmul dtype the runs use,
+    in its own process with the runs' thread count, before any run; or why there is none."""
+    if ex.kind == "ray":
+        return {"ceiling_missing": "runs executed on Ray workers: this machine's ceiling says nothing about theirs"}
+    dtypes = sorted({runspec.matmul_dtype(r) for r in runs}) or ["float32"]
+    echo(f"ceiling: matmul FLOP/s at {', '.join(dtypes)} and copy bandwidth on {device}")
+    path = out.resolve() / "ceiling.json"
+    code = (
+        "import json, sys; from effbench.child import ceiling; "
+        "json.dump(ceiling.measure(sys.argv[2], sys.argv[3].split(','), quick=sys.argv[4] == 'quick'), open(sys.argv[1], 'w'))"
+    )
+    with open(out / "ceiling.log", "w") as logf:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), device, ",".join(dtypes), suite.ceiling],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=out.resolve(),
+            env=member.child_env(suite.threads),
+        )
+    childfiles.compress_log(out / "ceiling.log")
+    if proc.returncode != 0 or not path.exists():
+        return {"ceiling_missing": f"ceiling measurement exited with code {proc.returncode}; see ceiling.log.gz"}
+    rec = json.loads(path.read_text())
+    path.unlink()
+    return {"ceiling": rec}
 
 
 def run_kernel_bench_child(out: Path, device: str, quick: bool) -> dict:

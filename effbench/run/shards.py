@@ -99,11 +99,12 @@ def merge(paths: list[str], out: Path) -> Path:
     merged = {k: v for k, v in first.items() if k != "_path"}
     merged.update(runs=[by_id[m] for m in first["members"]], shard=None, merged_from=[str(Path(p)) for p in paths])
     for rs in sets:
-        for key in ("kernels", "kernels_missing"):
+        for key in ("kernels", "kernels_missing", "ceiling", "ceiling_missing"):  # the first shard's that has one
             if key in rs and key not in merged:
                 merged[key] = rs[key]
-    if "kernels" in merged:
-        merged.pop("kernels_missing", None)
+    for key in ("kernels", "ceiling"):
+        if key in merged:
+            merged.pop(f"{key}_missing", None)
     out = Path(out)
     if (out / "results.json").exists():
         raise runspec.ConfigError(f"merge: {out}/results.json exists; give a new folder")

@@ -47,6 +47,7 @@ class Suite:
     target_reference: str = "finetune-full"  # run id whose final accuracy sets the target
     path: str = ""
     kernel_bench: str = "none"  # also run the kernel micro-benchmark (CUDA): none | quick | full
+    ceiling: str = "full"  # measure the device's roofline ceiling before the runs: full | quick | none
     plan: dict = field(default_factory=dict)  # run id -> {"seeds": [...], "replicates": n}
     quality_replicates: int = 1  # replicates per seed that evaluate quality; the rest time only
     noninferiority_margin: float = 0.01  # quality-and-speed lines: "not worse than -margin" (fraction)
@@ -119,6 +120,7 @@ def suite_path(name_or_path: str) -> Path:
 
 
 KERNEL_BENCH = ("none", "quick", "full")
+CEILING = ("full", "quick", "none")  # the roofline ceiling (effbench.child.ceiling): quick is for tests
 
 
 def check_count(where: str, key: str, v, lo: int = 1, none_ok: bool = False):
@@ -152,6 +154,7 @@ SUITE_TYPES = {
     "target_reference": TEXT,
     "timeout_s": NUMBER,
     "kernel_bench": TEXT,
+    "ceiling": TEXT,
     "replicates": (int,),
     "seeds": (list,),
     "threads": (int,),
@@ -338,6 +341,9 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     kb = ov.get("kernel_bench") or head.get("kernel_bench", "none")
     if kb not in KERNEL_BENCH:
         raise ConfigError(f"{path}: kernel_bench={kb!r}; valid: {list(KERNEL_BENCH)}")
+    ceil = ov.get("ceiling") or head.get("ceiling", "full")
+    if ceil not in CEILING:
+        raise ConfigError(f"{path}: ceiling={ceil!r}; valid: {list(CEILING)}")
     return Suite(
         name=head.get("name", path.stem),
         description=head.get("description", ""),
@@ -348,6 +354,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         target_reference=head.get("target_reference", "finetune-full"),
         path=str(path),
         kernel_bench=kb,
+        ceiling=ceil,
         plan=plan,
         quality_replicates=q_reps,
         noninferiority_margin=float(head.get("noninferiority_margin", 0.01)),

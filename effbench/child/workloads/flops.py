@@ -153,3 +153,32 @@ def per_token(c: Census, cfg, seq_len: float) -> dict:
             "checkpointed_blocks": ckpt_blocks,
         },
     }
+
+
+def forward_shape(model, cache_dtype: torch.dtype) -> dict:
+    """What one inference forward costs per token, for the roofline (effbench.read.roofline):
+    matmul weights of every nn.Linear (a dense decoder runs each once per token; the output head
+    apart, since a prefill that keeps the last position's logits runs it once per sequence),
+    layers and attention width (the QK^T and AV terms, 4 x context x width per layer, depend on the
+    context), and the KV cache's bytes per token (keys and values of every layer at the cache
+    dtype). Counted from the modules, without a forward: a compiled model's graphs stay untouched."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "num_hidden_layers"):
+        raise ValueError(f"no transformers config on {type(model).__name__}: layers and widths unknown")
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    body = sum(m.in_features * m.out_features for m in linears if m is not head)
+    head_weights = head.in_features * head.out_features if any(m is head for m in linears) else 0
+    layers, width = attention_shape(cfg)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_width = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    elem = torch.empty((), dtype=cache_dtype).element_size()
+    return {
+        "body_matmul_weights": body,
+        "head_matmul_weights": head_weights,
+        "layers": layers,
+        "attn_width": width,
+        "kv_bytes_per_token": 2 * layers * kv_width * head_dim * elem,
+        "cache_dtype": str(cache_dtype).removeprefix("torch."),
+    }

@@ -27,7 +27,7 @@ import torch
 from effbench.child import measure
 from effbench.child.log import log
 from effbench.child.measure import metric
-from effbench.child.workloads import generation
+from effbench.child.workloads import flops, generation
 from effbench.child.workloads.common import weight_bytes
 from effbench.tasks import lmeval, probe, public, reftext
 from effbench.techniques import Technique
@@ -365,6 +365,35 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
     return metrics, items, data
 
 
+def _roofline_inputs(model, spec) -> dict:
+    """forward_matmul_flops_per_token and kv_cache_bytes_per_token, with the shape they come from
+    (flops.forward_shape): what effbench.read.roofline needs to place prefill and decode on the
+    device's measured roofline. Missing, with the reason, where the model's shape is unknown."""
+    from effbench import runspec
+
+    dtype = getattr(torch, runspec.matmul_dtype(spec))
+    try:
+        shape = flops.forward_shape(model, dtype)
+    except ValueError as e:  # not a transformers model: layers and widths unknown
+        why = f"forward FLOPs not counted: {type(e).__name__}: {e}"
+        return {k: measure.missing(why) for k in ("forward_matmul_flops_per_token", "kv_cache_bytes_per_token")}
+    return {
+        "forward_matmul_flops_per_token": metric(
+            2.0 * (shape["body_matmul_weights"] + shape["head_matmul_weights"]),
+            "FLOP/token",
+            parts=shape,
+            method="2 x weights of every nn.Linear one forward runs (output head included); attention's "
+            "QK^T and AV add 4 x context x attn_width per layer (effbench.child.workloads.flops.forward_shape)",
+        ),
+        "kv_cache_bytes_per_token": metric(
+            shape["kv_bytes_per_token"],
+            "B",
+            False,
+            method=f"keys + values of {shape['layers']} layers at {shape['cache_dtype']}",
+        ),
+    }
+
+
 def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     device = spec.device
     n_ids = 2 * budget.prompt_len if budget.generate_tokens else budget.prompt_len
@@ -376,6 +405,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
             wb["total"], "B", False, parts=wb, method="bytes of stored parameters, buffers and quantization constants"
         )
     }
+    metrics.update(_roofline_inputs(model, spec))
     mem = measure.Memory(device)
     energy = measure.Energy(device)
     model.eval()
