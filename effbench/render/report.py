@@ -180,8 +180,9 @@ def summary_markdown(rs: dict) -> str:
     t = cost.target_accuracy(rs)
     if t is not None:
         n = len(cost.reference_accuracies(rs))
+        tgt = rs.get("target") or {}
         lines.append(
-            f"- fine-tuning target: {100 * t:.1f}% = {rs['target']['fraction']} x final accuracy of `{rs['target']['reference']}`"
+            f"- fine-tuning target: {100 * t:.1f}% = {tgt.get('fraction', 0.9)} x final accuracy of `{tgt.get('reference')}`"
             f"{f' (mean over {n} seeds)' if n > 1 else ''}"
         )
     ok = [r for r in replicates.representatives(rs) if r["status"] == "ok"]
