@@ -2,14 +2,14 @@
 # make gpu-check: does every CUDA path of effbench run on this NVIDIA GPU? Under 8 minutes by design.
 #
 # Stages, each under a hard limit (`timeout`), in this order; the limits add up to 475 s:
-#   wheels   45 s  install missing packages from a folder of wheels (WHEELS, default .whl/; made
+#   wheels   40 s  install missing packages from a folder of wheels (WHEELS, default .whl/; made
 #                  by `make gpu-check-wheels`) into a private folder, never into the system
 #   imports  20 s  torch sees the GPU; every package the runs need imports (versions printed)
-#   kernels 120 s  the kernel micro-benchmark (quick sweep): effbench's Triton kernels against
+#   kernels 105 s  the kernel micro-benchmark (quick sweep): effbench's Triton kernels against
 #                  eager PyTorch, torch.compile and liger-kernel
-#   suite   275 s  benchmarks/gpu-check.toml: one run per technique family on the default
+#   suite   295 s  benchmarks/gpu-check.toml: one run per technique family on the default
 #                  architecture with random weights (arch:smollm2-135m), each run killed at its own
-#                  timeout_s (their sum: 264 s)
+#                  timeout_s (their sum: 284 s), after a quick roofline ceiling
 #   report   15 s  the kernel records join the suite's result set; per-run status, start-up time
 #                  and the reason of every failure printed
 # A stage that fails or runs out of time is reported and the next one still runs (the suite needs
@@ -51,7 +51,7 @@ stage() {  # stage NAME LIMIT_S COMMAND...: run with a hard time limit, record a
 }
 
 if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  stage wheels 45 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  stage wheels 40 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$SITE" "$WHEELS"/*.whl
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 else
@@ -94,13 +94,13 @@ then
   exit 1
 fi
 
-stage kernels 120 "$PY" -c "
+stage kernels 105 "$PY" -c "
 import json, sys
 from effbench.kernelbench.bench import run_kernel_bench
 json.dump(run_kernel_bench('cuda', quick=True), open(sys.argv[1], 'w'))
 " "$STAGE_DIR/kernels.json"
 
-stage suite 275 "$PY" -m effbench.cli run --suite gpu-check --device cuda --replicates 1 --seeds 0 --out "$OUT"
+stage suite 295 "$PY" -m effbench.cli run --suite gpu-check --device cuda --replicates 1 --seeds 0 --out "$OUT"
 
 stage report 15 "$PY" - "$OUT/gpu-check" "$STAGE_DIR/kernels.json" "$START" <<'PY'
 import json, shutil, sys, time

@@ -65,6 +65,7 @@ FAMILIES: dict[str, str] = {
     "batching": "changes how training examples are laid out in a batch (packing)",
     "attention": "chooses the attention kernel the model's layers run (SDPA backend)",
     "decoding": "changes how tokens are generated: the KV cache, assisted decoding",
+    "precision": "runs the training matmuls in a narrower number format (float8)",
 }
 ONE_PER_RUN = ("quantizer", "sparsifier")  # a run takes at most one technique of each of these families
 ENTRY_POINT_GROUP = "effbench.techniques"

@@ -53,6 +53,7 @@ def test_suite_is_its_own_and_covers_every_family_once_on_small_data():
         "torchao_int4wo",
         "semi_structured_2_4",
         "torchao_fp8",
+        "float8",
     }
     assert families <= used <= set(registry())
     assert len({r.id for r in suite.runs}) == len(suite.runs) <= 12
