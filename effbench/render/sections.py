@@ -40,7 +40,9 @@ def sweeps_section(rs: dict) -> list[str]:
         "",
         mdtable.table(rows, ["sweep", "value", "x", "quality %", "non-inferiority p", "knee"]),
         "",
-        f"Quality: arith accuracy (fine-tuning) or probe accuracy (inference). Non-inferiority: one-sided paired test "
+        f"Quality: {', '.join(sorted({s.get('quality_label') or '?' for s in recs}))} (each sweep's headline: the "
+        "task accuracy after fine-tuning; for inference the public tasks' pooled acc_norm, or the probe in sets "
+        "measured before them). Non-inferiority: one-sided paired test "
         f"against the run without techniques at a margin of {', '.join(f'{100 * m:g}' for m in margins)} pt; the knee is "
         "the most aggressive point with p < 0.05. x: the swept value, or the measured bits per weight on a technique axis; "
         "a plain run at a fixed sparsity (2:4) is a one-point row at the sparsity it recorded.",
@@ -149,6 +151,7 @@ def public_deltas_section(rs: dict) -> list[str]:
         for r in rows
     ]
     return [
+        "",
         "## Quality on the public tasks, paired against the unmodified model",
         "",
         mdtable.table(table, ["run", "task (acc_norm)", "items", "base %", "run %", "diff pts [95% CI]", "p"]),
