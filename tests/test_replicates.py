@@ -290,6 +290,7 @@ def test_ab_interleaves_sides_with_their_own_interpreter_and_settings(tmp_path):
     assert [r["env"]["torch_threads"] for r in head["runs"]] == [1, 1] and head["runs"][0]["spec"]["threads"] == 1
     assert base["runs"][0]["spec"]["threads"] is None
     assert "wrapped" in runlogs.read(out / "head" / "runs", "infer-baseline")
+    assert "effbench ab" in base["ceiling_missing"] and "ceiling" not in head  # the roofline says why it is missing
     assert "wrapped" not in runlogs.read(out / "base" / "runs", "infer-baseline")
     # ABBA: base r0 before head r0, head r1 before base r1 (result files' modification times)
     t = {

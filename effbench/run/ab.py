@@ -155,6 +155,10 @@ def run_ab(
         git = {"sha": s.sha, "dirty": None, "ref": s.ref, "checkout": str(s.checkout)}
         sets[name] = results.new_set(suite, {**env, "git": git}, git)
         sets[name]["ab"] = {"side": name, "settings": s.settings, "wrap": list(s.wrap), "python": s.python}
+        sets[name]["ceiling_missing"] = (
+            "effbench ab interleaves two checkouts' runs and measures no roofline ceiling; "
+            "`effbench ceiling` measures this machine's"
+        )
         folders[name] = out / name
         folders[name].mkdir(parents=True, exist_ok=True)
     groups: dict[str, list] = {}
