@@ -186,6 +186,27 @@ def _run(plan: _Plan, ex, echo) -> Path:
     return out
 
 
+def _json_child(out: Path, name: str, code: str, args: list[str], env: dict | None = None, keep: bool = True):
+    """Run `python -c code OUT/<name>.json *args` in its own process, its output in <name>.log.gz;
+    (the JSON it wrote, exit code): None where it failed or wrote nothing. `keep`: leave the file."""
+    path = out.resolve() / f"{name}.json"
+    with open(out / f"{name}.log", "w") as logf:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), *args],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=out.resolve(),
+            env=env,
+        )
+    childfiles.compress_log(out / f"{name}.log")  # -> <name>.log.gz, as the runs' logs
+    if proc.returncode != 0 or not path.exists():
+        return None, proc.returncode
+    rec = json.loads(path.read_text())
+    if not keep:
+        path.unlink()
+    return rec, 0
+
+
 def run_ceiling_child(out: Path, device: str, suite: suites.Suite, runs: list, ex, echo=print) -> dict:
     """The device's measured ceiling (effbench.child.ceiling) at every matmul dtype the runs use,
     in its own process with the runs' thread count, before any run; or why there is none."""
@@ -193,24 +214,15 @@ def run_ceiling_child(out: Path, device: str, suite: suites.Suite, runs: list, e
         return {"ceiling_missing": "runs executed on Ray workers: this machine's ceiling says nothing about theirs"}
     dtypes = sorted({runspec.matmul_dtype(r) for r in runs}) or ["float32"]
     echo(f"ceiling: matmul FLOP/s at {', '.join(dtypes)} and copy bandwidth on {device}")
-    path = out.resolve() / "ceiling.json"
     code = (
         "import json, sys; from effbench.child import ceiling; "
         "json.dump(ceiling.measure(sys.argv[2], sys.argv[3].split(','), quick=sys.argv[4] == 'quick'), open(sys.argv[1], 'w'))"
     )
-    with open(out / "ceiling.log", "w") as logf:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, str(path), device, ",".join(dtypes), suite.ceiling],
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            cwd=out.resolve(),
-            env=member.child_env(suite.threads),
-        )
-    childfiles.compress_log(out / "ceiling.log")
-    if proc.returncode != 0 or not path.exists():
-        return {"ceiling_missing": f"ceiling measurement exited with code {proc.returncode}; see ceiling.log.gz"}
-    rec = json.loads(path.read_text())
-    path.unlink()
+    rec, rc = _json_child(
+        out, "ceiling", code, [device, ",".join(dtypes), suite.ceiling], member.child_env(suite.threads), keep=False
+    )
+    if rec is None:
+        return {"ceiling_missing": f"ceiling measurement exited with code {rc}; see ceiling.log.gz"}
     return {"ceiling": rec}
 
 
@@ -220,19 +232,11 @@ def run_kernel_bench_child(out: Path, device: str, quick: bool) -> dict:
         return {
             "kernels_missing": "the kernel micro-benchmark needs CUDA; the Triton interpreter on CPU checks correctness, not speed"
         }
-    path = out.resolve() / "kernels.json"
     code = (
         "import json, sys; from effbench.kernelbench.bench import run_kernel_bench; "
         "json.dump(run_kernel_bench('cuda', quick=sys.argv[2] == 'quick'), open(sys.argv[1], 'w'))"
     )
-    with open(out / "kernels.log", "w") as logf:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, str(path), "quick" if quick else "full"],
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            cwd=out.resolve(),
-        )
-    childfiles.compress_log(out / "kernels.log")  # -> kernels.log.gz, as the runs' logs
-    if proc.returncode != 0 or not path.exists():
-        return {"kernels_missing": f"kernel benchmark exited with code {proc.returncode}; see kernels.log.gz"}
-    return {"kernels": json.loads(path.read_text())}
+    rec, rc = _json_child(out, "kernels", code, ["quick" if quick else "full"])
+    if rec is None:
+        return {"kernels_missing": f"kernel benchmark exited with code {rc}; see kernels.log.gz"}
+    return {"kernels": rec}
