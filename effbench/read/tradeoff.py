@@ -30,6 +30,8 @@ QUALITY = {
     "infer": ("probe_acc", "probe.acc", "probe accuracy"),  # sets measured before the public tasks
 }
 PUBLIC = ("public_acc_norm", "public.acc_norm", "public-task acc_norm")  # HellaSwag, ARC, PIQA pooled
+# Real-data fine-tuning tasks (effbench.tasks.heldout): accuracy on the held-out side, per-item acc
+HELD_OUT_QUALITY = {"sst2": ("accuracy", "sst2.acc", "SST-2 accuracy")}
 
 
 def quality(scenario: str, runs: list[dict]) -> tuple[str, str, str]:
@@ -44,6 +46,10 @@ def quality(scenario: str, runs: list[dict]) -> tuple[str, str, str]:
         ]
         if q and all((r["metrics"].get(PUBLIC[0]) or {}).get("value") is not None for r in q):
             return PUBLIC
+    if scenario == "finetune":
+        held = {HELD_OUT_QUALITY.get(r.get("spec", {}).get("task")) for r in runs}
+        if len(held) == 1 and None not in held:
+            return held.pop()
     return QUALITY[scenario]
 
 
@@ -170,6 +176,63 @@ def public_deltas(rs: dict) -> list[dict]:
                 }
             )
     return out
+
+
+FINETUNE_PAIRS = (  # (what, items after, items before): each paired on the same items in one run
+    ("gain", "{task}.acc", "{task}.acc.unmodified"),
+    ("retention (HellaSwag acc_norm)", "hellaswag.acc_norm.after", "hellaswag.acc_norm.before"),
+)
+
+
+def finetune_deltas(rs: dict) -> list[dict]:
+    """Per fine-tuning run (every seed) on a real-data task: its held-out accuracy against the
+    unmodified model's on the same items (the gain) and HellaSwag after against before (retention),
+    each a paired difference with its exact McNemar 95% interval and p; plus, per run group with
+    several seeds, the gain's mean and standard deviation across seeds."""
+    out = []
+    for g in replicates.groups(rs).values():
+        for r in sorted(g, key=lambda r: (r["spec"].get("seed", 0), r["spec"].get("replicate", 0))):
+            if r["status"] != "ok" or r["spec"]["scenario"] != "finetune" or r["spec"].get("replicate", 0):
+                continue
+            task = r["spec"].get("task")
+            for what, after, before in FINETUNE_PAIRS:
+                ia, ib = (
+                    (r.get("items") or {}).get(after.format(task=task)),
+                    (r.get("items") or {}).get(before.format(task=task)),
+                )
+                if not ia or not ib or len(ia) != len(ib):
+                    continue
+                o = stats.accuracy(ib, ia, alpha=0.05, margin=rs.get("noninferiority_margin", 0.01))
+                out.append(
+                    {
+                        "run": r["id"],
+                        "group": replicates.primary(g)["id"],
+                        "seed": r["spec"].get("seed", 0),
+                        "what": what if what != "gain" else f"gain ({task} acc)",
+                        "n": len(ia),
+                        "before": sum(ib) / len(ib),
+                        "after": sum(ia) / len(ia),
+                        "diff": o.change,
+                        "lo": o.lo,
+                        "hi": o.hi,
+                        "p": o.p,
+                    }
+                )
+    return out
+
+
+def seed_spread(rows: list[dict]) -> list[dict]:
+    """Per (group, what) with two or more seeds: mean and sample standard deviation of the diffs."""
+    import statistics
+
+    by: dict[tuple, list[float]] = {}
+    for r in rows:
+        by.setdefault((r["group"], r["what"]), []).append(r["diff"])
+    return [
+        {"group": g, "what": w, "seeds": len(d), "mean": statistics.fmean(d), "sd": statistics.stdev(d)}
+        for (g, w), d in by.items()
+        if len(d) >= 2
+    ]
 
 
 def _better_or_equal(a: tuple[float, float], b: tuple[float, float], higher: bool) -> bool:

@@ -49,7 +49,7 @@ def headline(sets: list[dict], scenario: str) -> tuple[str, str]:
     runs of the scenario (the public tasks' pooled acc_norm where all have it, else the probe)."""
     runs = [r for rs in sets for r in rs.get("_members", rs["runs"]) if r["spec"]["scenario"] == scenario]
     name, _, lab = tradeoff.quality(scenario, runs)
-    if scenario == "finetune":
+    if scenario == "finetune" and lab == "arith accuracy":
         return QUALITY["finetune"]
     return name, quality_axis(lab)
 

@@ -84,6 +84,7 @@ QUALITY_AXES = {  # tradeoff.quality's labels as an axis says them
     "public-task acc_norm": "public tasks' acc_norm, pooled (%)",
     "probe accuracy": "probe accuracy (%)",
     "arith accuracy": "arith exact match (%)",
+    "SST-2 accuracy": "SST-2 held-out accuracy (%)",
 }
 
 

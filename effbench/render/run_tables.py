@@ -43,7 +43,7 @@ def target_cells(rs: dict, rep: dict, p, target) -> tuple[str, str]:
 FINETUNE_TABLES = [
     ("Techniques", ["techniques", "trainable %", "setup s", "layers unchanged"]),
     ("Speed and memory", ["train tok/s", "peak MiB", "train s", "MFU %"]),
-    ("Quality", ["acc before %", "acc after %", "gain pts"]),
+    ("Quality", ["acc before %", "acc after %", "gain pts", "HellaSwag before %", "HellaSwag after %"]),
     ("Cost", ["cost $", "$/point", "time-to-target s", "cost-to-target $"]),
 ]
 INFER_TABLES = [
@@ -115,6 +115,16 @@ def finetune_columns(rs, runs=None) -> list[Column]:
             "gain pts",
             lambda r: fmt(der(r).get("gain_points"), ".1f"),
             lambda r: columns.nonzero(der(r).get("gain_points")),
+        ),
+        Column(
+            "HellaSwag before %",
+            lambda r: pm(r, "hellaswag_acc_norm_before"),
+            columns.accuracy_shows("hellaswag_acc_norm_before"),
+        ),
+        Column(
+            "HellaSwag after %",
+            lambda r: pm(r, "hellaswag_acc_norm_after"),
+            columns.accuracy_shows("hellaswag_acc_norm_after"),
         ),
         Column("train tok/s", _timed(rs, "train_tokens_per_s", ".1f"), columns.metric_shows("train_tokens_per_s")),
         Column("trainable %", _pct("trainable_fraction", ".2f"), columns.metric_shows("trainable_fraction")),

@@ -163,6 +163,49 @@ def public_deltas_section(rs: dict) -> list[str]:
     ]
 
 
+def finetune_deltas_section(rs: dict) -> list[str]:
+    """Fine-tuning on real data (read.tradeoff.finetune_deltas): the held-out gain and the HellaSwag
+    retention of each run, paired on the same items, and the gain's spread across seeds."""
+    rows = tradeoff.finetune_deltas(rs)
+    if not rows:
+        return []
+    table = [
+        [
+            f"`{r['run']}`",
+            r["what"],
+            r["n"],
+            f"{100 * r['before']:.1f}",
+            f"{100 * r['after']:.1f}",
+            f"{100 * r['diff']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}]",
+            f"{r['p']:.3g}",
+        ]
+        for r in rows
+    ]
+    out = [
+        "",
+        "## Fine-tuning on held-out items, paired against the unmodified model",
+        "",
+        mdtable.table(table, ["run", "figure", "items", "before %", "after %", "diff pts [95% CI]", "p"]),
+        "",
+        "before: the unmodified model, after: the fine-tuned one, on the same items (the task's held-out side, "
+        "which shares no sentence with the train side; HellaSwag: the public tasks' fixed sample); diff in "
+        "points with the exact McNemar interval, two-sided.",
+    ]
+    spread = tradeoff.seed_spread(rows)
+    if spread:
+        out += [
+            "",
+            mdtable.table(
+                [
+                    [f"`{s['group']}`", s["what"], s["seeds"], f"{100 * s['mean']:+.1f}", f"{100 * s['sd']:.1f}"]
+                    for s in spread
+                ],
+                ["run", "figure", "seeds", "mean diff pts", "sd across seeds pts"],
+            ),
+        ]
+    return out + [""]
+
+
 def ceiling_lines(c: dict) -> list[str]:
     """The measured ceiling as a few bullet lines: matmul FLOP/s per dtype, copy bandwidth, ridge,
     and the data sheet's peaks where the device has them."""

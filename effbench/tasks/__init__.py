@@ -21,9 +21,20 @@ PRESETS = {
 }
 
 
+# Real-data fine-tuning tasks (effbench.tasks.heldout): a fixed train/eval split of a public data set.
+HELD_OUT = ("sst2",)
+NAMES = (*PRESETS, *HELD_OUT)  # every training task a run may name
+
+
 def load(name: str, n_train: int = 2000, n_eval: int = 200, seed: int = 0, **overrides) -> TaskData:
+    if name in HELD_OUT:
+        from effbench.tasks import heldout
+
+        if overrides:
+            raise ValueError(f"task {name!r} takes no generator options, got {sorted(overrides)}")
+        return heldout.load(name, n_train, n_eval)
     if name not in PRESETS:
-        raise ValueError(f"unknown task {name!r}; valid: {sorted(PRESETS)}")
+        raise ValueError(f"unknown task {name!r}; valid: {sorted(NAMES)}")
     cfg = ArithConfig(n_train=n_train, n_eval=n_eval, seed=seed, **{**PRESETS[name], **overrides})
     data = generate(cfg)
     data.name = name
@@ -35,4 +46,4 @@ def data_sha256(examples) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-__all__ = ["ArithConfig", "Example", "TaskData", "generate", "load", "data_sha256", "PRESETS"]
+__all__ = ["ArithConfig", "Example", "TaskData", "generate", "load", "data_sha256", "PRESETS", "HELD_OUT", "NAMES"]

@@ -96,6 +96,16 @@ def write_public(names) -> Path:
     return _install(cache_dir() / "lmeval" / f"public-{sha[:12]}", files)
 
 
+def write_heldout(name: str) -> Path:
+    """The lm-eval task folder of real-data fine-tuning task `name` (effbench.tasks.heldout): lm-eval's
+    own definition reading the verified local Arrow file, in `<cache>/lmeval/heldout-<sha12>/`."""
+    from effbench.tasks import heldout
+
+    files = {f"effbench_{name}.yaml": heldout.task_yaml(name, cache_dir() / "hf-datasets").encode()}
+    sha = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).hexdigest()
+    return _install(cache_dir() / "lmeval" / f"heldout-{sha[:12]}", files)
+
+
 def write_arith(examples) -> tuple[Path, str]:
     rows = [{"prompt": e.prompt, "answer": e.answer.strip()} for e in examples]
     yaml_text = f"""task: {ARITH_TASK}

@@ -32,16 +32,45 @@ from effbench.child.workloads.common import (
 from effbench.tasks import lmeval
 
 
-def evaluate_accuracy(model, tokenizer, examples, device: str, batch_size: int, seed: int) -> dict:
-    task_dir, sha = lmeval.write_arith(examples)
-    r = lmeval.evaluate(model, tokenizer, lmeval.ARITH_TASK, task_dir, device, batch_size=batch_size, seed=seed)
+def evaluate_accuracy(model, tokenizer, examples, device: str, batch_size: int, seed: int, task: str = "arith") -> dict:
+    """The task's accuracy on `examples` through lm-eval, with per-item scores in their order: arith by
+    exact match (generate_until) on tasks written from the examples; a real-data task (`sst2`) by
+    lm-eval's own multiple-choice task on the pinned file, scoring exactly the examples' items."""
+    from effbench import tasks
+
+    if task not in tasks.HELD_OUT:
+        task_dir, sha = lmeval.write_arith(examples)
+        r = lmeval.evaluate(model, tokenizer, lmeval.ARITH_TASK, task_dir, device, batch_size=batch_size, seed=seed)
+        m = r["exact_match"]
+    else:
+        from effbench.tasks import heldout, public
+
+        ids = [e.uid for e in examples]
+        if ids != sorted(set(ids)):
+            raise ValueError(f"{task}: eval items must be distinct and in file order")
+        name = f"effbench_{task}"
+        r = lmeval.evaluate_many(
+            model, tokenizer, [name], lmeval.write_heldout(task), device, batch_size, samples={name: ids}, seed=seed
+        )[name]
+        if r["doc_ids"] != ids:
+            raise RuntimeError(f"lm-eval scored other items of {task} than the eval split asked for")
+        m, sha = r["acc"], public.ids_sha256(ids) + ":" + heldout.HELD_OUT[task].sha256
     return {
-        "value": r["exact_match"]["value"],
-        "stderr": r["exact_match"]["stderr"],
-        "n": r["exact_match"]["n"],
-        "items": r["items"]["exact_match"],
+        "value": m["value"],
+        "stderr": m["stderr"],
+        "n": m["n"],
+        "items": r["items"][ITEM_METRIC.get(task, "acc")],
         "data_sha256": sha,
     }
+
+
+ITEM_METRIC = {"arith": "exact_match", "arith-noisy": "exact_match"}  # the per-item score behind `accuracy`
+
+
+def items_key(task: str) -> str:
+    """The `items` entry of a fine-tuning run's final accuracy: `arith.exact_match` for the generated
+    tasks (every set before the real-data tasks), `<task>.acc` for a real-data one."""
+    return "arith.exact_match" if task in ITEM_METRIC else f"{task}.acc"
 
 
 def flop_metrics(
@@ -207,7 +236,13 @@ def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, checkpoint, mem, en
     return log_
 
 
-def _metrics(model, params, opt, log_: _Log, b, final: dict | None, no_quality: str, energy) -> dict:
+ACCURACY_METHOD = {
+    "arith": "exact match on the full eval split (lm-eval generate_until)",
+    "sst2": "lm-eval sst2 acc (log-likelihood of ' positive' vs ' negative') on the held-out eval side",
+}
+
+
+def _metrics(model, params, opt, log_: _Log, b, final: dict | None, no_quality: str, energy, task: str) -> dict:
     """The run's figures, each with its unit, direction and method."""
     w = b.timing_warmup_steps
     tps = [n / s for n, s in zip(log_.step_tokens[w:], log_.step_s[w:])] or [
@@ -246,7 +281,7 @@ def _metrics(model, params, opt, log_: _Log, b, final: dict | None, no_quality: 
                 True,
                 stderr=final["stderr"],
                 n=final["n"],
-                method="exact match on the full eval split (lm-eval generate_until)",
+                method=ACCURACY_METHOD.get(task, ACCURACY_METHOD["arith"]),
             )
             if final is not None
             else measure.missing(no_quality)
@@ -289,7 +324,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
 
     def evaluate(log_: _Log, examples=eval_subset) -> dict:
         t0 = time.perf_counter()
-        r = evaluate_accuracy(model, tokenizer, examples, device, b.eval_batch_size, spec.seed)
+        r = evaluate_accuracy(model, tokenizer, examples, device, b.eval_batch_size, spec.seed, spec.task)
         log_.eval_s += time.perf_counter() - t0
         log_.point(r)
         return r
@@ -315,15 +350,48 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     model.eval()
     final = evaluate(log_, data.eval) if quality else None
     no_quality = f"model {spec.model!r} has random weights: accuracy is not reported"
-    metrics = _metrics(model, params, opt, log_, b, final, no_quality, energy)
+    metrics = _metrics(model, params, opt, log_, b, final, no_quality, energy, spec.task)
     metrics.update(
         flop_metrics(
             model, pairs, pad_id, device, log_.step_tokens, b.batch_size, metrics["train_tokens_per_s"]["value"]
         )
     )
+    items = {items_key(spec.task): final["items"]} if quality else {}
+    data_out = {"eval_lmeval_sha256": final["data_sha256"]} if quality else {}
+    if quality and b.retention_items:
+        log(f"retention: HellaSwag on {b.retention_items} items after fine-tuning")
+        rm, ri, rd = retention(model, tokenizer, spec, b)
+        metrics.update({f"{k}_after": v for k, v in rm.items()})
+        items.update({f"{k}.after": v for k, v in ri.items()})
+        data_out["retention"] = rd
     return {
         "metrics": metrics,
         "curves": {"accuracy_vs_time": log_.curve, "loss": log_.losses},
-        "items": {"arith.exact_match": final["items"]} if quality else {},
-        "data": {"eval_lmeval_sha256": final["data_sha256"]} if quality else {},
+        "items": items,
+        "data": data_out,
     }
+
+
+RETENTION_TASKS = ("hellaswag",)
+
+
+def retention(model, tokenizer, spec, b) -> tuple[dict, dict, dict]:
+    """HellaSwag acc and acc_norm on the public tasks' fixed sample of `retention_items` items (the
+    infer runs' scoring, effbench.child.workloads.public_eval.public_quality): measured on the unmodified
+    model before any technique and on the fine-tuned one after, paired per item."""
+    from types import SimpleNamespace
+
+    from effbench.child.workloads.public_eval import public_quality
+
+    sub = SimpleNamespace(
+        public_tasks=RETENTION_TASKS,
+        public_items=b.retention_items,
+        public_sample_seed=0,
+        eval_batch_size=b.eval_batch_size,
+    )
+    m, i, d = public_quality(model, tokenizer, spec, sub)
+    return (
+        {k: v for k, v in m.items() if not k.startswith("public_")},
+        {k: v for k, v in i.items() if not k.startswith("public.")},
+        d,
+    )

