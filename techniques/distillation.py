@@ -91,6 +91,8 @@ def drop_layers(model, keep_every: int) -> list[int]:
         if types is not None:
             cfg.layer_types = [types[i] for i in kept]
         cfg.num_hidden_layers = len(kept)
+    if hasattr(inner, "has_sliding_layers"):  # Qwen2 and its kind decide at init whether to build a sliding mask
+        inner.has_sliding_layers = "sliding_attention" in (getattr(inner.config, "layer_types", None) or ())
     return kept
 
 
