@@ -124,7 +124,9 @@ def test_loss_mixes_kl_and_cross_entropy():
         tl = t.teacher(input_ids=ids).logits
     kl = kl_teacher_student(tl, out.logits, batch["attention_mask"], 3.0)
     loss = t.train_loss(model, batch, out, c)
-    assert float(loss.detach()) == pytest.approx(0.25 * 9.0 * float(kl.detach()) + 0.75 * float(out.loss.detach()), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(
+        0.25 * 9.0 * float(kl.detach()) + 0.75 * float(out.loss.detach()), rel=1e-6
+    )
 
 
 # -- the student -------------------------------------------------------------------------------------
