@@ -3,8 +3,8 @@
 A technique is a class registered under its exact name, with a frozen config dataclass whose
 fields are its parameters. It may change the training data (`prepare_data`), the model
 (`apply`, which changes the instance it is given; a wrapper such as peft's PeftModel around
-that same instance is allowed, a copy is not), the optimizer (`make_optimizer`) and the layout
-of fine-tuning batches (`batching`), the KV cache, decode step and generation method of the
+that same instance is allowed, a copy is not), the optimizer (`make_optimizer`), the layout
+of fine-tuning batches (`batching`) and the fine-tuning loss (`train_loss`), the KV cache, decode step and generation method of the
 inference workload (`kv_cache`, `decode_call`, `generate_kwargs`), and record after the workload
 (`finish`). It declares
 the scenarios it applies to and what it requires; a technique that does not fit the scenario or
@@ -66,6 +66,7 @@ FAMILIES: dict[str, str] = {
     "attention": "chooses the attention kernel the model's layers run (SDPA backend)",
     "decoding": "changes how tokens are generated: the KV cache, assisted decoding",
     "precision": "runs the training matmuls in a narrower number format (float8)",
+    "transfer": "trains a smaller student from the full model's outputs (distillation)",
 }
 ONE_PER_RUN = ("quantizer", "sparsifier")  # a run takes at most one technique of each of these families
 ENTRY_POINT_GROUP = "effbench.techniques"
@@ -149,6 +150,16 @@ class Technique:
         """The fine-tuning workload's batch builder, `collate(pairs, pad_id, device) -> model
         kwargs` (effbench.child.workloads.common.collate's contract), or None to leave the padded
         one. A batch without `attention_mask` holds no padding: every input token counts."""
+        return None
+
+    def train_loss(self, model: Any, batch: dict, out: Any, ctx: Context) -> Any | None:
+        """The loss the fine-tuning step backpropagates, from the step's model (as the workload
+        holds it), its batch (the batch builder's keyword arguments: input_ids, labels (-100 off
+        the answer tokens), attention_mask or, packed, position_ids) and the model's output `out`
+        on that batch (out.loss: the answer tokens' cross-entropy; out.logits), computed inside
+        the step's autocast and clock; or None to leave out.loss. The last technique that returns
+        one wins (distillation's KL against a teacher). The workload's logged loss curve and
+        final_loss stay out.loss, so runs compare on the same cross-entropy."""
         return None
 
     def kv_cache(self, model: Any, batch_size: int, max_cache_len: int, ctx: Context) -> Any | None:

@@ -182,8 +182,33 @@ def _collate_of(techniques, ctx):
     return fn
 
 
-def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, checkpoint, mem, energy, collate_fn=collate) -> _Log:
-    """Steps until max_steps, the token budget or the epochs run out; `checkpoint(log, step)` every eval_every."""
+def _loss_of(techniques, ctx, model, batch, out):
+    """The last technique's training loss that offers one (distillation), else out.loss."""
+    loss = None
+    for t in techniques:
+        own = t.train_loss(model, batch, out, ctx)
+        loss = own if own is not None else loss
+    return out.loss if loss is None else loss
+
+
+def _train(
+    model,
+    pairs,
+    pad_id,
+    opt,
+    spec,
+    b,
+    n_steps: int,
+    checkpoint,
+    mem,
+    energy,
+    collate_fn=collate,
+    techniques=(),
+    ctx=None,
+) -> _Log:
+    """Steps until max_steps, the token budget or the epochs run out; `checkpoint(log, step)` every
+    eval_every. Backpropagates `_loss_of(techniques, ...)` (a technique's own loss, else the model's);
+    the logged losses stay the model's answer-token cross-entropy, comparable across runs."""
     device = spec.device
     # bf16 autocast on CUDA over fp32 master weights; plain fp32 on CPU.
     autocast = (
@@ -205,7 +230,8 @@ def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, checkpoint, mem, en
             t0 = time.perf_counter()
             with autocast:
                 out = model(**batch)
-            out.loss.backward()
+                loss = _loss_of(techniques, ctx, model, batch, out)
+            loss.backward()
             if step == 1:
                 log_.grad_bytes = grad_bytes(model)
             opt.step()
@@ -217,9 +243,10 @@ def _train(model, pairs, pad_id, opt, spec, b, n_steps: int, checkpoint, mem, en
             log_.tokens_seen += ntok
             log_.step_s.append(dt)
             log_.step_tokens.append(ntok)
-            log_.losses.append(float(out.loss.detach()))
-            if not math.isfinite(log_.losses[-1]):
-                raise FloatingPointError(f"training loss became {log_.losses[-1]} at step {step}")
+            log_.losses.append(float(out.loss.detach()))  # the answer tokens' cross-entropy, whatever was trained
+            bad = [v for v in (log_.losses[-1], float(loss.detach())) if not math.isfinite(v)]
+            if bad:
+                raise FloatingPointError(f"training loss became {bad[0]} at step {step}")
             if step % b.eval_every == 0 and step != n_steps:
                 # Evaluations lie outside the memory and energy regions, as they lie outside train_wall_s.
                 segment_peaks.append(mem.read())
@@ -344,7 +371,7 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, quality: bool = T
     start = _Log()
     checkpoint(start, 0)
     collate_fn = _collate_of(techniques, ctx)
-    log_ = _train(model, pairs, pad_id, opt, spec, b, n_steps, checkpoint, mem, energy, collate_fn)
+    log_ = _train(model, pairs, pad_id, opt, spec, b, n_steps, checkpoint, mem, energy, collate_fn, techniques, ctx)
     log_.curve[:0], log_.eval_s = start.curve, log_.eval_s + start.eval_s
     log(f"trained {len(log_.losses)} steps, {log_.tokens_seen} tokens in {log_.train_wall:.0f}s; final evaluation")
     model.eval()
