@@ -96,3 +96,49 @@ def test_the_read_side_pairs_a_held_out_accuracy():
     assert tradeoff.quality("finetune", [run]) == ("accuracy", "sst2.acc", "SST-2 accuracy")
     arith = {"spec": {"task": "arith"}}
     assert tradeoff.quality("finetune", [run, arith]) == tradeoff.QUALITY["finetune"]
+
+
+def _sst2_run(rid, techniques, items, hs_after, train_s):
+    from tests._resultsets import finetune_run
+
+    r = finetune_run(rid, techniques, items=items)
+    r["spec"]["task"] = "sst2"
+    r["items"] = {
+        "sst2.acc": items,
+        "sst2.acc.unmodified": [1.0] * 10 + [0.0] * 30,
+        "hellaswag.acc_norm.before": [1.0] * 20,
+        "hellaswag.acc_norm.after": hs_after,
+    }
+    r["metrics"]["train_wall_s"]["value"] = train_s
+    return r
+
+
+def test_gain_retention_and_distillation_rows_against_a_hand_made_case():
+    from effbench.read import distill
+    from effbench.render import report
+    from tests._resultsets import make_set
+
+    # the control: 20 of 40 right; with the teacher: the same 20 plus 6 more, and 2 lost -> +4 of 40
+    control_items = [1.0] * 20 + [0.0] * 20
+    teacher_items = [1.0] * 18 + [0.0] * 2 + [1.0] * 6 + [0.0] * 14
+    d = [{"name": "distillation", "params": {"keep_every": 2, "alpha": 0.5}}]
+    c = [{"name": "distillation", "params": {"keep_every": 2, "alpha": 0.0}}]
+    rs = make_set(
+        [
+            _sst2_run("ft-distill", d, teacher_items, [1.0] * 15 + [0.0] * 5, 150.0),
+            _sst2_run("ft-student", c, control_items, [1.0] * 10 + [0.0] * 10, 100.0),
+        ]
+    )
+    rows = {(r["run"], r["what"]): r for r in tradeoff.finetune_deltas(rs)}
+    g = rows["ft-student", "gain (sst2 acc)"]
+    assert g["n"] == 40 and g["before"] == pytest.approx(0.25) and g["diff"] == pytest.approx(0.25)
+    ret = rows["ft-student", "retention (HellaSwag acc_norm)"]
+    assert ret["diff"] == pytest.approx(-0.5) and ret["p"] == pytest.approx(2 * 0.5**10)  # 10 lost, 0 gained
+    (p,) = distill.pairs(rs)
+    assert (p["run"], p["control"]) == ("ft-distill", "ft-student")
+    assert p["accuracy"]["diff"] == pytest.approx(4 / 40) and p["accuracy"]["n"] == 40
+    assert p["retention"]["diff"] == pytest.approx(5 / 20)
+    assert p["extra_train_s"] == 50.0 and p["acc_points_per_extra_s"] == pytest.approx(10.0 / 50)
+    text = report.summary_markdown(rs)
+    assert "## Distillation against the same student without a teacher" in text
+    assert "## Fine-tuning on held-out items, paired against the unmodified model" in text

@@ -196,6 +196,7 @@ def summary_markdown(rs: dict) -> str:
 
     lines += sections.public_deltas_section(rs)
     lines += sections.finetune_deltas_section(rs)
+    lines += sections.distillation_section(rs)
     lines += sections.sweeps_section(rs)
     lines += sections.interactions_section(rs)
     lines += sections.compile_section(ok)

@@ -8,7 +8,7 @@ this module only lays them out, through mdtable, which escapes text from result 
 
 from __future__ import annotations
 
-from effbench.read import breakeven, interactions, roofline, runinfo, sweep_curves, tradeoff
+from effbench.read import breakeven, distill, interactions, roofline, runinfo, sweep_curves, tradeoff
 from effbench.render import mdtable
 
 
@@ -204,6 +204,46 @@ def finetune_deltas_section(rs: dict) -> list[str]:
             ),
         ]
     return out + [""]
+
+
+def distillation_section(rs: dict) -> list[str]:
+    """Each distilled student against the same student trained without a teacher (read.distill)."""
+    rows = distill.pairs(rs)
+    if not rows:
+        return []
+
+    def diff(d):
+        if d is None:
+            return "–"
+        return f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] ({d['n']} items, p {d['p']:.3g})"
+
+    table = [
+        [
+            f"`{r['run']}`",
+            f"`{r['control']}`",
+            r["keep_every"],
+            r["alpha"],
+            diff(r["accuracy"]),
+            diff(r["retention"]),
+            runinfo.fmt(r["train_s"], ".0f"),
+            runinfo.fmt(r["control_train_s"], ".0f"),
+            runinfo.fmt(r["acc_points_per_extra_s"], ".3f"),
+        ]
+        for r in rows
+    ]
+    head = ["run", "control (no teacher)", "keep every", "alpha", "task acc diff pts [95% CI]",
+            "HellaSwag after diff pts [95% CI]", "train s", "control train s", "acc pts per extra train s"]  # fmt: skip
+    return [
+        "",
+        "## Distillation against the same student without a teacher",
+        "",
+        mdtable.table(table, head),
+        "",
+        "diff = student with teacher - student without, on the same items (exact McNemar interval); the "
+        "teacher's forward runs inside every timed step, so train s includes it; points per extra second = "
+        "task accuracy diff / (train s - control train s), blank where the teacher made training no slower.",
+        "",
+    ]
 
 
 def ceiling_lines(c: dict) -> list[str]:

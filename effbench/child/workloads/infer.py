@@ -367,7 +367,12 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
             metrics[k] = metric(v, "B", False, method=mem.read()["method"])
     items, qdata = {}, {}
     if budget.quality:
-        log("quality: perplexity, KL divergence, probe, arith")
+        parts = (
+            ["perplexity", "KL divergence"]
+            + ["probe"] * (budget.probe_limit != 0)
+            + ["arith"] * (budget.arith_limit != 0)
+        )
+        log(f"quality: {', '.join(parts)}")
         q, items, qdata = quality(model, tokenizer, spec, budget, ctx, info)
         metrics.update(q)
     return {"metrics": metrics, "curves": {}, "items": items, "data": qdata, "failures": failures}
