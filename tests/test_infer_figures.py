@@ -153,3 +153,31 @@ def test_log_probs_are_fp32_from_a_bf16_model():
     torch.testing.assert_close(lp, want, atol=1e-5, rtol=1e-5)
     assert (lp - bf16).abs().max() > 1e-3  # the bf16 head's rounding, which KLD no longer carries
     assert not model.lm_head._forward_hooks  # the fp32 hook is removed afterwards
+
+
+def test_generation_speedups_are_the_median_ratio_over_replicates_and_reach_the_summary():
+    from effbench.read import tradeoff
+    from effbench.render import report
+    from tests._resultsets import infer_run, make_set
+
+    def gen(rid, rep, fast, slow, ident=1.0):
+        r = infer_run(rid, [{"name": "prompt_lookup"}])
+        r["spec"]["replicate"] = rep
+        r["spec"]["group"] = rid.split("@")[0]
+        for prompt, a in (("repeat", fast), ("novel", slow)):
+            r["metrics"][f"generate_tokens_per_s.{prompt}"] = {"value": a, "unit": "tokens/s", "higher_is_better": True}
+            r["metrics"][f"generate_greedy_tokens_per_s.{prompt}"] = {
+                "value": 20.0,
+                "unit": "tokens/s",
+                "higher_is_better": True,
+            }
+            r["metrics"][f"token_identity.{prompt}"] = {"value": ident, "unit": "fraction", "higher_is_better": True}
+        return r
+
+    members = [gen("pl", 0, 40.0, 18.0), gen("pl@s0r1", 1, 50.0, 19.0), gen("pl@s0r2", 2, 44.0, 30.0)]
+    assert tradeoff.generation_speedups(members) == {"copy": pytest.approx(2.2), "novel": pytest.approx(0.95)}
+    text = report.summary_markdown(make_set([infer_run(), *members]))
+    assert "### Generation (generate(), batch 1" in text
+    section = text.split("### Generation", 1)[1].split("###", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith("| pl "))
+    assert "2.20x" in row and "0.95x" in row and "| yes" in row

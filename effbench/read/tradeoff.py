@@ -19,6 +19,7 @@ differ, so a point whose interval overlaps a better point's stays on the front.
 from __future__ import annotations
 
 import json
+import statistics
 
 from effbench.read import cost, replicates, stats
 
@@ -93,6 +94,22 @@ def quality_test(tech: list[dict], base: list[dict], scenario: str, margin: floa
     return None
 
 
+def generation_speedups(members: list[dict]) -> dict[str, float]:
+    """generate() tokens/s over plain greedy's, interleaved in the same process (infer workload's
+    generation measurement), median over replicates, per prompt: {"copy": x, "novel": y}."""
+    out = {}
+    for label, prompt in (("copy", "repeat"), ("novel", "novel")):
+        ratios = []
+        for r in replicates.ok(members):
+            a = (r["metrics"].get(f"generate_tokens_per_s.{prompt}") or {}).get("value")
+            b = (r["metrics"].get(f"generate_greedy_tokens_per_s.{prompt}") or {}).get("value")
+            if a and b:
+                ratios.append(a / b)
+        if ratios:
+            out[label] = statistics.median(ratios)
+    return out
+
+
 def replicate_counts(n_tech: int, n_base: int) -> str:
     """How many replicates the ratio rests on, the technique's first: "1 replicate vs 3", "3 replicates each"."""
     if n_tech == n_base:
@@ -119,6 +136,13 @@ def lines(rs: dict, margin: float | None = None) -> list[str]:
             if vt and vb
             else f"{what}: not measured"
         )
+        gen = generation_speedups(g)
+        if gen:
+            speed += (
+                "; generate() "
+                + ", ".join(f"{v:.2f}x on the {k} prompt" for k, v in gen.items())
+                + (" (against plain greedy interleaved in the same process)")
+            )
         q = quality_test(g, b, scen, margin) if scen in QUALITY else None
         label = quality(scen, g + b)[2]
         if q is None:

@@ -6,7 +6,9 @@ timings and peak memory carry their spread over replicates (columns.with_spread)
 
 from __future__ import annotations
 
-from effbench.read import cost
+import statistics
+
+from effbench.read import cost, replicates
 from effbench.read.runinfo import (
     fmt,
     mib,
@@ -50,6 +52,18 @@ INFER_TABLES = [
     ("Techniques", ["techniques", "setup s", "layers unchanged"]),
     ("Speed", ["prefill tok/s b1", "decode tok/s b1", "decode tok/s", "p50 ms/tok b1"]),
     ("Memory and bytes", ["peak MiB", "weights MiB"]),
+    (
+        "Generation (generate(), batch 1; greedy interleaved in the same process)",
+        [
+            "copy tok/s",
+            "copy greedy tok/s",
+            "copy speed-up",
+            "novel tok/s",
+            "novel greedy tok/s",
+            "novel speed-up",
+            "tokens = greedy",
+        ],
+    ),
     ("Public tasks (acc_norm)", ["HellaSwag %", "ARC-E %", "ARC-C %", "PIQA %", "pooled %", "pts > chance", "items"]),
     ("Quality", ["probe acc %", "probe pts > chance", "arith acc %", "ppl", "KLD", "top-1 agree %"]),
     ("Cost", ["$/Mtok", "$/Mtok/pt"]),
@@ -181,6 +195,7 @@ def infer_columns(rs, runs) -> list[Column]:
             columns.metric_shows("decode_latency_p50_ms.b1"),
         ),
         Column("weights MiB", lambda r: mib(_v(r, "weight_bytes")), columns.metric_shows("weight_bytes")),
+        *generation_columns(rs),
         *[
             Column(head, lambda r, k=f"{task}_acc_norm": pm(r, k), columns.accuracy_shows(f"{task}_acc_norm"))
             for head, task in (
@@ -217,6 +232,53 @@ def infer_columns(rs, runs) -> list[Column]:
             lambda r: fmt(der(r).get("usd_per_mtok_per_point"), ".4f"),
             lambda r: columns.nonzero(der(r).get("usd_per_mtok_per_point")),
         ),
+    ]
+
+
+def _speedup(rs, prompt: str):
+    """Median over a run's replicates of generate() tok/s / plain greedy tok/s on `prompt`."""
+
+    def cell(r):
+        a = replicates.values(members_of(rs, r), f"generate_tokens_per_s.{prompt}")
+        b = replicates.values(members_of(rs, r), f"generate_greedy_tokens_per_s.{prompt}")
+        if not a or not b or len(a) != len(b):
+            return "–"
+        ratios = sorted(x / y for x, y in zip(a, b) if y)
+        return f"{statistics.median(ratios):.2f}x" + ("" if len(ratios) > 1 else " (1 rep)")
+
+    return cell
+
+
+def _identity(r):
+    vals = [_v(r, f"token_identity.{p}") for p in ("repeat", "novel")]
+    vals = [v for v in vals if v is not None]
+    return "–" if not vals else ("yes" if all(v == 1.0 for v in vals) else f"no ({100 * min(vals):.0f}%)")
+
+
+def generation_columns(rs) -> list[Column]:
+    """generate() on a passage to copy (`repeat`) and one to continue (`novel`), a technique's
+    decoding and plain greedy interleaved in one process (workloads.generation), and their ratio."""
+    cols = []
+    for label, prompt in (("copy", "repeat"), ("novel", "novel")):
+        cols += [
+            Column(
+                f"{label} tok/s",
+                _timed(rs, f"generate_tokens_per_s.{prompt}", ".1f"),
+                columns.metric_shows(f"generate_tokens_per_s.{prompt}"),
+            ),
+            Column(
+                f"{label} greedy tok/s",
+                _timed(rs, f"generate_greedy_tokens_per_s.{prompt}", ".1f"),
+                columns.metric_shows(f"generate_greedy_tokens_per_s.{prompt}"),
+            ),
+            Column(
+                f"{label} speed-up",
+                _speedup(rs, prompt),
+                lambda r, p=prompt: _v(r, f"generate_greedy_tokens_per_s.{p}") is not None,
+            ),
+        ]
+    return cols + [
+        Column("tokens = greedy", _identity, lambda r: _v(r, "token_identity.repeat") is not None),
     ]
 
 
