@@ -210,8 +210,8 @@ def test_every_committed_suite_loads_with_its_sweeps_validated(name):
     for r in s.runs:
         if r.sweep:
             points.setdefault(r.sweep["id"], []).append(r.sweep["value"])
-    if name == "cpu":  # `make bench` draws at least one curve of 3 or more points
-        assert max(map(len, points.values())) >= 3
+    if name == "cpu":  # `make bench` draws at least one curve: two points beside the baseline's line
+        assert max(map(len, points.values())) >= 2
     # the sparsity, bits, LoRA-rank and pruning-fraction curves: on CPU from the two sweep suites
     # (one did not fit 90 minutes on 2 cores), on a GPU from `gpu`
     carriers = {"cpu-sweeps": ("cpu-sweeps", "cpu-sweeps-train"), "gpu": ("gpu",)}.get(name, ())
