@@ -303,11 +303,17 @@ def set_dir(root: Path, suite: str, git_sha: str | None) -> Path:
 # group it is, and the thread count (the mismatch guard compares it, so that one side may differ).
 # `sweep` only records where a run came from: its axis value is already in its techniques or budget.
 NOT_MATCHED = ("id", "timeout_s", "group", "replicate", "seed", "threads", "timing_only", "sweep")
+# Budget keys that only add a measurement outside the trained or timed work: retention scores
+# HellaSwag before and after fine-tuning, outside every clock, and leaves the training untouched.
+NOT_MATCHED_BUDGET = ("retention_items",)
 
 
 def match_key(spec: dict) -> str:
     """The group a run belongs to, across result sets: its spec without the NOT_MATCHED fields."""
-    return json.dumps({k: v for k, v in spec.items() if k not in NOT_MATCHED}, sort_keys=True)
+    out = {k: v for k, v in spec.items() if k not in NOT_MATCHED}
+    if isinstance(out.get("budget"), dict):
+        out["budget"] = {k: v for k, v in out["budget"].items() if k not in NOT_MATCHED_BUDGET}
+    return json.dumps(out, sort_keys=True)
 
 
 def metric(run: dict, name: str) -> float | None:
