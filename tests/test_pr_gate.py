@@ -263,8 +263,8 @@ def test_hostile_head_cannot_change_the_verdict_or_the_base(pr_user):
         )
         _replace_once(
             head_src / "effbench" / "child" / "main.py",
-            "    res = run_spec(spec)\n",
-            "    from effbench import _hostile\n    _hostile.attack()\n    res = run_spec(spec)\n",
+            "    res = run_spec(spec, shared_dir=",
+            "    from effbench import _hostile\n    _hostile.attack()\n    res = run_spec(spec, shared_dir=",
         )
         cache = job / "base" / "cache"
         canary = cache / "effbench" / "canary.bin"

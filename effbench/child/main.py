@@ -155,17 +155,52 @@ def _context(spec, budget, techs, dtype, tok):
     )
 
 
-def _unmodified_accuracy(model, tok, data, spec, budget, res: dict) -> dict:
+def _unmodified_accuracy(model, tok, data, spec, budget, res: dict, shared_dir=None) -> dict:
     """Fine-tuning's starting point, before any technique: the task accuracy and, where the budget
-    asks for retention, HellaSwag on its fixed sample (metrics `hellaswag_acc[_norm]_before`)."""
+    asks for retention, HellaSwag on its fixed sample (metrics `hellaswag_acc[_norm]_before`).
+    Measured once per result set for identical inputs (effbench.child.shared) and read by the other
+    runs, which record the run that measured it."""
+    import torch
+
+    from effbench import tasks
+    from effbench.child import shared
+    from effbench.child.log import log
+
+    k = shared.key(
+        weights_sha256=res["model"].get("weights_sha256"),
+        dtype=res["model"].get("dtype"),
+        device=spec.device,
+        device_name=(res.get("env") or {}).get("device_name"),
+        threads=torch.get_num_threads(),
+        task=spec.task,
+        eval_sha256=tasks.data_sha256(data.eval),
+        n_eval=len(data.eval),
+        eval_batch_size=budget.eval_batch_size,
+        retention_items=budget.retention_items,
+    )
+    stored = shared.load(shared_dir, k)
+    if stored is not None:
+        log(f"the unmodified model's evaluation: measured by run {stored['run']} of this set on the same inputs")
+        value = stored["value"]
+        res["setup"]["unmodified_measured_by"] = stored["run"]
+    else:
+        value = _measure_unmodified(model, tok, data, spec, budget)
+        shared.store(shared_dir, k, spec.id, value)
+    res["items"].update(value["items"])
+    if "retention" in value["data"]:
+        res["data"]["retention"] = value["data"]["retention"]
+    return value["metrics"]
+
+
+def _measure_unmodified(model, tok, data, spec, budget) -> dict:
     from effbench.child.log import log
     from effbench.child.measure import metric
     from effbench.child.workloads import finetune
 
     log("evaluating the unmodified model")
     a = finetune.evaluate_accuracy(model, tok, data.eval, spec.device, budget.eval_batch_size, spec.seed, spec.task)
-    res["items"][finetune.items_key(spec.task) + ".unmodified"] = a["items"]
-    out = {
+    items = {finetune.items_key(spec.task) + ".unmodified": a["items"]}
+    metrics = {
         "accuracy_unmodified": metric(
             a["value"],
             "fraction",
@@ -175,12 +210,13 @@ def _unmodified_accuracy(model, tok, data, spec, budget, res: dict) -> dict:
             method=f"{finetune.ACCURACY_METHOD.get(spec.task, 'exact match')}, of the model before any technique",
         )
     }
+    out = {"metrics": metrics, "items": items, "data": {}}
     if budget.retention_items:
         log(f"retention: HellaSwag on {budget.retention_items} items before fine-tuning")
         rm, ri, rd = finetune.retention(model, tok, spec, budget)
-        out.update({f"{k}_before": v for k, v in rm.items()})
-        res["items"].update({f"{k}.before": v for k, v in ri.items()})
-        res["data"]["retention"] = rd
+        metrics.update({f"{k}_before": v for k, v in rm.items()})
+        items.update({f"{k}.before": v for k, v in ri.items()})
+        out["data"]["retention"] = rd
     return out
 
 
@@ -235,8 +271,10 @@ def _record(res: dict, out: dict, spec, info, rss, built_here: bool) -> None:
     res["data"].update(out.get("data", {}))
 
 
-def run_spec(spec_dict: dict) -> dict:
-    """One run, start to end: a RunResult dict whatever happens (`ok`, `skipped`, `oom` or `failed`)."""
+def run_spec(spec_dict: dict, shared_dir=None) -> dict:
+    """One run, start to end: a RunResult dict whatever happens (`ok`, `skipped`, `oom` or `failed`).
+    shared_dir: the folder of the set's run results, where measurements its runs share are kept
+    (effbench.child.shared); None: measure everything here."""
     imports_s = _since_process_start_s()  # interpreter + the imports above
     import torch
 
@@ -263,7 +301,7 @@ def run_spec(spec_dict: dict) -> dict:
         res["setup"].update(imports_s=imports_s, startup_s=_since_process_start_s())
         quality = info.report_quality and not spec.timing_only
         if spec.scenario == "finetune" and quality:
-            res["metrics"].update(_unmodified_accuracy(model, tok, data, spec, budget, res))
+            res["metrics"].update(_unmodified_accuracy(model, tok, data, spec, budget, res, shared_dir))
         data, model = _apply_techniques(techs, data, model, ctx, spec, res)
         res["setup"]["model_load_s"] = load_s
         rss = measure.rss_bytes()
@@ -300,6 +338,6 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(open(argv[0]).read())
     if spec.get("threads") is not None:  # before torch is imported: OpenMP reads these once
         os.environ.update({k: str(spec["threads"]) for k in THREAD_VARS})
-    res = run_spec(spec)
+    res = run_spec(spec, shared_dir=os.path.dirname(os.path.abspath(argv[1])))
     write_json_atomic(argv[1], res)
     return 0

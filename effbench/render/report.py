@@ -195,6 +195,7 @@ def summary_markdown(rs: dict) -> str:
         lines += ["", "## Quality and speed against the baseline", ""] + trade
 
     lines += sections.public_deltas_section(rs)
+    lines += sections.card_section(rs)
     lines += sections.finetune_deltas_section(rs)
     lines += sections.distillation_section(rs)
     lines += sections.sweeps_section(rs)

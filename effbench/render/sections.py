@@ -8,7 +8,7 @@ this module only lays them out, through mdtable, which escapes text from result 
 
 from __future__ import annotations
 
-from effbench.read import breakeven, distill, interactions, roofline, runinfo, sweep_curves, tradeoff
+from effbench.read import breakeven, card, distill, interactions, roofline, runinfo, sweep_curves, tradeoff
 from effbench.render import mdtable
 
 
@@ -161,6 +161,70 @@ def public_deltas_section(rs: dict) -> list[str]:
         "items (conditional binomial), two-sided; `public` pools every scored item of the lm-eval tasks.",
         "",
     ]
+
+
+def card_section(rs: dict) -> list[str]:
+    """The unmodified model on whole public splits beside the SmolLM2 card (read.card), and what
+    the weights' dtype changes where a split was scored in two."""
+    rows = card.rows(rs)
+    if not rows:
+        return []
+
+    def fig(r, label):
+        f = r["figures"].get(label)
+        return "–" if f is None else f"{100 * f['value']:.1f} [{100 * f['lo']:.1f}, {100 * f['hi']:.1f}]"
+
+    table = [
+        [r["task"], f"{r['split']} ({r['n']})", r["dtype"], *(fig(r, label) for label, _, _ in card.FIGURES),
+         "–" if r["card"] is None else f"{r['card']:.1f}", "–" if r["card_diff"] is None else f"{r['card_diff']:+.1f}"]
+        for r in rows
+    ]  # fmt: skip
+    out = [
+        "",
+        "## The unmodified model on whole splits, beside the SmolLM2 card",
+        "",
+        mdtable.table(
+            table,
+            [
+                "task",
+                "split (items)",
+                "weights",
+                *(f"{label} % [95% CI]" for label, _, _ in card.FIGURES),
+                "card %",
+                "card prompts - card pts",
+            ],
+        ),  # fmt: skip
+        "",
+        "Zero-shot, every item of the split; card prompts: the SmolLM2 card's cloze formulation "
+        "(effbench.tasks.card_prompts), acc_norm the answer with the highest log-likelihood per character; "
+        "Wilson intervals (ARC's mean: normal, from the two standard errors). The card's figures come from "
+        "lighteval on the original bf16 weights, ARC on its test split: these weights are dequantised from "
+        "Q4_1 and ARC here is its validation split, so a difference is one of the whole pipeline.",
+    ]
+    effects = card.dtype_effects(rs)
+    if effects:
+        out += [
+            "",
+            mdtable.table(
+                [
+                    [
+                        e["task"],
+                        e["figure"],
+                        e["n"],
+                        f"{100 * e['bf16']:.1f}",
+                        f"{100 * e['fp32']:.1f}",
+                        f"{100 * e['diff']:+.1f} [{100 * e['lo']:+.1f}, {100 * e['hi']:+.1f}]",
+                        f"{e['p']:.3g}",
+                        e["changed"],
+                    ]
+                    for e in effects
+                ],  # fmt: skip
+                ["task", "figure", "items", "bf16 %", "fp32 %", "fp32 - bf16 pts [95% CI]", "p", "items changed"],
+            ),
+            "",
+            "The same items with the weights in float32 and in bfloat16, paired (exact McNemar).",
+        ]
+    return out + [""]
 
 
 def finetune_deltas_section(rs: dict) -> list[str]:
