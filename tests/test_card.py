@@ -51,7 +51,9 @@ def _set():
 
 
 def test_rows_are_wilson_intervals_over_whole_splits_and_arc_is_the_mean_beside_the_card():
-    rows = {(r["key"], r["dtype"]): r for r in card.rows(_set())}
+    ordered = card.rows(_set())
+    assert [r["key"] for r in ordered if r["dtype"] == "bfloat16"] == ["arc_easy", "arc_challenge", "arc"]
+    rows = {(r["key"], r["dtype"]): r for r in ordered}
     assert set(rows) == {("arc_easy", "bfloat16"), ("arc_challenge", "bfloat16"), ("arc", "bfloat16"),
                          ("arc_easy", "float32")}  # fmt: skip
     e = rows["arc_easy", "bfloat16"]["figures"]["card prompts acc_norm"]
