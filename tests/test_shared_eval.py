@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from effbench.child import main as child
 from effbench.child import shared
@@ -19,6 +20,8 @@ def _call(tmp_path, monkeypatch, run_id="ft-a", eval_batch_size=16, retention_it
 
     def measure(model, tok, data, spec, budget):
         calls.append(spec.id)
+        torch.manual_seed(1234)  # as lm-eval reseeds, then draws
+        torch.rand(7)
         return {
             "metrics": {"accuracy_unmodified": {"value": 0.5, "unit": "fraction"}, "hellaswag_acc_norm_before": {"value": 0.4}},
             "items": {"sst2.acc.unmodified": [1.0, 0.0], "hellaswag.acc_norm.before": [0.0, 1.0]},
@@ -41,6 +44,15 @@ def test_a_second_run_with_the_same_inputs_reads_the_first_runs_measurement(tmp_
     calls, m2, r2 = _call(tmp_path, monkeypatch, "ft-b")
     assert calls == [] and r2["setup"]["unmodified_measured_by"] == "ft-a"
     assert (m2, r2["items"], r2["data"]) == (m1, r1["items"], r1["data"])
+
+
+def test_training_starts_from_the_same_generator_state_whether_measured_or_read(tmp_path, monkeypatch):
+    torch.manual_seed(99)
+    _call(tmp_path, monkeypatch, "ft-a")
+    after_measuring = torch.rand(3)
+    torch.manual_seed(99)
+    assert _call(tmp_path, monkeypatch, "ft-b")[0] == []
+    assert torch.equal(torch.rand(3), after_measuring)
 
 
 @pytest.mark.parametrize(

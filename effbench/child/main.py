@@ -186,6 +186,10 @@ def _unmodified_accuracy(model, tok, data, spec, budget, res: dict, shared_dir=N
     else:
         value = _measure_unmodified(model, tok, data, spec, budget)
         shared.store(shared_dir, k, spec.id, value)
+    # lm-eval reseeds Python's, NumPy's and torch's generators with the run's seed when it evaluates;
+    # seeding them here again leaves training the same generator state whether this run measured the
+    # evaluation or read it (otherwise a run's training would depend on which run measured first)
+    _seed(spec.seed)
     res["items"].update(value["items"])
     if "retention" in value["data"]:
         res["data"]["retention"] = value["data"]["retention"]
