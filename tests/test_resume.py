@@ -125,3 +125,32 @@ def test_sigkills_then_resume_runs_each_run_once(tmp_path):
     # a second resume of a complete set runs nothing
     assert cli.main(["run", "--suite", str(tmp_path / "killme.toml"), "--resume", str(folder)]) == 0
     assert results.load(folder)["runs"] == done["runs"]
+
+
+def test_resume_refuses_to_drop_finished_runs_left_out_by_only(tmp_path):
+    """`--resume SET --only X` with finished runs outside X would rewrite the set without them (it
+    once dropped three finished QLoRA seeds here): refused before any work, naming them; a resume whose
+    runs cover every finished one keeps them."""
+    from effbench import runspec
+    from effbench.child import measure
+    from effbench.run import runner, suites
+
+    (tmp_path / "killme.toml").write_text(SUITE)
+    suite = suites.load_suite(str(tmp_path / "killme.toml"))
+    every = suite.members(None)
+    by_id = {m.id: m for m in every}
+    prev = {
+        "_path": str(tmp_path / "set" / "results.json"),
+        "git": measure.git_state(),
+        "suite": "killme",
+        "shard": None,
+        "env": {"device": "cpu"},
+        "runs": [
+            {"id": "a", "status": "ok", "spec": by_id["a"].to_dict()},
+            {"id": "b", "status": "failed", "spec": by_id["b"].to_dict()},
+        ],
+    }
+    with pytest.raises(runspec.ConfigError, match=r"finished runs \['a'\].*\['b', 'c'\]"):
+        runner.resumable(prev, suite, suite.members(["b", "c"]), prev["git"], None)
+    kept = runner.resumable(prev, suite, every, prev["git"], None)
+    assert list(kept) == ["a"]  # the failed run is run again

@@ -35,7 +35,9 @@ def resumable(
     prev: dict, suite: suites.Suite, runs: list[runspec.RunSpec], git: dict, shard: dict | None
 ) -> dict[str, dict]:
     """The runs of an interrupted result set that --resume keeps: finished, with the same spec as a
-    member of this suite; refused outright for other code, another suite or another device."""
+    member of this suite; refused outright for other code, another suite or another device, and
+    where a finished run is not among `runs` (an --only or shard that leaves it out would write the
+    set without it)."""
     where = prev.get("_path")
     for what, old, new in (
         ("code", shards.code_id(prev.get("git") or {}), shards.code_id(git)),
@@ -48,6 +50,13 @@ def resumable(
                 f"--resume {where}: recorded {what} {old!r} is not this run's {new!r}; "
                 "a result set resumes only with the same code, suite and device"
             )
+    outside = sorted({r["id"] for r in prev["runs"] if r.get("status") in FINISHED} - {m.id for m in runs})
+    if outside:
+        raise runspec.ConfigError(
+            f"--resume {where}: finished runs {outside} are not among the runs asked for "
+            f"({sorted(m.id for m in runs)}), and the resumed set would drop them; "
+            "resume with --only naming them too, or without --only"
+        )
     want = {m.id: {k: v for k, v in m.to_dict().items() if k not in NOT_COMPARED} for m in runs}
     keep = {}
     for r in prev["runs"]:
