@@ -54,3 +54,13 @@ def test_invalid_content_rejected(tmp_path, obj, match):
 def test_missing_path():
     with pytest.raises(results.ResultError, match="no result set"):
         results.load("/nonexistent/results")
+
+
+def test_written_sets_keep_scalar_lists_on_one_line_and_read_back_equal(tmp_path):
+    rs = {"schema": results.SET_SCHEMA, "runs": [{"items": {"a.acc": [0.0, 1.0, 1.0]}, "e": {}, "l": []}], "n": None}
+    results.write_json_atomic(tmp_path / "results.json", rs)
+    text = (tmp_path / "results.json").read_text()
+    assert json.loads(text) == rs
+    assert '"a.acc": [0.0, 1.0, 1.0]' in text  # per-item scores: one line, not one line per number
+    assert text.startswith('{\n "schema": ') and text.endswith("}\n")  # keys still one per line
+    assert results.dumps(json.loads(text)) + "\n" == text  # the committed sets are written this way

@@ -38,3 +38,20 @@ def test_committed_result_sets_keep_no_recomputable_copies():
         and (p.suffix == ".svg" or "vs_baseline" in p.parts or p.name.endswith((".spec.json", ".result.json")))
     ]
     assert not dup, [str(p.relative_to(REPO)) for p in dup[:5]]
+
+
+def test_committed_result_files_are_written_compactly():
+    """As `results.write_json_atomic` writes them (a list of scalars on one line): a committed set
+    reformatted by hand, or by an older writer's one line per number, would take twice the bytes."""
+    import json
+
+    from effbench.read import results
+
+    loose = [
+        p
+        for p in tracked()
+        if p.relative_to(REPO).parts[:1] == ("results",)
+        and p.suffix == ".json"
+        and p.read_text() != results.dumps(json.loads(p.read_text())) + "\n"
+    ]
+    assert not loose, [str(p.relative_to(REPO)) for p in loose[:5]]

@@ -76,6 +76,19 @@ def finite(obj: Any) -> Any:
     return obj
 
 
+def dumps(obj: Any, level: int = 0) -> str:
+    """JSON of `obj` (already plain and finite), one key per line as `indent=1` writes it, but a
+    list of scalars on one line: per-item scores and sample ids are most of a set's bytes, and one
+    line per number doubled a committed set's size for nothing a reader needs."""
+    pad = " " * (level + 1)
+    if isinstance(obj, dict) and obj:
+        body = ",\n".join(f"{pad}{json.dumps(k)}: {dumps(v, level + 1)}" for k, v in obj.items())
+        return "{\n" + body + "\n" + " " * level + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        return "[\n" + ",\n".join(pad + dumps(v, level + 1) for v in obj) + "\n" + " " * level + "]"
+    return json.dumps(obj, allow_nan=False)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
@@ -84,8 +97,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide a PR gate head's results from the runner's user
         with os.fdopen(fd, "w") as f:
-            json.dump(finite(json.loads(json.dumps(obj, default=_default))), f, indent=1, allow_nan=False)
-            f.write("\n")
+            f.write(dumps(finite(json.loads(json.dumps(obj, default=_default)))) + "\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
