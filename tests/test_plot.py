@@ -270,3 +270,22 @@ def test_report_readme_and_pr_entry(tmp_path):
     bfold = tmp_path / "base" / "smoke" / "20260101T000000Z_aaaa"  # summary.md: this code's figures, as in README.md
     assert (bfold / "summary.md").read_text() == report.summary_markdown(results.load(bfold))
     assert pr_report.main([str(tmp_path / "nothing"), str(tmp_path / "head"), "--comment", str(comment)]) == 2
+
+
+def test_no_tradeoff_figure_for_lone_points_and_the_readme_says_why(tmp_path):
+    one = make_set([finetune_run()])
+    assert plot.pareto_figure([one], "finetune") is None  # one run: nothing to trade off
+    other = finetune_run("finetune-long", tps=3000.0)
+    other["spec"]["budget"] = {"max_steps": 400}  # another group: still one point each
+    assert plot.pareto_figure([make_set([finetune_run(), other])], "finetune") is None
+    base, head = make_set([finetune_run()]), make_set([finetune_run(tps=700.0)])
+    base["_path"], head["_path"] = "/x/base/results.json", "/x/head/results.json"
+    fig = plot.pareto_figure([base, head], "finetune")  # one group's run in two sets: compared
+    assert _points(fig, "points:base") == 3 and _points(fig, "points:head") == 3
+    folder = tmp_path / "set"
+    write(one, folder)
+    (folder / "pareto_finetune.png").write_bytes(b"stale")  # drawn by an older report
+    pr_report.write_readme(folder)
+    readme = (folder / "README.md").read_text()
+    assert "No `pareto_finetune` trade-off figure" in readme and "pareto_finetune.png" not in readme
+    assert not (folder / "pareto_finetune.png").exists()

@@ -12,6 +12,8 @@
   short names (the run id without its scenario prefix, never truncated), placed clear of other
   labels and markers (plot_labels). A dotted line marks the chance level where the quality metric
   records one (the probe's 25%, the public tasks' mean 1 / choices). Points are never joined by lines.
+  Not drawn where no group has two runs in these sets (`tradeoff_to_draw`): a one-run set, or a
+  suite whose runs each score other items (`card`), has no trade-off to show.
 - finetune_curves, pruning_curves, pruning, kernels: effbench.render.plot_curves.
 - sweep_<scenario>_<parameter>: effbench.render.plot_sweeps, one figure per swept parameter.
 Series on one axis never share both colour and marker (series_style).
@@ -104,6 +106,14 @@ def _x_of(fx, price):
     return lambda r: fx(r, cost.derived(r, price, None))
 
 
+def tradeoff_to_draw(groups: list[tuple]) -> bool:
+    """Whether (comparable key, runs) series hold a trade-off: two runs of one group, or one
+    group's runs in two sets. A lone point per group ranks nothing (a one-run set; a suite like
+    `card` whose runs each score other items), so no figure is drawn for it."""
+    keys = [key for key, _ in groups]
+    return any(len(runs) >= 2 for _, runs in groups) or len(set(keys)) < len(keys)
+
+
 def pareto_figure(sets: list[dict], scenario: str):
     qname, qlabel = headline(sets, scenario)
     series = []  # (set index, set, group name, [(representative, members)])
@@ -118,9 +128,10 @@ def pareto_figure(sets: list[dict], scenario: str):
             by.setdefault(comparable(g), []).append((replicates.representative(g), g))
         seeds = {key: sorted({s for _, g in v for s in replicates.by_seed(g, qname)} or {0}) for key, v in by.items()}
         names = group_names(list(by), seeds)
-        series += [(k, rs, names[key], v) for key, v in by.items()]
-    if not series:
+        series += [(k, rs, names[key], v, key) for key, v in by.items()]
+    if not tradeoff_to_draw([(key, runs) for *_, runs, key in series]):
         return None
+    series = [s[:4] for s in series]
     many = len(series) > 1  # name the groups (and sets) only where there is more than one
     n_runs = sum(len(runs) for *_, runs in series)
     fig, axes = plt.subplots(1, 3, figsize=(16, 6 + 0.12 * max(0, n_runs - 8)))  # room for many labels

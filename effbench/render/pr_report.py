@@ -81,6 +81,21 @@ def write_readme(
             compare_format.markdown(cmp, title="compare"),
         ]
     pngs = plot.plot([rs["_path"]], folder, formats=("png",))
+    lone = [
+        s
+        for s in plot.QUALITY
+        if f"pareto_{s}" not in {Path(f).stem for f in pngs}
+        and any(r["spec"]["scenario"] == s and r["status"] == "ok" for r in rs["runs"])
+    ]
+    if lone:
+        for s in lone:  # one an older report drew would contradict this README
+            results.output_file(folder, f"pareto_{s}.png").unlink(missing_ok=True)  # a link: only the link goes
+        lines += [
+            f"No {' or '.join(f'`pareto_{s}`' for s in lone)} trade-off figure: one needs two runs of a"
+            " comparable group (task, items, budget, seeds) with a quality and a speed figure, and this set"
+            " has no such pair; the tables above hold every figure.",
+            "",
+        ]
     if pngs:
         both = f"effbench plot {sets[1]['_path']} {rs['_path']} --out DIR" if baseline else ""
         lines += [
