@@ -88,6 +88,7 @@ def test_a_crashing_run_does_not_lose_the_others(tmp_path):
 [suite]
 name = "crash"
 model = "tiny"
+ceiling = "none"
 [defaults.infer]
 batch_sizes = [1]
 prompt_len = 8
@@ -103,7 +104,9 @@ id = "good"
 scenario = "infer"
 """)
     code = cli.main(["run", "--suite", str(suite), "--device", "cpu", "--out", str(tmp_path / "out")])
-    rs = _only(results.load(next((tmp_path / "out" / "crash").iterdir())))
+    whole = results.load(next((tmp_path / "out" / "crash").iterdir()))
+    rs = _only(whole)
     assert code == 1
+    assert whole["ceiling_missing"] == 'not measured: suite \'crash\' ran with ceiling = "none"'  # not "predates"
     assert rs["bad"]["status"] == "failed" and "n_eval" in rs["bad"]["error"]
     assert rs["good"]["status"] == "ok" and rs["good"]["metrics"]["decode_tokens_per_s.b1"]["value"] > 0

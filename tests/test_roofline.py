@@ -180,7 +180,7 @@ def test_summary_shows_the_roofline_and_older_sets_say_why_not():
     md = report.summary_markdown(rs)
     assert "## Roofline" in md and "matmul float32: 0.0 GFLOP/s" in md and "ridge 10.0 FLOP/B" in md
     old = make_set([_infer_run()])
-    assert "Roofline not measured: this result set has no measured ceiling" in report.summary_markdown(old)
+    assert "Roofline not measured: this result set records no measured ceiling" in report.summary_markdown(old)
 
 
 def test_a_corrupt_ceiling_is_refused_where_it_is(tmp_path):

@@ -134,7 +134,8 @@ def rows(rs: dict) -> tuple[list[dict], str]:
     """Every representative run's figures on the set's ceiling, or [] and why there are none."""
     ceiling = rs.get("ceiling")
     if not ceiling:
-        return [], rs.get("ceiling_missing") or "this result set has no measured ceiling (it predates effbench ceiling)"
+        why = "this result set records no measured ceiling (it predates effbench ceiling, or its suite measured none)"
+        return [], rs.get("ceiling_missing") or why
     out = []
     for run in replicates.representatives(rs):
         if run["spec"].get("device", "cpu") != ceiling.get("device"):
