@@ -289,3 +289,18 @@ def test_no_tradeoff_figure_for_lone_points_and_the_readme_says_why(tmp_path):
     readme = (folder / "README.md").read_text()
     assert "No `pareto_finetune` trade-off figure" in readme and "pareto_finetune.png" not in readme
     assert not (folder / "pareto_finetune.png").exists()
+
+
+def test_the_quality_axis_names_every_fine_tuning_task_it_plots():
+    sst2, lora = finetune_run(), finetune_run("finetune-lora", [{"name": "lora", "params": {"r": 8}}], tps=1500.0)
+    for r in (sst2, lora):
+        r["spec"]["task"] = r["data"]["task"] = "sst2"
+    noisy = finetune_run("prune-none", tps=2000.0)
+    noisy["spec"]["task"] = noisy["data"]["task"] = "arith-noisy"
+    noisy["data"]["train_sha256"] = "9" * 64
+    fig = plot.pareto_figure([make_set([sst2, lora, noisy])], "finetune")
+    ylabel = fig.axes[0].get_ylabel()
+    assert "SST-2 accuracy" in ylabel and "arith-noisy exact match" in ylabel, ylabel  # not "arith" for all
+    lora8 = finetune_run("finetune-lora", [{"name": "lora", "params": {"r": 8}}], tps=1500.0)
+    arith = plot.pareto_figure([make_set([finetune_run(), lora8])], "finetune")
+    assert arith.axes[0].get_ylabel() == plot.QUALITY["finetune"][1]  # arith alone keeps its label

@@ -64,3 +64,10 @@ def test_written_sets_keep_scalar_lists_on_one_line_and_read_back_equal(tmp_path
     assert '"a.acc": [0.0, 1.0, 1.0]' in text  # per-item scores: one line, not one line per number
     assert text.startswith('{\n "schema": ') and text.endswith("}\n")  # keys still one per line
     assert results.dumps(json.loads(text)) + "\n" == text  # the committed sets are written this way
+
+
+def test_readers_outputs_are_readable_by_others(tmp_path):
+    out = results.output_file(tmp_path, "README.md")
+    results.replace_file(out, lambda tmp: tmp.write_text("x"))
+    results.write_json_atomic(tmp_path / "results.json", {"runs": []})
+    assert out.stat().st_mode & 0o777 == 0o644 and (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644

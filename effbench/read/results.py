@@ -277,6 +277,7 @@ def replace_file(path: Path, write) -> None:
     """Call `write(tmp_path)` for a temporary file beside `path`, then rename it onto `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    os.fchmod(fd, 0o644)  # as write_json_atomic: a README or plot only its writer could read helps nobody
     os.close(fd)
     try:
         write(Path(tmp))

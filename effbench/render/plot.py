@@ -52,7 +52,14 @@ def headline(sets: list[dict], scenario: str) -> tuple[str, str]:
     runs = [r for rs in sets for r in rs.get("_members", rs["runs"]) if r["spec"]["scenario"] == scenario]
     name, _, lab = tradeoff.quality(scenario, runs)
     if scenario == "finetune" and lab == "arith accuracy":
-        return QUALITY["finetune"]
+        tasks = sorted({r["spec"].get("task") or "arith" for r in runs})
+        if set(tasks) <= {"arith"}:
+            return QUALITY["finetune"]
+        # each group its own task (SST-2 beside the pruning runs' arith-noisy): the axis names every one
+        says = {
+            t: tradeoff.HELD_OUT_QUALITY[t][2] if t in tradeoff.HELD_OUT_QUALITY else f"{t} exact match" for t in tasks
+        }
+        return name, "task accuracy (%): " + ", ".join(says[t] for t in tasks)
     return name, quality_axis(lab)
 
 
