@@ -107,6 +107,6 @@ scenario = "infer"
     whole = results.load(next((tmp_path / "out" / "crash").iterdir()))
     rs = _only(whole)
     assert code == 1
-    assert whole["ceiling_missing"] == "not measured: suite 'crash' ran with ceiling = \"none\""  # not "predates"
+    assert whole["ceiling_missing"] == "suite 'crash' ran with ceiling = \"none\""  # not "predates"
     assert rs["bad"]["status"] == "failed" and "n_eval" in rs["bad"]["error"]
     assert rs["good"]["status"] == "ok" and rs["good"]["metrics"]["decode_tokens_per_s.b1"]["value"] > 0

@@ -162,7 +162,7 @@ def _run(plan: _Plan, ex, echo) -> Path:
         rs.update(run_ceiling_child(out, device, suite, runs, ex, echo))
         write()
     else:  # asked for none (the suite's `ceiling = "none"`, or --ceiling none): say so, not "predates"
-        rs["ceiling_missing"] = f'not measured: suite {suite.name!r} ran with ceiling = "none"'
+        rs["ceiling_missing"] = f'suite {suite.name!r} ran with ceiling = "none"'
     pending: dict = {}
     queue = iter(todo)
 
