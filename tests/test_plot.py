@@ -135,7 +135,7 @@ def test_pareto_x_and_y_error_bars_where_replicates_exist():
         min(results.metric(r, "decode_tokens_per_s.b8") for r in members),
         max(results.metric(r, "decode_tokens_per_s.b8") for r in members),
     )
-    bars = next(c for c in fig.axes[0].collections if c.get_gid() == f"xerr:{plot.label(rep)}|arith, seed 0")
+    bars = next(c for c in fig.axes[0].collections if c.get_gid() == f"xerr:{plot.label(rep)}|seed 0")
     ends = sorted({round(float(x), 6) for seg in bars.get_segments() for x, _ in seg})
     assert round(lo, 6) in ends and round(hi, 6) in ends  # the bar spans the replicates' range
 

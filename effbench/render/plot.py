@@ -76,12 +76,13 @@ def axes_specs(scenario: str):
 
 
 def group_names(keys: list[tuple], seeds: dict[tuple, list[int]]) -> dict[tuple, str]:
-    """A short name per comparable group: 'arith, seeds 0,1,2'; the differing budget where two
-    would otherwise read alike."""
+    """A short name per comparable group: 'arith, seeds 0,1,2' ('seed 0' for inference); the
+    differing budget where two would otherwise read alike."""
 
-    def base(k):
+    def base(k):  # an inference run's task is only its arith budget: its quality is the public tasks'
         ss = seeds[k]
-        return f"{k[1]}, seed{'s' if len(ss) > 1 else ''} {','.join(map(str, ss))}"
+        said = f"seed{'s' if len(ss) > 1 else ''} {','.join(map(str, ss))}"
+        return f"{k[1]}, {said}" if k[0] == "finetune" else said
 
     out = {}
     for k in keys:
@@ -132,7 +133,9 @@ def pareto_figure(sets: list[dict], scenario: str):
         ]
         by: dict[tuple, list] = {}
         for g in groups:
-            by.setdefault(comparable(g), []).append((replicates.representative(g), g))
+            rep = replicates.representative(g)
+            if _quality(rep, qname) is not None:  # a run with no quality figure (generation only) draws no point
+                by.setdefault(comparable(g), []).append((rep, g))
         seeds = {key: sorted({s for _, g in v for s in replicates.by_seed(g, qname)} or {0}) for key, v in by.items()}
         names = group_names(list(by), seeds)
         series += [(k, rs, names[key], v, key) for key, v in by.items()]
