@@ -144,13 +144,41 @@ def test_resume_refuses_to_drop_finished_runs_left_out_by_only(tmp_path):
         "git": measure.git_state(),
         "suite": "killme",
         "shard": None,
-        "env": {"device": "cpu"},
+        "env": {"device": "cpu", "device_name": "Intel(R) Xeon(R) Processor"},
         "runs": [
             {"id": "a", "status": "ok", "spec": by_id["a"].to_dict()},
             {"id": "b", "status": "failed", "spec": by_id["b"].to_dict()},
         ],
     }
+    here = {"git": prev["git"], "device_name": "Intel(R) Xeon(R) Processor"}
     with pytest.raises(runspec.ConfigError, match=r"finished runs \['a'\].*\['b', 'c'\]"):
-        runner.resumable(prev, suite, suite.members(["b", "c"]), prev["git"], None)
-    kept = runner.resumable(prev, suite, every, prev["git"], None)
+        runner.resumable(prev, suite, suite.members(["b", "c"]), here, None)
+    kept = runner.resumable(prev, suite, every, here, None)
     assert list(kept) == ["a"]  # the failed run is run again
+
+
+def test_resume_refuses_a_set_begun_on_another_machine_model(tmp_path):
+    """A set begun on one CPU model and resumed on another (a new VM after a session ended: Xeon, then
+    EPYC) would hold two machines' timings side by side as if comparable: refused, naming both; the
+    same model resumes."""
+    from effbench import runspec
+    from effbench.child import measure
+    from effbench.run import runner, suites
+
+    (tmp_path / "killme.toml").write_text(SUITE)
+    suite = suites.load_suite(str(tmp_path / "killme.toml"))
+    every = suite.members(None)
+    prev = {
+        "_path": str(tmp_path / "set" / "results.json"),
+        "git": measure.git_state(),
+        "suite": "killme",
+        "shard": None,
+        "env": {"device": "cpu", "device_name": "Intel(R) Xeon(R) Processor"},
+        "runs": [{"id": "a", "status": "ok", "spec": every[0].to_dict()}],
+    }
+    with pytest.raises(
+        runspec.ConfigError, match=r"machine 'Intel\(R\) Xeon\(R\) Processor' is not this run's 'AMD EPYC'"
+    ):
+        runner.resumable(prev, suite, every, {"git": prev["git"], "device_name": "AMD EPYC"}, None)
+    same = runner.resumable(prev, suite, every, {"git": prev["git"], "device_name": "Intel(R) Xeon(R) Processor"}, None)
+    assert list(same) == ["a"]

@@ -32,23 +32,28 @@ NOT_COMPARED = ("timeout_s",)  # spec fields a resumed run may differ in
 
 
 def resumable(
-    prev: dict, suite: suites.Suite, runs: list[runspec.RunSpec], git: dict, shard: dict | None
+    prev: dict, suite: suites.Suite, runs: list[runspec.RunSpec], env: dict, shard: dict | None
 ) -> dict[str, dict]:
     """The runs of an interrupted result set that --resume keeps: finished, with the same spec as a
-    member of this suite; refused outright for other code, another suite or another device, and
-    where a finished run is not among `runs` (an --only or shard that leaves it out would write the
-    set without it)."""
+    member of this suite; refused outright for other code, another suite, another device kind or
+    another machine model (`env` is this machine's measure.environment: a set begun on one CPU or GPU
+    model and finished on another would put two machines' timings side by side as if comparable),
+    and where a finished run is not among `runs` (an --only or shard that leaves it out would write
+    the set without it)."""
     where = prev.get("_path")
+    old_env = prev.get("env") or {}
     for what, old, new in (
-        ("code", shards.code_id(prev.get("git") or {}), shards.code_id(git)),
+        ("code", shards.code_id(prev.get("git") or {}), shards.code_id(env.get("git") or {})),
         ("suite", prev.get("suite"), suite.name),
         ("shard", prev.get("shard"), shard),
-        ("device", (prev.get("env") or {}).get("device"), runs[0].device if runs else None),
+        ("device", old_env.get("device"), runs[0].device if runs else None),
+        ("machine", old_env.get("device_name"), env.get("device_name")),
     ):
         if old != new:
             raise runspec.ConfigError(
                 f"--resume {where}: recorded {what} {old!r} is not this run's {new!r}; "
-                "a result set resumes only with the same code, suite and device"
+                "a result set resumes only with the same code, suite, device and machine model "
+                "(start a new set instead)"
             )
     outside = sorted({r["id"] for r in prev["runs"] if r.get("status") in FINISHED} - {m.id for m in runs})
     if outside:
@@ -86,7 +91,7 @@ def run_suite(
     env = measure.environment(device)
     prev = results.load(resume) if resume else None
     shard_rec = {"index": shard_ix[0], "count": shard_ix[1]} if shard_ix else None
-    kept = resumable(prev, suite, runs, env["git"], shard_rec) if prev else {}
+    kept = resumable(prev, suite, runs, env, shard_rec) if prev else {}
     if prev:
         out = Path(prev["_path"]).parent
     else:
