@@ -68,6 +68,19 @@ def test_every_line_of_a_wide_set_fits_120_characters():
     assert not [ln for ln in md.splitlines() if re.match(r"(\+|\*|>|#+|\d+[.)]) ", ln) and not ln.startswith("#")]
 
 
+def test_a_suite_timing_batch_1_alone_shows_its_decode_column_once():
+    """The largest-batch decode column is batch 1's own where a suite times no other batch (qlora-base,
+    card): it once printed "decode tok/s b1" twice, side by side."""
+    rs = make_set(replicated(real_infer(), 2, 1), suite="b1-only")
+    for r in rs["runs"]:
+        r["metrics"] = {k: v for k, v in r["metrics"].items() if not re.search(r"\.b(?!1$)\d+$", k)}
+    md = report.summary_markdown(rs)
+    head = md.split("### Speed\n", 1)[1].strip().splitlines()[0]
+    cells = [c.strip() for c in head.strip("|").split("|")]
+    assert "decode tok/s b1" in cells and len(cells) == len(set(cells)), cells
+    assert not [c for c in cells if c.startswith("decode tok/s") and c != "decode tok/s b1"], cells
+
+
 def test_a_replicated_throughput_shows_its_spread_and_one_replicate_says_so():
     rs = _wide_set()
     md = report.summary_markdown(rs)

@@ -166,11 +166,17 @@ def infer_columns(rs, runs) -> list[Column]:
             d[r["id"]] = cost.derived(r, p, None)
         return d[r["id"]]
 
-    keys = {cost.largest_batch_decode(r)[1] for r in runs}
+    def batched(r) -> tuple[float | None, str | None]:
+        """The decode throughput at the run's largest batch, where that batch is above 1 (batch 1 has
+        its own column: a suite that times batch 1 alone would show it twice)."""
+        value, key = cost.largest_batch_decode(r)
+        return (value, key) if key and int(key.rsplit(".b", 1)[1]) > 1 else (None, None)
+
+    keys = {batched(r)[1] for r in runs}
     one = next(iter(keys)) if len(keys) == 1 and None not in keys else None  # every run's largest batch alike
 
     def decode(r):
-        _, key = cost.largest_batch_decode(r)
+        _, key = batched(r)
         if key is None:
             return "–"
         cell = columns.with_spread(members_of(rs, r), r, key, ".1f")
@@ -188,7 +194,7 @@ def infer_columns(rs, runs) -> list[Column]:
             _timed(rs, "decode_tokens_per_s.b1", ".1f"),
             columns.metric_shows("decode_tokens_per_s.b1"),
         ),
-        Column(dec_head, decode, lambda r: columns.nonzero(cost.largest_batch_decode(r)[0]), "decode tok/s"),
+        Column(dec_head, decode, lambda r: columns.nonzero(batched(r)[0]), "decode tok/s"),
         Column(
             "p50 ms/tok b1",
             _timed(rs, "decode_latency_p50_ms.b1", ".1f"),
