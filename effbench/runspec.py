@@ -77,7 +77,9 @@ class FinetuneBudget:
 
 @dataclass(frozen=True)
 class InferBudget:
-    batch_sizes: tuple[int, ...] = (1, 8)  # batch sizes for prefill/decode timing
+    # batch sizes for prefill/decode timing; [] times none (a quality-only suite: its speed, memory,
+    # energy and $/Mtok figures are recorded as not measured, never drawn from a token-sized decode)
+    batch_sizes: tuple[int, ...] = (1, 8)
     prompt_len: int = 128  # prefill tokens per sequence
     decode_tokens: int = 32  # decode steps timed per repeat
     repeats: int = 3  # timed repeats (after one warm-up)
@@ -119,8 +121,11 @@ class InferBudget:
             public.sample_ids(name, self.public_items, self.public_sample_seed)
         if len(set(self.public_tasks)) != len(self.public_tasks):
             raise ValueError(f"public_tasks {list(self.public_tasks)} names a task twice")
-        if not self.batch_sizes:
-            raise ValueError("batch_sizes is empty; give at least one batch size, e.g. [1, 8]")
+        if not self.batch_sizes and not self.generate_tokens and not self.quality:
+            raise ValueError(
+                "batch_sizes is empty, generate_tokens = 0 and quality = false: the run would measure nothing; "
+                "give a batch size (e.g. batch_sizes = [1, 8]) or leave quality on"
+            )
         if self.prompt_len + self.decode_tokens > 8192:
             raise ValueError(
                 f"prompt_len + decode_tokens = {self.prompt_len + self.decode_tokens} exceeds the 8192 positions"

@@ -181,3 +181,27 @@ def test_generation_speedups_are_the_median_ratio_over_replicates_and_reach_the_
     section = text.split("### Generation", 1)[1].split("###", 1)[0]
     row = next(line for line in section.splitlines() if line.startswith("| pl "))
     assert "2.20x" in row and "0.95x" in row and "| yes" in row
+
+
+def test_a_suite_that_times_nothing_records_speed_memory_and_energy_as_missing(tiny, monkeypatch):
+    """batch_sizes = [] (qlora-base, card: quality-only suites) times no decode at all: no throughput
+    key, and the region's wall time, energy and peak memory are missing with the reason, so no
+    $/Mtok or peak is drawn from an empty region; weight bytes stay measured."""
+    from effbench import runspec
+    from effbench.read import cost
+
+    make, tok = tiny
+    called = []
+    monkeypatch.setattr(infer, "_speed", lambda *a, **k: called.append(a) or {})
+    monkeypatch.setattr(infer, "quality", lambda *a, **k: ({"ppl": {"value": 2.0}}, {}, {}))
+    spec = runspec.RunSpec(id="infer-q", scenario="infer", model="tiny", budget={"batch_sizes": []})
+    budget = spec.budget_obj()
+    out = infer.run(make(0), tok, None, spec, budget, None, [], None)
+    m = out["metrics"]
+    assert not called and not [k for k in m if k.startswith(("decode_tokens_per_s", "prefill_tokens_per_s"))]
+    for k in ("speed_wall_s", "energy_j", "peak_rss_bytes"):
+        assert m[k]["value"] is None and "batch_sizes = []" in m[k]["reason"], k
+    assert m["weight_bytes"]["value"] > 0 and m["ppl"]["value"] == 2.0
+    run = {"spec": spec.to_dict(), "metrics": m, "setup": {"wall_s": 1.0}}
+    d = cost.derived(run, 0.1, None)
+    assert d["cost_usd"] is None and d["usd_per_mtok"] is None

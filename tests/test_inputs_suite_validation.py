@@ -39,7 +39,7 @@ def _collect_garbage():
         ("finetune", {"eval_every": True}, ["eval_every", "True", "int"]),
         ("finetune", {"n_train": 2.5}, ["n_train", "2.5", "int"]),
         ("infer", {"batch_sizes": [0]}, ["batch_sizes=[0]", "[1, 4096]"]),
-        ("infer", {"batch_sizes": []}, ["batch_sizes is empty"]),
+        ("infer", {"batch_sizes": [], "quality": False}, ["batch_sizes is empty", "measure nothing"]),
         ("infer", {"batch_sizes": 8}, ["batch_sizes", "must be a list"]),
         ("infer", {"prompt_len": 8000, "decode_tokens": 500}, ["8500", "8192"]),
         ("infer", {"ppl_window": 600, "ppl_tokens": 512}, ["ppl_window=600", "ppl_tokens=512"]),
@@ -205,6 +205,18 @@ def _in_declared_ranges(obj) -> None:
                 key,
                 v,
             )
+
+
+def test_timing_replicates_of_a_run_that_times_nothing_are_refused_and_quality_only_loads(tmp_path):
+    """batch_sizes = [] is a quality-only run; replicates past quality_replicates only time, so they
+    would measure nothing: refused at load, naming the run and the counts."""
+    body = 'name = "q"\n[defaults.infer]\nbatch_sizes = []\n[[run]]\nid = "infer-a"\nscenario = "infer"\n'
+    path = tmp_path / "q.toml"
+    path.write_text(f"[suite]\nreplicates = 1\n{body}")
+    assert suites.load_suite(str(path)).runs[0].budget_obj().batch_sizes == ()
+    path.write_text(f"[suite]\nreplicates = 3\n{body}")
+    with pytest.raises(runspec.ConfigError, match=r"'infer-a'.*replicates = 3.*2 timing-only.*time\s+nothing"):
+        suites.load_suite(str(path))
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

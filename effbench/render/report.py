@@ -148,7 +148,10 @@ def replication_section(rs: dict) -> list[str]:
         reps = max(sum(r["spec"].get("seed", 0) == s for r in replicates.ok(ms)) for s in seeds)
         quality = sum(not r["spec"].get("timing_only") for r in replicates.ok(ms))
         rows.append([p["id"], ",".join(map(str, seeds)), reps, quality])
-        (one_rep if len(replicates.ok(ms)) < 2 else []).append(p["id"])
+        timed = any(
+            m.get("unit") in replicates.TIME_UNITS and m.get("value") is not None for m in p["metrics"].values()
+        )  # a quality-only run (batch_sizes = []) has no timing to replicate
+        (one_rep if len(replicates.ok(ms)) < 2 and timed else []).append(p["id"])
         (one_seed if len(seeds) < 2 else []).append(p["id"])
     lines = ["", "## Replication", "", mdtable.table(rows, ["run", "seeds", "replicates per seed", "quality runs"]), ""]
     if one_rep:

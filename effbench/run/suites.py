@@ -311,6 +311,20 @@ def _members_plan(r: dict, spec: RunSpec, ov: dict, path: Path, seeds, reps: int
     return {"seeds": list(seeds), "replicates": reps}
 
 
+def _check_timing_replicates(spec: RunSpec, reps: int, q_reps: int, path: Path) -> None:
+    """A replicate past quality_replicates only times; an inference run that times nothing
+    (batch_sizes = [], no generate) would have it measure nothing at all."""
+    if spec.scenario != "infer" or reps <= q_reps:
+        return
+    b = spec.budget_obj()
+    if not b.batch_sizes and not b.generate_tokens:
+        raise ConfigError(
+            f"{path}: run {spec.id!r}: replicates = {reps} with quality_replicates = {q_reps} makes "
+            f"{reps - q_reps} timing-only replicate(s), but batch_sizes = [] and generate_tokens = 0 time "
+            "nothing; set replicates <= quality_replicates, or give batch sizes"
+        )
+
+
 def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
     """Load and validate a suite. `overrides` (from the CLI) replace suite-level settings:
     device, model, seed, price_per_hour, text, replicates, seeds, threads, and `budget` (merged
@@ -331,6 +345,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     for r, sweep in _entries(raw, path):
         spec = _run_spec(r, sweep, head, defaults, ov, path, s_threads)
         plan[spec.id] = _members_plan(r, spec, ov, path, s_seeds, s_reps)
+        _check_timing_replicates(spec, plan[spec.id]["replicates"], q_reps, path)
         runs.append(dataclasses.replace(spec, seed=plan[spec.id]["seeds"][0]))
     ids = [r.id for r in runs]
     dup = sorted({i for i in ids if ids.count(i) > 1})

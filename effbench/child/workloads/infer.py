@@ -333,6 +333,33 @@ def _roofline_inputs(model, spec) -> dict:
     }
 
 
+def _speed_region(model, ids, budget, device: str, dec, metrics: dict) -> list:
+    """Prefill and decode at each of budget.batch_sizes, then generate() if asked, as one region whose
+    wall time, energy and peak memory are recorded into `metrics`; the generation failures."""
+    mem = measure.Memory(device)
+    energy = measure.Energy(device)
+    model.eval()
+    mem.reset()
+    t0 = time.perf_counter()
+    failures = []
+    with energy:
+        for bs in budget.batch_sizes:
+            log(f"timing prefill and decode at batch {bs}")
+            metrics.update(_speed(model, ids, bs, budget, device, dec))
+        if budget.generate_tokens:
+            log(f"timing generate() of {budget.generate_tokens} tokens: {dec.described}")
+            g = generation.measure_generation(model, ids, budget, device, dec.generate_kwargs, dec.described)
+            metrics.update(g["metrics"])
+            failures = g["failures"]
+    metrics["speed_wall_s"] = metric(time.perf_counter() - t0, "s", False)
+    metrics["energy_j"] = energy.result()
+    read = mem.read()
+    for k, v in read.items():
+        if k != "method":
+            metrics[k] = metric(v, "B", False, method=read["method"])
+    return failures
+
+
 def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
     device = spec.device
     n_ids = 2 * budget.prompt_len if budget.generate_tokens else budget.prompt_len
@@ -345,26 +372,16 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
         )
     }
     metrics.update(_roofline_inputs(model, spec))
-    mem = measure.Memory(device)
-    energy = measure.Energy(device)
-    model.eval()
-    mem.reset()
-    t0 = time.perf_counter()
-    with energy:
-        for bs in budget.batch_sizes:
-            log(f"timing prefill and decode at batch {bs}")
-            metrics.update(_speed(model, ids, bs, budget, device, dec))
-        failures = []
-        if budget.generate_tokens:
-            log(f"timing generate() of {budget.generate_tokens} tokens: {dec.described}")
-            g = generation.measure_generation(model, ids, budget, device, dec.generate_kwargs, dec.described)
-            metrics.update(g["metrics"])
-            failures = g["failures"]
-    metrics["speed_wall_s"] = metric(time.perf_counter() - t0, "s", False)
-    metrics["energy_j"] = energy.result()
-    for k, v in mem.read().items():
-        if k != "method":
-            metrics[k] = metric(v, "B", False, method=mem.read()["method"])
+    failures = []
+    if not budget.batch_sizes and not budget.generate_tokens:
+        why = "batch_sizes = [] and generate_tokens = 0: this suite times no prefill, decode or generation"
+        log(f"no speed region: {why}")
+        model.eval()
+        metrics["speed_wall_s"] = measure.missing(why)  # so no $/Mtok, energy or peak of an empty region
+        metrics["energy_j"] = measure.missing(why)
+        metrics["peak_allocated_bytes" if device == "cuda" else "peak_rss_bytes"] = measure.missing(why)
+    else:
+        failures = _speed_region(model, ids, budget, device, dec, metrics)
     items, qdata = {}, {}
     if budget.quality:
         parts = (
