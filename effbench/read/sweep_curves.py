@@ -1,8 +1,9 @@
 """The points of each sweep in a result set, its baseline and its knee (read side of effbench.run.sweeps).
 
 A sweep's runs are those whose `spec.sweep.id` is the sweep's. Each point: the swept value (for
-`axis = "technique"`: the measured bits per weight of the appended technique), quality (finetune:
-arith accuracy; infer: probe accuracy) with its per-item stderr and, with several seeds, the
+`axis = "technique"`: the measured bits per weight of the appended technique), quality (the
+headline of tradeoff.quality: finetune, the task's accuracy; infer, the public tasks' pooled acc_norm
+where every run scored them, else the probe accuracy) with its per-item stderr and, with several seeds, the
 across-seed sd; throughput (train tokens/s, or decode tokens/s at the largest batch; median over
 replicates) and memory (infer: weight bytes; finetune: peak bytes), each with its range over
 the replicates (`speed_spread`, `memory_bytes_spread`: lo, hi, n), and how many seeds the quality
