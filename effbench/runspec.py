@@ -114,6 +114,11 @@ class InferBudget:
         "generate_tokens": Range(0, 4096),
     }
 
+    @property
+    def times_anything(self) -> bool:
+        """Whether the run has a speed region: a batch size to time, or generate() to time."""
+        return bool(self.batch_sizes or self.generate_tokens)
+
     def __post_init__(self):
         from effbench.tasks import public
 
@@ -121,7 +126,7 @@ class InferBudget:
             public.sample_ids(name, self.public_items, self.public_sample_seed)
         if len(set(self.public_tasks)) != len(self.public_tasks):
             raise ValueError(f"public_tasks {list(self.public_tasks)} names a task twice")
-        if not self.batch_sizes and not self.generate_tokens and not self.quality:
+        if not self.times_anything and not self.quality:
             raise ValueError(
                 "batch_sizes is empty, generate_tokens = 0 and quality = false: the run would measure nothing; "
                 "give a batch size (e.g. batch_sizes = [1, 8]) or leave quality on"

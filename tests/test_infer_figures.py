@@ -199,6 +199,7 @@ def test_a_suite_that_times_nothing_records_speed_memory_and_energy_as_missing(t
     out = infer.run(make(0), tok, None, spec, budget, None, [], None)
     m = out["metrics"]
     assert not called and not [k for k in m if k.startswith(("decode_tokens_per_s", "prefill_tokens_per_s"))]
+    assert "peak_rss_bytes" in m and "peak_allocated_bytes" not in m  # CPU's memory figure
     for k in ("speed_wall_s", "energy_j", "peak_rss_bytes"):
         assert m[k]["value"] is None and "batch_sizes = []" in m[k]["reason"], k
     assert m["weight_bytes"]["value"] > 0 and m["ppl"]["value"] == 2.0

@@ -73,11 +73,15 @@ def test_cpu_peak_memory_sees_a_region_allocation():
         mem.reset()
         before = measure.rss_bytes()
         x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-        peak = mem.read()["peak_rss_bytes"]
+        read = mem.read()
+        peak = read["peak_rss_bytes"]
         del x
-        print(json.dumps({"before": before, "peak": peak}))
+        print(json.dumps({"before": before, "peak": peak, "keys": sorted(set(read) - {"method"}),
+                          "names": sorted(mem.names())}))
     """)
     assert r["peak"] - r["before"] >= 60 * 2**20
+    assert r["keys"] == r["names"]  # what a run that times nothing records as missing
+    assert measure.Memory("cuda").names() == ("peak_allocated_bytes", "peak_reserved_bytes")
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="VmHWM reset needs Linux /proc")

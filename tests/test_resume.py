@@ -127,13 +127,13 @@ def test_sigkills_then_resume_runs_each_run_once(tmp_path):
     assert results.load(folder)["runs"] == done["runs"]
 
 
-def test_resume_refuses_to_drop_finished_runs_left_out_by_only(tmp_path):
-    """`--resume SET --only X` with finished runs outside X would rewrite the set without them (it
-    once dropped three finished QLoRA seeds here): refused before any work, naming them; a resume whose
-    runs cover every finished one keeps them."""
-    from effbench import runspec
+XEON = "Intel(R) Xeon(R) Processor"
+
+
+def _interrupted(tmp_path, statuses: dict[str, str]):
+    """(suite, its members, an interrupted set of it begun on a Xeon holding runs `statuses`: id -> status)."""
     from effbench.child import measure
-    from effbench.run import runner, suites
+    from effbench.run import suites
 
     (tmp_path / "killme.toml").write_text(SUITE)
     suite = suites.load_suite(str(tmp_path / "killme.toml"))
@@ -144,13 +144,21 @@ def test_resume_refuses_to_drop_finished_runs_left_out_by_only(tmp_path):
         "git": measure.git_state(),
         "suite": "killme",
         "shard": None,
-        "env": {"device": "cpu", "device_name": "Intel(R) Xeon(R) Processor"},
-        "runs": [
-            {"id": "a", "status": "ok", "spec": by_id["a"].to_dict()},
-            {"id": "b", "status": "failed", "spec": by_id["b"].to_dict()},
-        ],
+        "env": {"device": "cpu", "device_name": XEON},
+        "runs": [{"id": i, "status": st, "spec": by_id[i].to_dict()} for i, st in statuses.items()],
     }
-    here = {"git": prev["git"], "device_name": "Intel(R) Xeon(R) Processor"}
+    return suite, every, prev
+
+
+def test_resume_refuses_to_drop_finished_runs_left_out_by_only(tmp_path):
+    """`--resume SET --only X` with finished runs outside X would rewrite the set without them (it
+    once dropped three finished QLoRA seeds here): refused before any work, naming them; a resume whose
+    runs cover every finished one keeps them."""
+    from effbench import runspec
+    from effbench.run import runner
+
+    suite, every, prev = _interrupted(tmp_path, {"a": "ok", "b": "failed"})
+    here = {"git": prev["git"], "device_name": XEON}
     with pytest.raises(runspec.ConfigError, match=r"finished runs \['a'\].*\['b', 'c'\]"):
         runner.resumable(prev, suite, suite.members(["b", "c"]), here, None)
     kept = runner.resumable(prev, suite, every, here, None)
@@ -162,23 +170,12 @@ def test_resume_refuses_a_set_begun_on_another_machine_model(tmp_path):
     EPYC) would hold two machines' timings side by side as if comparable: refused, naming both; the
     same model resumes."""
     from effbench import runspec
-    from effbench.child import measure
-    from effbench.run import runner, suites
+    from effbench.run import runner
 
-    (tmp_path / "killme.toml").write_text(SUITE)
-    suite = suites.load_suite(str(tmp_path / "killme.toml"))
-    every = suite.members(None)
-    prev = {
-        "_path": str(tmp_path / "set" / "results.json"),
-        "git": measure.git_state(),
-        "suite": "killme",
-        "shard": None,
-        "env": {"device": "cpu", "device_name": "Intel(R) Xeon(R) Processor"},
-        "runs": [{"id": "a", "status": "ok", "spec": every[0].to_dict()}],
-    }
+    suite, every, prev = _interrupted(tmp_path, {"a": "ok"})
     with pytest.raises(
         runspec.ConfigError, match=r"machine 'Intel\(R\) Xeon\(R\) Processor' is not this run's 'AMD EPYC'"
     ):
         runner.resumable(prev, suite, every, {"git": prev["git"], "device_name": "AMD EPYC"}, None)
-    same = runner.resumable(prev, suite, every, {"git": prev["git"], "device_name": "Intel(R) Xeon(R) Processor"}, None)
+    same = runner.resumable(prev, suite, every, {"git": prev["git"], "device_name": XEON}, None)
     assert list(same) == ["a"]

@@ -114,6 +114,10 @@ class Memory:
         except OSError:
             self.rss_reset = False
 
+    def names(self) -> tuple[str, ...]:
+        """The metrics read() records on this device."""
+        return ("peak_allocated_bytes", "peak_reserved_bytes") if self.device == "cuda" else ("peak_rss_bytes",)
+
     def read(self) -> dict:
         if self.device == "cuda":
             torch.cuda.synchronize()

@@ -316,8 +316,7 @@ def _check_timing_replicates(spec: RunSpec, reps: int, q_reps: int, path: Path) 
     (batch_sizes = [], no generate) would have it measure nothing at all."""
     if spec.scenario != "infer" or reps <= q_reps:
         return
-    b = spec.budget_obj()
-    if not b.batch_sizes and not b.generate_tokens:
+    if not spec.budget_obj().times_anything:
         raise ConfigError(
             f"{path}: run {spec.id!r}: replicates = {reps} with quality_replicates = {q_reps} makes "
             f"{reps - q_reps} timing-only replicate(s), but batch_sizes = [] and generate_tokens = 0 time "

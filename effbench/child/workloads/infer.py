@@ -338,7 +338,6 @@ def _speed_region(model, ids, budget, device: str, dec, metrics: dict) -> list:
     wall time, energy and peak memory are recorded into `metrics`; the generation failures."""
     mem = measure.Memory(device)
     energy = measure.Energy(device)
-    model.eval()
     mem.reset()
     t0 = time.perf_counter()
     failures = []
@@ -372,16 +371,15 @@ def run(model, tokenizer, data, spec, budget, ctx, techniques, info) -> dict:
         )
     }
     metrics.update(_roofline_inputs(model, spec))
+    model.eval()
     failures = []
-    if not budget.batch_sizes and not budget.generate_tokens:
+    if budget.times_anything:
+        failures = _speed_region(model, ids, budget, device, dec, metrics)
+    else:  # no $/Mtok, energy or peak drawn from an empty region
         why = "batch_sizes = [] and generate_tokens = 0: this suite times no prefill, decode or generation"
         log(f"no speed region: {why}")
-        model.eval()
-        metrics["speed_wall_s"] = measure.missing(why)  # so no $/Mtok, energy or peak of an empty region
-        metrics["energy_j"] = measure.missing(why)
-        metrics["peak_allocated_bytes" if device == "cuda" else "peak_rss_bytes"] = measure.missing(why)
-    else:
-        failures = _speed_region(model, ids, budget, device, dec, metrics)
+        for k in ("speed_wall_s", "energy_j", *measure.Memory(device).names()):
+            metrics[k] = measure.missing(why)
     items, qdata = {}, {}
     if budget.quality:
         parts = (
